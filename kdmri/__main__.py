@@ -1,0 +1,5 @@
+"""``python -m kdmri``: see :mod:`kdmri.cli`."""
+
+from .cli import main
+
+raise SystemExit(main())

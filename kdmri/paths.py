@@ -1,0 +1,80 @@
+"""Where things live: params/, us_masks/, datasets/, experiments/, runs/.
+
+Every path is resolved here, never by relative paths in notebooks or scripts, so a
+notebook run by nbval (in notebooks/) or by papermill (in the caller's folder) finds the
+same files. The project root is the folder holding ``params/`` and ``us_masks/``: the
+checkout kdmri is imported from, or ``$KDMRI_HOME`` when set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def project_root() -> Path:
+    """Return the project root (``$KDMRI_HOME``, else the checkout kdmri lives in, else cwd)."""
+    env = os.environ.get("KDMRI_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    candidate = _PACKAGE_DIR.parent
+    if (candidate / "params").is_dir() or (candidate / "us_masks").is_dir():
+        return candidate
+    return Path.cwd().resolve()
+
+
+def params_dir() -> Path:
+    """Folder of the parameter YAML files."""
+    return project_root() / "params"
+
+
+def masks_dir() -> Path:
+    """Folder of the undersampling masks, ``us_masks/<dataset>/mask_<acc>.npy``."""
+    return project_root() / "us_masks"
+
+
+def datasets_dir() -> Path:
+    """Default folder of prepared datasets, ``datasets/<dataset>/{train,validation}``."""
+    return project_root() / "datasets"
+
+
+def experiments_dir() -> Path:
+    """Default folder of experiment outputs."""
+    return project_root() / "experiments"
+
+
+def runs_dir() -> Path:
+    """Default folder of executed notebooks written by the batch runner."""
+    return project_root() / "runs"
+
+
+def acc_tag(acc: int | str) -> str:
+    """Normalise an acceleration to the tag used in file names and HDF5 keys: 4 -> '4x'."""
+    text = str(acc).strip().lower().rstrip("x")
+    try:
+        value = int(float(text))
+    except ValueError as exc:
+        from .errors import ConfigError
+
+        raise ConfigError(f"acceleration {acc!r}: expected a number such as 4, '4' or '4x'") from exc
+    return f"{value}x"
+
+
+def mask_path(dataset: str, acc: int | str, root: Path | None = None) -> Path:
+    """Path of the committed mask of ``dataset`` at ``acc``: us_masks/<dataset>/mask_<acc>.npy."""
+    return (root or masks_dir()) / dataset / f"mask_{acc_tag(acc)}.npy"
+
+
+def experiment_dir(
+    dataset: str, acc: int | str, method: str, role: str, root: Path | str | None = None
+) -> Path:
+    """The one experiment-path helper: ``<root>/<dataset>/acc_<acc>/<method>_<role>/``.
+
+    ``method`` names the recipe (``baseline``, ``kdmri``, ``sft``...), ``role`` the network
+    trained in it (``teacher``, ``student``, ``feature``, ``kd``...), so a later stage finds
+    the checkpoint of an earlier one without being told.
+    """
+    base = Path(root) if root is not None else experiments_dir()
+    return base / dataset / f"acc_{acc_tag(acc)}" / f"{method}_{role}"
