@@ -56,7 +56,8 @@ def cartesian_mask(
         shape: image size ``(H, W)``; W is the phase-encode axis.
         acc: acceleration; exactly ``round(W / acc)`` lines are sampled.
         seed: random seed; the same seed always gives the same mask.
-        centre_fraction: fraction of W fully sampled around DC (default ``0.32 / acc``).
+        centre_fraction: fraction of W fully sampled around DC (default ``0.32 / acc``),
+            rounded to an odd number of lines centred on DC.
         decay: outer lines are drawn with probability ~ (1 + |k| / k_max * 8) ** -decay.
         centred: return the centred layout instead of the (default) unshifted one.
 
@@ -69,9 +70,11 @@ def cartesian_mask(
     n_lines = max(1, int(round(w / acc)))
     frac = _centre_fraction(acc) if centre_fraction is None else centre_fraction
     n_centre = min(n_lines, max(1, int(round(w * frac))))
+    n_centre += 1 - n_centre % 2  # odd: the band is symmetric about DC
     centre = w // 2
     lines = np.zeros(w, dtype=bool)
     start = centre - n_centre // 2
+    n_lines = max(n_lines, n_centre)
     lines[start : start + n_centre] = True
     outer = np.flatnonzero(~lines)
     n_outer = n_lines - n_centre

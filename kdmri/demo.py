@@ -1,0 +1,143 @@
+"""The embedded demo dataset: real anatomy that needs no download.
+
+Source: the **MNI152 ICBM 2009a symmetric T1 template** (Fonov et al. 2009/2011), an
+average of 152 real T1 scans, shipped inside nilearn's wheel as
+``nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz``.
+
+Build (``python -m kdmri demo-data`` or ``make demo-data``):
+
+1. average-pool the 1 mm template to 2 mm and crop the head to 96 x 96 in-plane;
+2. **validation**: one axial slab, 16 slices at 2 mm through the ventricles
+   (``VAL_SLAB``);
+3. **training**: everything at least ``MARGIN`` slices away from that slab — the axial
+   slices below and above it, and the coronal and sagittal slices of the two sub-volumes
+   below and above it (zero-padded to 96 x 96). No training image contains a voxel of the
+   validation slab or its margin, so validation numbers are honest in the spatial sense;
+4. intensities divided by the template maximum (so in [0, 1]); near-empty slices dropped;
+5. written through :func:`kdmri.data.write_volume` with the demo masks in ``us_masks/demo``.
+
+What it cannot show: the template is one smooth average brain without noise, coil
+sensitivities or pathology, and its two hemispheres are mirror images; absolute PSNR/SSIM
+are far higher than on real scans and only the *ordering* of methods carries over.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .data import write_volume
+from .errors import DataError
+from .masks import ACCELERATIONS, DATASET_SHAPES, load_dataset_mask
+from .paths import datasets_dir
+
+TEMPLATE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+SIZE = DATASET_SHAPES["demo"]  # (96, 96)
+VAL_SLAB = (38, 54)  # axial slices (2 mm grid) held out for validation
+MARGIN = 2  # slices between the validation slab and any training voxel
+MIN_CONTENT = 0.05  # drop slices with less than 5 % of pixels above 0.1
+DEMO_VERSION = 1
+
+
+def template_path() -> Path:
+    """Path of the MNI152 2009a T1 template inside the installed nilearn package."""
+    try:
+        import nilearn
+    except ImportError as exc:  # pragma: no cover - nilearn is a dependency
+        raise DataError("the demo dataset needs nilearn (pip install nilearn): it ships the "
+                        "MNI152 template") from exc
+    path = Path(nilearn.__file__).parent / "datasets" / "data" / TEMPLATE
+    if not path.is_file():
+        raise DataError(f"{path}: MNI152 template not found in the installed nilearn")
+    return path
+
+
+def load_template_2mm() -> np.ndarray:
+    """The template at 2 mm, cropped to 96 x 96 in-plane: float32 (x=96, y=96, z=94) in [0, 1]."""
+    import nibabel as nib
+
+    vol = np.asarray(nib.load(str(template_path())).dataobj, dtype=np.float32)
+    if vol.shape != (197, 233, 189):
+        raise DataError(f"{template_path()}: expected the 197x233x189 template, got {vol.shape}")
+    vol = vol[:196, :232, :188].reshape(98, 2, 116, 2, 94, 2).mean(axis=(1, 3, 5))
+    vol = vol[1:97, 10:106, :]  # head bounding box at 2 mm: x 13..85, y 13..103
+    return (vol / vol.max()).astype(np.float32)
+
+
+def _pad_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = img.shape
+    out = np.zeros(size, dtype=np.float32)
+    top, left = (size[0] - h) // 2, (size[1] - w) // 2
+    out[top : top + h, left : left + w] = img
+    return out
+
+
+def _stack(slices: list[np.ndarray]) -> np.ndarray:
+    keep = [s for s in slices if (s > 0.1).mean() >= MIN_CONTENT]
+    return np.stack([_pad_to(s, SIZE) for s in keep], axis=-1)
+
+
+def demo_volumes() -> dict[str, dict[str, np.ndarray]]:
+    """``{"train": {name: (96, 96, S)}, "validation": {...}}`` as described in the module doc."""
+    vol = load_template_2mm()
+    z0, z1 = VAL_SLAB
+    parts = {"inferior": vol[:, :, : z0 - MARGIN], "superior": vol[:, :, z1 + MARGIN :]}
+    train: dict[str, np.ndarray] = {}
+    for part, sub in parts.items():
+        train[f"axial_{part}"] = _stack([np.rot90(sub[:, :, z]) for z in range(sub.shape[2])])
+        train[f"coronal_{part}"] = _stack([np.rot90(sub[:, y, :]) for y in range(sub.shape[1])])
+        train[f"sagittal_{part}"] = _stack([np.rot90(sub[x, :, :]) for x in range(sub.shape[0])])
+    val = {"axial_val": _stack([np.rot90(vol[:, :, z]) for z in range(z0, z1)])}
+    return {"train": train, "validation": val}
+
+
+def build_demo(out: Path | str | None = None, accs=ACCELERATIONS, overwrite: bool = False,
+               verbose: bool = True) -> Path:
+    """Build the demo dataset into ``<out>/demo/{train,validation}`` (default ``datasets/``).
+
+    Skips the work when a complete build of the same version exists, unless ``overwrite``.
+    Returns the dataset folder.
+    """
+    root = Path(out) if out is not None else datasets_dir()
+    folder = root / "demo"
+    manifest_path = folder / "manifest.json"
+    if manifest_path.is_file() and not overwrite:
+        manifest = json.loads(manifest_path.read_text())
+        tags = [f"{a}x" for a in accs]
+        if manifest.get("version") == DEMO_VERSION and set(tags) <= set(manifest.get("accs", [])):
+            if verbose:
+                print(f"demo dataset up to date in {folder} (use --overwrite to rebuild)")
+            return folder
+    masks = {a: load_dataset_mask("demo", a, SIZE) for a in accs}
+    counts = {}
+    for split, volumes in demo_volumes().items():
+        for name, volfs in volumes.items():
+            write_volume(folder / split / f"demo_{name}.h5", volfs, masks,
+                         attrs={"source": TEMPLATE, "split": split, "kdmri_demo_version": DEMO_VERSION})
+            counts[f"{split}/demo_{name}"] = int(volfs.shape[-1])
+    manifest = {
+        "version": DEMO_VERSION,
+        "source": f"nilearn/datasets/data/{TEMPLATE}",
+        "accs": [f"{a}x" for a in accs],
+        "validation_axial_slab_2mm": list(VAL_SLAB),
+        "margin_slices": MARGIN,
+        "slices": counts,
+        "train_slices": sum(v for k, v in counts.items() if k.startswith("train/")),
+        "validation_slices": sum(v for k, v in counts.items() if k.startswith("validation/")),
+    }
+    tmp = manifest_path.with_name("manifest.json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(manifest_path)
+    if verbose:
+        print(f"demo dataset: {manifest['train_slices']} training and "
+              f"{manifest['validation_slices']} validation slices in {folder}")
+    return folder
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("demo-data", help="build the embedded demo dataset (MNI152 template)")
+    p.add_argument("--out", type=Path, default=None, help="datasets folder (default: datasets/)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild even if up to date")
+    p.set_defaults(func=lambda a: build_demo(a.out, overwrite=a.overwrite) and 0)

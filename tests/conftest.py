@@ -1,0 +1,37 @@
+"""Shared fixtures: one device fixture (CPU, plus CUDA when present) and a tiny HDF5 folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kdmri.data import write_volume
+from kdmri.masks import cartesian_mask
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    return torch.device(request.param)
+
+
+def smooth_volume(shape=(32, 24, 3), seed=0) -> np.ndarray:
+    """A small smooth non-negative test volume in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    h, w, s = shape
+    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    vol = np.stack([np.exp(-((yy - 0.2 * rng.standard_normal()) ** 2 + xx**2) * (2 + i))
+                    for i in range(s)], axis=-1)
+    vol += 0.05 * rng.random(vol.shape)
+    return (vol / vol.max()).astype(np.float32)
+
+
+@pytest.fixture
+def tiny_folder(tmp_path):
+    """Two volumes of 32x24 with 3 and 2 slices, masks at 4x and 8x."""
+    masks = {a: cartesian_mask((32, 24), a, seed=a) for a in (4, 8)}
+    write_volume(tmp_path / "vol_a.h5", smooth_volume((32, 24, 3), 0), masks)
+    write_volume(tmp_path / "vol_b.h5", smooth_volume((32, 24, 2), 1), masks)
+    return tmp_path
