@@ -20,13 +20,38 @@ def _cmd_check_env(args) -> int:
 
 
 def _cmd_masks(args) -> int:
-    from .masks import DATASET_SHAPES, make_dataset_masks, sampled_fraction
     import numpy as np
+
+    from .masks import DATASET_SHAPES, make_dataset_masks, sampled_fraction
 
     names = list(DATASET_SHAPES) if args.all or not args.dataset else args.dataset
     for path in make_dataset_masks(names, tuple(args.acc)):
         print(f"{path}  sampled fraction {sampled_fraction(np.load(path)):.4f}")
     return 0
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The configuration options shared by train / evaluate / pipeline."""
+    p.add_argument("--params", help="params YAML (a path, or a name in params/ such as demo_4x)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set imitation_weight=0.5 (repeatable)")
+    for flag, typ in (("--dataset", str), ("--acc", str), ("--epochs", int),
+                      ("--batch-size", int), ("--device", str), ("--seed", int),
+                      ("--data-root", str), ("--experiments-root", str), ("--method", str)):
+        p.add_argument(flag, type=typ, default=None)
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def config_from_args(args):
+    """Config from ``--params``, then the named flags, then ``--set`` overrides."""
+    from .config import load_config, parse_override
+
+    overrides = {k: getattr(args, k) for k in ("dataset", "acc", "epochs", "batch_size", "device",
+                                               "seed", "data_root", "experiments_root", "method")}
+    if args.no_progress:
+        overrides["progress"] = False
+    overrides.update(dict(parse_override(o) for o in args.overrides))
+    return load_config(args.params, overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:

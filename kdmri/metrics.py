@@ -1,7 +1,7 @@
 """Image-quality metrics for MRI reconstruction and paired statistics for result tables.
 
-All functions take numpy arrays (anything :func:`numpy.asarray` accepts, e.g. CPU tensors
-without gradients) and return plain Python floats or dicts of floats.
+All functions take numpy arrays (or anything :func:`numpy.asarray` accepts; torch tensors
+are detached and moved to the CPU) and return plain Python floats or dicts of floats.
 
 Definitions (as in the KD-MRI and SFT-KD-Recon papers and their reference code):
 
@@ -45,6 +45,8 @@ METRICS: tuple[str, ...] = ("psnr", "ssim", "nmse", "hfn")
 
 def _as_float_array(x, name: str) -> np.ndarray:
     """``x`` as a float64 array; ValueError naming ``name`` if it holds NaN or inf."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, possibly on a GPU
+        x = x.detach().cpu().numpy()
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -2,14 +2,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import smooth_volume
 from torch.utils.data import DataLoader
 
 from kdmri.data import SliceDataset, write_volume
 from kdmri.errors import DataError
 from kdmri.fft import fft2, ifft2
 from kdmri.masks import cartesian_mask
-
-from conftest import smooth_volume
 
 
 def test_write_layout_and_values(tmp_path):

@@ -67,7 +67,7 @@ def test_ssim_agrees_with_skimage(pair):
 def test_nmse(pair):
     target, pred = pair
     assert nmse(target, target.copy()) == 0.0
-    expected = sum((t - p) ** 2 for t, p in zip(target.ravel(), pred.ravel())) / sum(
+    expected = sum((t - p) ** 2 for t, p in zip(target.flat, pred.flat, strict=True)) / sum(
         t**2 for t in target.ravel()
     )
     assert nmse(target, pred) == pytest.approx(expected, rel=1e-10)
@@ -226,3 +226,11 @@ def test_module_exports():
     for name in ("psnr", "ssim", "nmse", "hfn", "slice_metrics", "volume_metrics",
                  "summarize", "paired_difference"):
         assert callable(getattr(metrics, name))
+
+
+def test_accepts_torch_tensors(pair):
+    import torch
+
+    target, pred = pair
+    t = torch.tensor(target, requires_grad=True)
+    assert psnr(t, torch.tensor(pred)) == pytest.approx(psnr(target, pred))

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from kdmri.fft import fft2
-from kdmri.models import STUDENT, TEACHER, DCCNN, build_dccnn, count_parameters
+from kdmri.models import DCCNN, STUDENT, TEACHER, build_dccnn, count_parameters
 from kdmri.models.dccnn import data_consistency
 
 

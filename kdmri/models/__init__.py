@@ -1,11 +1,11 @@
 """Networks: the data-consistency layer and the DC-CNN teacher/student."""
 
 from .dccnn import (
+    DCCNN,
     STUDENT,
     TEACHER,
     ConvBlock,
     DataConsistency,
-    DCCNN,
     DCCNNConfig,
     ReconOutput,
     build_dccnn,
@@ -13,12 +13,12 @@ from .dccnn import (
 )
 
 __all__ = [
+    "DCCNN",
     "STUDENT",
     "TEACHER",
     "ConvBlock",
-    "DataConsistency",
-    "DCCNN",
     "DCCNNConfig",
+    "DataConsistency",
     "ReconOutput",
     "build_dccnn",
     "count_parameters",

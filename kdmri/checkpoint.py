@@ -1,0 +1,96 @@
+"""Checkpoints: state dicts plus plain metadata, written atomically, read with weights_only.
+
+Two files per experiment folder:
+
+* ``model.pt``  the last epoch: model, optimiser, scheduler and loss-module states, the
+  epoch count, the per-epoch history and the configuration, so training can resume;
+* ``best_model.pt`` the model with the lowest validation loss, with its architecture so it
+  can be rebuilt without the code that trained it.
+
+Both are written to a temporary file and renamed (``os.replace`` is atomic on POSIX), so a
+crash mid-write leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import DataError
+
+LAST = "model.pt"
+BEST = "best_model.pt"
+
+
+def atomic_save(obj: Any, path: Path | str) -> Path:
+    """``torch.save`` to ``<path>.tmp``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; clear errors for missing/corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found (train the stage that makes it first)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable kdmri checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise DataError(f"{path}: expected a kdmri checkpoint dict with a 'model' state dict")
+    return ckpt
+
+
+def build_from_arch(arch: dict) -> torch.nn.Module:
+    """Rebuild a network from the ``arch`` metadata stored in a checkpoint."""
+    arch = dict(arch)
+    kind = arch.pop("kind", None)
+    if kind == "dccnn":
+        from .models.dccnn import DCCNN, DCCNNConfig
+
+        return DCCNN(DCCNNConfig(**arch))
+    if kind == "vdsr":
+        from .models.vdsr import VDSR, VDSRConfig
+
+        return VDSR(VDSRConfig(**arch))
+    if kind == "sft":
+        from .sft import SFTTeacher
+
+        return SFTTeacher.from_arch(arch)
+    raise DataError(f"checkpoint arch kind {kind!r}: expected 'dccnn', 'vdsr' or 'sft'")
+
+
+def arch_of(model: torch.nn.Module) -> dict:
+    """Plain-dict architecture description of a kdmri model (inverse of build_from_arch)."""
+    if hasattr(model, "arch"):
+        return model.arch()
+    kind = type(model).__name__.lower()
+    return {"kind": kind, **model.config.to_dict()}
+
+
+def load_model(path: Path | str, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild and load the model of a checkpoint; returns ``(model, checkpoint)``."""
+    ckpt = load_checkpoint(path, map_location)
+    if "arch" not in ckpt:
+        raise DataError(f"{path}: checkpoint has no 'arch' entry; cannot rebuild the model")
+    model = build_from_arch(ckpt["arch"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise DataError(f"{path}: weights do not fit the stored architecture ({exc})") from exc
+    return model.to(map_location), ckpt

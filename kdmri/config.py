@@ -1,0 +1,183 @@
+"""Typed configuration: a dataclass merged with a YAML file from params/ and overrides.
+
+``load_config("params/demo_4x.yaml", overrides={"epochs": 2})`` -> :class:`Config`.
+Unknown keys are errors (a typo must not silently fall back to a default). The resolved
+configuration is written as ``config.yaml`` next to every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .errors import ConfigError
+from .paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, params_dir
+
+
+@dataclass
+class Config:
+    """Every setting of a run. Defaults are the KD-MRI reference settings (section 2 of
+    DESIGN.md) on the demo data; params/*.yaml override them."""
+
+    # data
+    dataset: str = "demo"
+    acc: str = "4x"
+    data_root: str | None = None  # default: datasets/<dataset>
+    mask: str | None = None  # .npy path; default: the mask stored in each HDF5 file
+    in_memory: bool = True
+    max_train_slices: int | None = None  # small runs (CI): first N training slices
+    max_val_slices: int | None = None
+    num_workers: int = 0
+    # optimisation (reference: Adam 1e-3, StepLR 40 / 0.1, batch 4, 150 epochs, L1)
+    epochs: int = 150
+    batch_size: int = 4
+    lr: float = 1e-3
+    lr_step: int = 40
+    lr_gamma: float = 0.1
+    seed: int = 42
+    device: str = "cpu"  # "cpu", "cuda", or "auto"
+    # experiment layout: experiments/<dataset>/acc_<acc>/<method>_<role>/
+    experiments_root: str | None = None
+    method: str = "kdmri"
+    teacher_method: str | None = None  # whose teacher the KD stages use (default: method)
+    # feature (attention) stage
+    feature_loss: str = "at_kdmri"
+    at_mode: str = "sample"  # "sample" (published AT) or "batch" (KD-MRI reference code)
+    feature_pairs: list | None = None  # [[student_layer, teacher_layer], ...]
+    feature_weight: float = 1.0
+    feature_target_weight: float = 0.0  # L1-to-target term added in the feature stage
+    feature_options: dict = field(default_factory=dict)
+    # KD stage: L1(student, target) + imitation_weight * L1(student, teacher)
+    kd_init: str = "feature"  # "feature" (KD-MRI), "scratch", or a checkpoint path
+    imitation_weight: float = 1.0
+    imitation_reduction: str = "mean"  # "mean" or "reference" (divided by element count)
+    kd_feature_weight: float = 0.0  # optional feature term during the KD stage
+    teacher_cache: bool = True  # compute the frozen teacher's outputs once per run
+    # super-resolution
+    sr_keep: int = 24  # central k-space block kept (paper: 64 of 256; demo: 24 of 96)
+    # SFT-KD-Recon
+    sft_branch_weight: float = 1.0
+    sft_imitation_weight: float = 1.0
+    # bookkeeping
+    resume: bool = True
+    progress: bool = True
+    notes: str = ""
+
+    def __post_init__(self):
+        self.acc = acc_tag(self.acc)
+        if self.at_mode not in ("sample", "batch"):
+            raise ConfigError(f"at_mode={self.at_mode!r}: expected 'sample' or 'batch'")
+        if self.imitation_reduction not in ("mean", "reference"):
+            raise ConfigError(
+                f"imitation_reduction={self.imitation_reduction!r}: expected 'mean' or 'reference'")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: expected a positive integer")
+
+    # ---- paths -------------------------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_root) if self.data_root else datasets_dir() / self.dataset
+
+    @property
+    def train_dir(self) -> Path:
+        return self.data_path / "train"
+
+    @property
+    def val_dir(self) -> Path:
+        return self.data_path / "validation"
+
+    @property
+    def experiments_path(self) -> Path:
+        return Path(self.experiments_root) if self.experiments_root else experiments_dir()
+
+    def experiment(self, role: str, method: str | None = None) -> Path:
+        """``experiments/<dataset>/acc_<acc>/<method>_<role>``."""
+        return experiment_dir(self.dataset, self.acc, method or self.method, role,
+                              self.experiments_path)
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> Config:
+        return merge(self, changes)
+
+
+FIELDS = {f.name for f in dataclasses.fields(Config)}
+
+
+def merge(cfg: Config, changes: dict[str, Any], source: str = "overrides") -> Config:
+    """New config with ``changes`` applied; unknown keys raise :class:`ConfigError`."""
+    unknown = sorted(set(changes) - FIELDS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown parameter(s) {unknown}; known: {sorted(FIELDS)}")
+    data = cfg.to_dict()
+    data.update(changes)
+    return Config(**data)
+
+
+def resolve_params(path: str | Path) -> Path:
+    """A params file given as a path or as a bare name in params/ (``demo_4x``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    for candidate in (params_dir() / p, params_dir() / f"{p}.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"{path}: parameter file not found (looked in . and {params_dir()})")
+
+
+def read_params(path: str | Path) -> dict[str, Any]:
+    """Read a params YAML into a dict (``{}`` for an empty file), with clear errors."""
+    p = resolve_params(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of parameter names to values")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults <- params YAML (``path``) <- ``overrides`` (values ``None`` are ignored)."""
+    cfg = Config()
+    if path is not None:
+        cfg = merge(cfg, read_params(path), source=str(resolve_params(path)))
+    if overrides:
+        cfg = merge(cfg, {k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"epochs=3"`` -> ``("epochs", 3)`` (the value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key=value")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Write the resolved configuration as YAML, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
+    tmp.replace(path)
+
+
+def seed_everything(seed: int) -> None:
+    """The one place seeds are set: python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

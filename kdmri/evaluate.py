@@ -1,0 +1,181 @@
+"""Evaluation: run a checkpoint over the validation set; write reconstructions and reports.
+
+For an experiment folder ``experiments/<dataset>/acc_<acc>/<method>_<role>/`` it writes
+
+* ``results/<volume>.h5`` with key ``reconstruction`` (H, W, S) (and ``slices``),
+* ``metrics.csv``: one row per slice: volume, slice, psnr, ssim, nmse, hfn (per-slice
+  metrics, SFT-KD-Recon style; data_range = max of the target slice),
+* ``report.json``: per-metric mean and std over slices (``metrics``) and over volumes in
+  the KD-MRI style (``volume_metrics``), slice and volume counts, the parameter count,
+  the configuration, seed, library versions and git commit. Nothing time-dependent goes
+  into the report, so the same seed on the same machine gives the same file.
+
+The network-free baseline (zero-filled for reconstruction, the low-resolution input for
+super-resolution) is evaluated the same way with ``stage="zf"`` / ``"sr-lr"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .checkpoint import BEST, load_model
+from .config import Config, seed_everything
+from .metrics import METRICS, slice_metrics, summarize, volume_metrics
+from .models.dccnn import count_parameters
+from .paths import project_root
+from .train import RECON, SR, Task, default_method, resolve_stage, to_device
+
+BASELINES = {"zf": RECON, "sr-lr": SR}
+
+
+def library_versions() -> dict[str, str]:
+    import h5py as _h5
+    import skimage
+
+    import kdmri
+
+    return {"kdmri": kdmri.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "scikit-image": skimage.__version__, "h5py": _h5.__version__,
+            "python": platform.python_version()}
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def _resolve(stage: str) -> tuple[Task, str, bool]:
+    """(task, role, is_baseline) for an evaluation target such as ``kd``, ``sr-kd``, ``zf``."""
+    if stage in BASELINES:
+        task = BASELINES[stage]
+        return task, "zf" if task is RECON else "lr", True
+    stage_cls, task = resolve_stage(stage)
+    return task, stage_cls.role, False
+
+
+def _write_h5(path: Path, recon: np.ndarray, slices: list[int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with h5py.File(tmp, "w") as fh:
+            fh.create_dataset("reconstruction", data=recon.astype(np.float32))
+            fh.create_dataset("slices", data=np.asarray(slices, dtype=np.int64))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
+             save_reconstructions: bool = True) -> dict:
+    """Evaluate the best checkpoint of ``stage`` (or the baseline) on the validation set.
+
+    Returns the report dict (also written to ``report.json``).
+    """
+    task, role, baseline = _resolve(stage)
+    cfg = default_method(cfg, task)
+    device = cfg.torch_device()
+    seed_everything(cfg.seed)
+    out_dir = cfg.experiment(role)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, params, ckpt_path, train_info = None, 0, None, {}
+    if not baseline:
+        ckpt_path = Path(checkpoint) if checkpoint else out_dir / BEST
+        model, ckpt = load_model(ckpt_path, device)
+        model.eval()
+        params = count_parameters(model)
+        if hasattr(model, "inference_parameters"):
+            params = model.inference_parameters()
+        train_info = {"best_epoch": ckpt.get("epoch"), "best_val_loss": ckpt.get("val_loss")}
+    ds = task.dataset(cfg, "validation")
+    preds: dict[str, dict[int, np.ndarray]] = {}
+    targets: dict[str, dict[int, np.ndarray]] = {}
+    rows = []
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False)
+    with torch.no_grad():
+        for batch in tqdm(loader, desc=f"evaluate {stage}", disable=not cfg.progress, leave=False):
+            b = to_device(batch, device)
+            if baseline:
+                pred = b["input"]
+            else:
+                pred = task.forward(model, b, features=False).image
+            pred = pred.float().cpu().numpy()[:, 0]
+            target = batch["target"].numpy()[:, 0]
+            for i, (vol, s) in enumerate(zip(batch["volume"], batch["slice"].tolist())):
+                preds.setdefault(vol, {})[s] = pred[i]
+                targets.setdefault(vol, {})[s] = target[i]
+                rows.append({"volume": vol, "slice": s, **slice_metrics(target[i], pred[i])})
+    vol_rows = []
+    for vol in sorted(preds):
+        slices = sorted(preds[vol])
+        p = np.stack([preds[vol][s] for s in slices], axis=-1)
+        t = np.stack([targets[vol][s] for s in slices], axis=-1)
+        vol_rows.append(volume_metrics(t, p))
+        if save_reconstructions:
+            _write_h5(out_dir / "results" / f"{vol}.h5", p, slices)
+    tmp = out_dir / "metrics.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["volume", "slice", *METRICS])
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out_dir / "metrics.csv")
+    report = {
+        "dataset": cfg.dataset, "acc": cfg.acc, "task": task.name, "method": cfg.method,
+        "role": role, "stage": stage,
+        "label": task.baseline_name if baseline else role,
+        "checkpoint": str(ckpt_path.name) if ckpt_path else None,
+        "n_slices": len(rows), "n_volumes": len(vol_rows),
+        "parameters": params,
+        "metrics": {m: summarize([r[m] for r in rows]) for m in METRICS},
+        "volume_metrics": {m: summarize([r[m] for r in vol_rows]) for m in METRICS},
+        "metrics_note": "metrics: per slice (SFT-KD-Recon style); volume_metrics: per volume "
+                        "(KD-MRI style, SSIM over the volume with slices as channels)",
+        "train": train_info,
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+    }
+    _atomic_text(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True))
+    return report
+
+
+def register_cli(sub) -> None:
+    from .cli import add_config_arguments, config_from_args
+
+    p = sub.add_parser("evaluate", help="evaluate a trained stage (or the zf / sr-lr baseline) "
+                       "on the validation set")
+    p.add_argument("--stage", required=True, help="teacher | student | feature | kd | zf | "
+                   "sr-teacher | ... | sr-lr | sft-teacher | sft-kd")
+    p.add_argument("--checkpoint", help="a checkpoint to evaluate instead of the stage's best")
+    add_config_arguments(p)
+
+    def run(args):
+        rep = evaluate(config_from_args(args), args.stage, args.checkpoint)
+        m = rep["metrics"]
+        print(f"{args.stage}: PSNR {m['psnr']['mean']:.2f} +/- {m['psnr']['std']:.2f} dB, "
+              f"SSIM {m['ssim']['mean']:.4f} +/- {m['ssim']['std']:.4f} "
+              f"({rep['n_slices']} slices)")
+        return 0
+
+    p.set_defaults(func=run)

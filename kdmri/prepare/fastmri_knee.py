@@ -1,0 +1,116 @@
+"""fastMRI knee, single-coil -> ``knee``: 640 x 368 magnitude images from the full k-space.
+
+On-disk layout of the fastMRI single-coil knee download::
+
+    singlecoil_train/file1000001.h5
+        kspace              complex64 (slices, 640, W)   fully sampled, centred (W ~ 368-372)
+        reconstruction_esc  float32   (slices, 320, 320) (not used)
+        ismrmrd_header      bytes     XML acquisition header (not used)
+        attrs: acquisition ('CORPD_FBK' / 'CORPDFS_FBK'), max, norm, patient_id
+    singlecoil_val/file1000000.h5      same keys
+    singlecoil_test_v2/...             undersampled (has a 'mask' key): rejected
+
+Each slice is ``|ifft2c(kspace[s])|`` (orthonormal, centred, :func:`kdmri.fft.ifft2c`), a
+640 x W image (readout x phase encode, readout oversampling kept as in the KD-MRI
+reference size); the width is centre-cropped (or zero-padded) **in the image domain** to
+368 columns. Every slice of a file is kept. Split unit: the patient (``patient_id``
+attribute when present, else the file); official split: ``singlecoil_train`` -> train,
+``singlecoil_val`` -> validation.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..fft import ifft2c
+from .common import PrepareOptions, SourceVolume, check_finite
+
+DATASET = "knee"
+TITLE = "fastMRI knee (single-coil)"
+FILE_RE = re.compile(r"^file\d+\.h5$")
+OFFICIAL = {"singlecoil_train": "train", "singlecoil_val": "validation"}
+
+
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable HDF5 file ({exc}); it may be truncated or "
+                        "corrupt: download it again") from exc
+
+
+def _attr_text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _official(path: Path) -> str | None:
+    for parent in path.parents:
+        name = parent.name.lower()
+        for prefix, split in OFFICIAL.items():
+            if name.startswith(prefix):
+                return split
+    return None
+
+
+def _file_volume(path: Path) -> SourceVolume:
+    with _open(path) as fh:
+        keys = sorted(fh.keys())
+        if "kspace" not in fh:
+            raise DataError(f"{path}: missing key 'kspace' (keys present: {keys}); expected a "
+                            "fastMRI single-coil file with fully sampled k-space")
+        if "mask" in fh:
+            raise DataError(f"{path}: undersampled fastMRI test/challenge file (has a 'mask'); "
+                            "expected fully sampled k-space from singlecoil_train or "
+                            "singlecoil_val")
+        kspace = fh["kspace"]
+        if kspace.ndim == 4:
+            raise DataError(f"{path}: multi-coil k-space {kspace.shape} (slices, coils, H, W); "
+                            "expected single-coil (slices, 640, W)")
+        if kspace.ndim != 3 or not np.issubdtype(kspace.dtype, np.complexfloating):
+            raise DataError(f"{path}: 'kspace' is {kspace.dtype} {kspace.shape}; expected complex "
+                            "(slices, 640, W)")
+        slices, height, width = (int(n) for n in kspace.shape)
+        if slices == 0:
+            raise DataError(f"{path}: 'kspace' has no slices")
+        attrs = {k: _attr_text(fh.attrs[k]) for k in ("acquisition", "patient_id")
+                 if k in fh.attrs}
+
+    def load(path: Path = path) -> np.ndarray:
+        with _open(path) as fh:
+            try:
+                k = fh["kspace"][()]
+            except (OSError, KeyError) as exc:
+                raise DataError(f"{path}: could not read 'kspace' ({exc}); the file may be "
+                                "truncated or corrupt: download it again") from exc
+        check_finite(np.moveaxis(k, 0, -1), path, "'kspace'")
+        image = np.abs(ifft2c(k.astype(np.complex128)))  # (slices, H, W)
+        return np.moveaxis(image, 0, -1)
+
+    subject = attrs.get("patient_id") or path.stem
+    return SourceVolume(name=path.stem, subject=subject, sources=(path,),
+                        shape=(height, width, slices), load=load, official_split=_official(path),
+                        attrs={"acquisition": attrs.get("acquisition", "")})
+
+
+def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
+    """Every ``file*.h5`` below ``src`` (sorted)."""
+    if options.contrast is not None:
+        raise ConfigError("--contrast applies to mrbrain only; the knee files hold their own "
+                          "acquisition (CORPD_FBK / CORPDFS_FBK)")
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix in (".h5", ".hdf5")
+                   and not any(part.startswith(".") for part in p.relative_to(src).parts))
+    if not files:
+        raise DataError(f"{src}: no fastMRI .h5 files found (expected e.g. "
+                        "singlecoil_train/file1000001.h5)")
+    for path in files:
+        if not FILE_RE.match(path.name):
+            raise DataError(f"{path}: unexpected file name; expected fastMRI knee files named "
+                            "like file1000001.h5")
+    return [_file_volume(path) for path in files]
