@@ -79,7 +79,8 @@ _REGISTRARS: list = []
 def _load_registrars() -> None:
     import importlib
 
-    for name in ("kdmri.demo", "kdmri.train", "kdmri.evaluate", "kdmri.prepare", "kdmri.batch",
+    for name in ("kdmri.demo", "kdmri.train", "kdmri.evaluate", "kdmri.pipeline", "kdmri.prepare",
+                 "kdmri.batch",
                  "kdmri.benchmark"):
         try:
             module = importlib.import_module(name)

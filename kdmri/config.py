@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from .errors import ConfigError
-from .paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, params_dir
+from .paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, params_dir, project_root
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Config:
     feature_target_weight: float = 0.0  # L1-to-target term added in the feature stage
     feature_options: dict = field(default_factory=dict)
     # KD stage: L1(student, target) + imitation_weight * L1(student, teacher)
+    feature_init: str = "scratch"  # student init for the feature stage: "scratch", "sft", or a path
     kd_init: str = "feature"  # "feature" (KD-MRI), "scratch", or a checkpoint path
     imitation_weight: float = 1.0
     imitation_reduction: str = "mean"  # "mean" or "reference" (divided by element count)
@@ -84,7 +85,7 @@ class Config:
     # ---- paths -------------------------------------------------------------------------
     @property
     def data_path(self) -> Path:
-        return Path(self.data_root) if self.data_root else datasets_dir() / self.dataset
+        return _rooted(self.data_root) if self.data_root else datasets_dir() / self.dataset
 
     @property
     def train_dir(self) -> Path:
@@ -96,7 +97,7 @@ class Config:
 
     @property
     def experiments_path(self) -> Path:
-        return Path(self.experiments_root) if self.experiments_root else experiments_dir()
+        return _rooted(self.experiments_root) if self.experiments_root else experiments_dir()
 
     def experiment(self, role: str, method: str | None = None) -> Path:
         """``experiments/<dataset>/acc_<acc>/<method>_<role>``."""
@@ -113,6 +114,28 @@ class Config:
 
     def replace(self, **changes) -> Config:
         return merge(self, changes)
+
+
+def _rooted(path: str) -> Path:
+    """Relative paths in configs are relative to the project root, not the working folder
+    (notebooks run from notebooks/ under nbval and from anywhere under papermill)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+#: Fields that may change between a run and its resumption.
+RESUMABLE_CHANGES = {"epochs", "progress", "resume", "num_workers", "device", "notes"}
+
+
+def check_resumable(stored: dict, cfg: Config, where: Path) -> None:
+    """Refuse to resume a run whose stored configuration differs in anything that matters."""
+    current = cfg.to_dict()
+    diff = sorted(k for k in set(stored) | set(current)
+                  if k not in RESUMABLE_CHANGES and stored.get(k) != current.get(k))
+    if diff:
+        details = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in diff)
+        raise ConfigError(f"{where}: an earlier run with different settings is there ({details}); "
+                          "use another experiments_root or method, or set resume=False to restart")
 
 
 FIELDS = {f.name for f in dataclasses.fields(Config)}

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
 from .checkpoint import BEST, LAST, arch_of, atomic_save, load_checkpoint, load_model
-from .config import Config, save_config, seed_everything
+from .config import Config, check_resumable, save_config, seed_everything
 from .errors import ConfigError, DataError
 from .models.dccnn import ReconOutput
 
@@ -213,12 +213,28 @@ class _WithTeacher(Stage):
 
 
 class FeatureStage(_WithTeacher):
-    """Feature distillation: the student's activations match the frozen teacher's."""
+    """Feature distillation: the student's activations match the frozen teacher's.
+
+    ``feature_init`` picks the student's starting point: ``scratch`` (KD-MRI), ``sft``
+    (SFT-KD-Recon: cascades 2..5 from the SFT teacher's student branches) or a checkpoint.
+    """
 
     role = "feature"
 
+    def init_student(self, model) -> None:
+        init = self.cfg.feature_init
+        if init == "scratch":
+            return
+        if init == "sft":
+            from .sft import init_student_from_sft
+
+            init_student_from_sft(model, self.cfg.experiment("teacher", "sft") / BEST, self.device)
+            return
+        model.load_state_dict(load_checkpoint(init, self.device)["model"])
+
     def setup(self, model, train_ds):
         self.teacher = self.load_teacher()
+        self.init_student(model)
         self.feature_loss = self.build_feature_loss(model, train_ds)
         self.extra.append(self.feature_loss)
 
@@ -387,6 +403,7 @@ def train(cfg: Config, stage: str, stop_after: int | None = None) -> Path:
     last_path = out_dir / LAST
     if cfg.resume and last_path.is_file():
         ckpt = load_checkpoint(last_path, device)
+        check_resumable(ckpt["config"], cfg, last_path)
         model.load_state_dict(ckpt["model"])
         st.extra.load_state_dict(ckpt["extra"])
         optimizer.load_state_dict(ckpt["optimizer"])

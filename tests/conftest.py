@@ -35,3 +35,23 @@ def tiny_folder(tmp_path):
     write_volume(tmp_path / "vol_a.h5", smooth_volume((32, 24, 3), 0), masks)
     write_volume(tmp_path / "vol_b.h5", smooth_volume((32, 24, 2), 1), masks)
     return tmp_path
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """A dataset root with train/ (2 volumes, 6 slices) and validation/ (1 volume, 2 slices)
+    of 32x24 images, masks at 4x."""
+    masks = {4: cartesian_mask((32, 24), 4, seed=4)}
+    root = tmp_path / "data"
+    write_volume(root / "train" / "t1.h5", smooth_volume((32, 24, 3), 0), masks)
+    write_volume(root / "train" / "t2.h5", smooth_volume((32, 24, 3), 1), masks)
+    write_volume(root / "validation" / "v1.h5", smooth_volume((32, 24, 2), 2), masks)
+    return root
+
+
+@pytest.fixture
+def tiny_cfg(tiny_data, tmp_path):
+    from kdmri.config import Config
+
+    return Config(dataset="tiny", acc="4x", data_root=str(tiny_data), epochs=2, batch_size=2,
+                  lr_step=1, lr_gamma=0.5, experiments_root=str(tmp_path / "exp"), progress=False)

@@ -286,7 +286,8 @@ def read_manifest(path: Path) -> dict | None:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable manifest ({exc}); remove it or use --overwrite") from exc
+        raise DataError(f"{path}: unreadable manifest ({exc}); remove it or use "
+                        "--overwrite") from exc
 
 
 def _sha256(path: Path) -> str:
@@ -317,7 +318,8 @@ def _relative(path: Path, root: Path) -> str:
 # ----------------------------------------------------------------------------- driver
 
 
-def validate_options(dataset: str, options: PrepareOptions) -> tuple[tuple[int, int], tuple[str, ...]]:
+def validate_options(dataset: str, options: PrepareOptions
+                     ) -> tuple[tuple[int, int], tuple[str, ...]]:
     """Check ``options``; return the target size and the normalised acc tags."""
     if options.fit not in FIT_MODES:
         raise ConfigError(f"fit={options.fit!r}: expected one of {list(FIT_MODES)}")
@@ -484,27 +486,30 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
             entry["status"] = "written"
             entry["normalisation_divisor"] = scale
             entries.append(entry)
+
+        totals = {s: {"subjects": len({e["subject"] for e in entries if e["split"] == s}),
+                      "volumes": sum(e["split"] == s for e in entries),
+                      "slices": sum(e["slices"] for e in entries if e["split"] == s)}
+                  for s in SPLITS}
+        manifest = {
+            "dataset": dataset,
+            "kdmri_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source_folder": str(src.resolve()),
+            "output_folder": str(root.resolve()),
+            "settings": settings,
+            "accelerations": list(accs),
+            "mask_files": mask_files,
+            "splits": totals,
+            "volumes": entries,
+        }
+        write_json_atomic(manifest_path, manifest)
     except BaseException:
         for path in written_paths:  # never leave a half-converted dataset behind
             path.unlink(missing_ok=True)
+        if recorded.intersection(written_paths):  # the old manifest no longer matches the files
+            manifest_path.unlink(missing_ok=True)
         raise
-
-    totals = {s: {"subjects": len({e["subject"] for e in entries if e["split"] == s}),
-                  "volumes": sum(e["split"] == s for e in entries),
-                  "slices": sum(e["slices"] for e in entries if e["split"] == s)} for s in SPLITS}
-    manifest = {
-        "dataset": dataset,
-        "kdmri_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source_folder": str(src.resolve()),
-        "output_folder": str(root.resolve()),
-        "settings": settings,
-        "accelerations": list(accs),
-        "mask_files": mask_files,
-        "splits": totals,
-        "volumes": entries,
-    }
-    write_json_atomic(manifest_path, manifest)
     return PrepareReport(dataset=dataset, out_dir=root, manifest=manifest_path, written=written,
                          skipped=skipped, slices={s: totals[s]["slices"] for s in SPLITS},
                          subjects={s: totals[s]["subjects"] for s in SPLITS},
