@@ -94,6 +94,8 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     """
     task, role, baseline = _resolve(stage)
     cfg = default_method(cfg, task)
+    if not baseline:  # a stage may fix settings (SFT stages: method "sft")
+        cfg = resolve_stage(stage)[0].configure(cfg)
     device = cfg.torch_device()
     seed_everything(cfg.seed)
     out_dir = cfg.experiment(role)
@@ -166,7 +168,7 @@ def register_cli(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained stage (or the zf / sr-lr baseline) "
                        "on the validation set")
     p.add_argument("--stage", required=True, help="teacher | student | feature | kd | zf | "
-                   "sr-teacher | ... | sr-lr | sft-teacher | sft-kd")
+                   "sr-teacher | ... | sr-lr | sft-teacher | sft-feature | sft-kd")
     p.add_argument("--checkpoint", help="a checkpoint to evaluate instead of the stage's best")
     add_config_arguments(p)
 

@@ -14,7 +14,8 @@ stage             network   loss
                             initialised from the ``feature`` stage (``kd_init``)
 ``sr-*``          VDSR      the same four stages for super-resolution (:mod:`kdmri.sr`)
 ``sft-teacher``   SFT       SFT-KD-Recon student-friendly teacher (:mod:`kdmri.sft`)
-``sft-kd``        student   KD from the SFT teacher, cascades 2..5 initialised from it
+``sft-feature``   student   feature stage from the SFT teacher, cascades 2..5 initialised from it
+``sft-kd``        student   KD from the SFT teacher, initialised from ``sft-feature``
 ================  ========  ==================================================================
 
 Every stage: Adam + StepLR, model selection on the validation loss (L1 to the target, or
@@ -137,6 +138,11 @@ class Stage:
     def __init__(self, cfg: Config, task: Task, device: torch.device):
         self.cfg, self.task, self.device = cfg, task, device
         self.extra = nn.ModuleList()  # trainable loss modules (e.g. FitNets regressors)
+
+    @classmethod
+    def configure(cls, cfg: Config) -> Config:
+        """Settings the stage fixes (SFT stages: method "sft"); by default ``cfg`` unchanged."""
+        return cfg
 
     def method(self) -> str:
         return self.cfg.method
@@ -346,7 +352,7 @@ def resolve_stage(name: str) -> tuple[type[Stage], Task]:
     task, base = (SR, name[3:]) if name.startswith("sr-") else (RECON, name)
     if base in STAGES:
         return STAGES[base], task
-    known = sorted(STAGES) + [f"sr-{s}" for s in STAGES] + ["sft-teacher", "sft-kd"]
+    known = sorted(STAGES) + [f"sr-{s}" for s in STAGES] + ["sft-teacher", "sft-feature", "sft-kd"]
     raise ConfigError(f"stage {name!r}: expected one of {known}")
 
 
@@ -385,7 +391,7 @@ def train(cfg: Config, stage: str, stop_after: int | None = None) -> Path:
     after that many epochs in total, as if it had been killed (tests use it).
     """
     stage_cls, task = resolve_stage(stage)
-    cfg = default_method(cfg, task)
+    cfg = stage_cls.configure(default_method(cfg, task))
     device = cfg.torch_device()
     seed_everything(cfg.seed)
     st = stage_cls(cfg, task, device)
@@ -463,7 +469,7 @@ def register_cli(sub) -> None:
 
     p = sub.add_parser("train", help="train one stage (teacher, student, feature, kd, sr-*, sft-*)")
     p.add_argument("--stage", required=True, help="teacher | student | feature | kd | sr-teacher | "
-                   "sr-student | sr-feature | sr-kd | sft-teacher | sft-kd")
+                   "sr-student | sr-feature | sr-kd | sft-teacher | sft-feature | sft-kd")
     add_config_arguments(p)
 
     def run(args):

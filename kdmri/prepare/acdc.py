@@ -13,10 +13,11 @@ Every ``patientNNN`` folder found below ``--src`` is used. The two frame files t
 ``Info.cfg`` names (``ED`` and ``ES``) become two output volumes,
 ``patientNNN_frameEE.h5`` and ``patientNNN_frameSS.h5``, whose slices are the short-axis
 slices ``data[:, :, z]`` in the stored voxel order (no reorientation, no resampling).
-The in-plane size (154 to 428 pixels in ACDC) is brought to 150 x 150 by a centred crop
-(or zero padding), which keeps the native resolution and the heart, which sits near the
-image centre. Split unit: the patient. Official split: ``training`` -> train,
-``testing`` -> validation.
+The in-plane size (it varies between patients, mostly above 150 pixels a side) is brought
+to 150 x 150 by a centred crop (or zero padding): no resampling, so the native resolution
+(about 1.4-1.7 mm) is kept, and the heart, which sits near the image centre, stays in
+view. Split unit: the patient. Official split: ``training`` -> train, ``testing`` ->
+validation.
 """
 
 from __future__ import annotations

@@ -449,6 +449,7 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
                         f"produce ({len(strays)} such file(s)); remove them, or use --overwrite if "
                         "a previous kdmri run wrote them, or choose another --out")
 
+    new_dirs = [d for d in (root, root / "train", root / "validation") if not d.exists()]
     written: list[str] = []
     written_paths: list[Path] = []
     skipped: list[str] = []
@@ -509,6 +510,9 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
             path.unlink(missing_ok=True)
         if recorded.intersection(written_paths):  # the old manifest no longer matches the files
             manifest_path.unlink(missing_ok=True)
+        for folder in reversed(new_dirs):  # folders this run created, if left empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         raise
     return PrepareReport(dataset=dataset, out_dir=root, manifest=manifest_path, written=written,
                          skipped=skipped, slices={s: totals[s]["slices"] for s in SPLITS},

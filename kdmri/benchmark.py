@@ -1,0 +1,199 @@
+"""Speed benchmarks (``python -m kdmri benchmark --out benchmarks/results.md``).
+
+Measured, not asserted: the committed results file is the record, with the command and the
+machine that produced it. Figures:
+
+1. training throughput (slices/s) of the teacher, student and KD stages, through the real
+   stage losses, optimiser and DataLoader over an in-memory HDF5 folder, at the demo size
+   (96 x 96) and at 240 x 240;
+2. the full training step against the pure convolution forward + backward of the same
+   network (cascades without DC layers, random tensors already in memory): the overhead
+   of the DC layers and data loading (target <= 1.25x);
+3. the KD-stage step against the student-only step (target <= 1.3x; the frozen teacher's
+   outputs are computed once per run, ``teacher_cache``);
+4. inference latency of student against teacher (batch 1; target >= 1.8x; the paper
+   reports 2x on CPU) and the parameter reduction (65 %), on CPU and on CUDA when present.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import BEST, arch_of, atomic_save
+from .config import Config, seed_everything
+from .data import write_volume
+from .masks import cartesian_mask
+from .models.dccnn import build_dccnn, count_parameters
+from .train import RECON, STAGES, _epoch_loader, to_device
+
+
+def _synthetic_root(tmp: Path, size: tuple[int, int], n_slices: int) -> Path:
+    rng = np.random.default_rng(0)
+    h, w = size
+    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    base = np.exp(-(yy**2 + xx**2) * 3)
+    vol = np.stack([base * (0.8 + 0.2 * rng.random()) + 0.05 * rng.random((h, w))
+                    for _ in range(n_slices)], axis=-1)
+    mask = {4: cartesian_mask(size, 4, seed=0)}
+    for split in ("train", "validation"):
+        write_volume(tmp / "data" / split / "bench.h5", (vol / vol.max()).astype(np.float32), mask)
+    return tmp / "data"
+
+
+def _time_stage(cfg: Config, stage: str, steps: int, warmup: int = 3) -> float:
+    """Seconds per training step (batch of cfg.batch_size) of ``stage``, median over steps."""
+    seed_everything(0)
+    st = STAGES[stage](cfg, RECON, torch.device(cfg.device))
+    ds = RECON.dataset(cfg, "train")
+    model = st.build_model().to(cfg.device)
+    st.setup(model, ds)
+    opt = torch.optim.Adam(list(model.parameters()) + list(st.extra.parameters()), lr=1e-3)
+    times = []
+    epoch = 0
+    while len(times) < steps + warmup:
+        it = iter(_epoch_loader(ds, cfg, epoch))
+        epoch += 1
+        while len(times) < steps + warmup:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                break
+            batch = to_device(batch, cfg.device)
+            loss, _ = st.loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times[warmup:])
+
+
+def _time_pure_conv(arch: str, size, batch: int, steps: int, device: str, warmup: int = 3) -> float:
+    """Seconds per step of the cascades' convolutions alone (no DC, no data loading)."""
+    seed_everything(0)
+    model = build_dccnn(arch).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(batch, 1, *size, device=device)
+    y = torch.rand(batch, 1, *size, device=device)
+    times = []
+    for _ in range(steps + warmup):
+        t0 = time.perf_counter()
+        out = x
+        for block in model.cascades:
+            out = out + block(out)[0]
+        loss = F.l1_loss(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[warmup:])
+
+
+@torch.no_grad()
+def _latency(arch: str, size, device: str, runs: int = 20, warmup: int = 3) -> float:
+    model = build_dccnn(arch).to(device).eval()
+    x = torch.rand(1, 1, *size, device=device)
+    k = torch.fft.fft2(x.to(torch.complex64), norm="ortho")
+    m = torch.from_numpy(cartesian_mask(size, 4)).to(device)
+    times = []
+    for _ in range(runs + warmup):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        model(x, k * m, m, return_features=False)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[warmup:])
+
+
+def run_benchmarks(sizes=((96, 96), (240, 240)), batch: int = 4, steps: int = 20,
+                   latency_sizes=((240, 240), (640, 368)), device: str = "cpu") -> dict:
+    """All figures as a dict (see the module docstring)."""
+    res: dict = {"training": [], "latency": []}
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            root = _synthetic_root(tmp, size, n_slices=max(4 * batch, 16))
+            cfg = Config(dataset="bench", data_root=str(root), experiments_root=str(tmp / "exp"),
+                         batch_size=batch, device=device, progress=False, kd_init="scratch")
+            teacher = build_dccnn("teacher")
+            atomic_save({"model": teacher.state_dict(), "arch": arch_of(teacher)},
+                        cfg.experiment("teacher") / BEST)
+            t = {s: _time_stage(cfg, s, steps) for s in ("teacher", "student", "kd")}
+            pure = {a: _time_pure_conv(a, size, batch, steps, device) for a in ("teacher", "student")}
+        res["training"].append({
+            "size": f"{size[0]}x{size[1]}",
+            "slices_per_s": {s: batch / v for s, v in t.items()},
+            "step_over_pure_conv": {"teacher": t["teacher"] / pure["teacher"],
+                                    "student": t["student"] / pure["student"]},
+            "kd_over_student": t["kd"] / t["student"],
+        })
+    for size in latency_sizes:
+        lt, ls = _latency("teacher", size, device), _latency("student", size, device)
+        res["latency"].append({"size": f"{size[0]}x{size[1]}", "teacher_ms": lt * 1e3,
+                               "student_ms": ls * 1e3, "speedup": lt / ls})
+    nt, ns = count_parameters(build_dccnn("teacher")), count_parameters(build_dccnn("student"))
+    res["parameters"] = {"teacher": nt, "student": ns, "reduction": 1 - ns / nt}
+    res["machine"] = {"device": device, "cpu": platform.processor() or platform.machine(),
+                      "threads": torch.get_num_threads(), "torch": torch.__version__,
+                      "python": platform.python_version()}
+    if device == "cuda":
+        res["machine"]["gpu"] = torch.cuda.get_device_name(0)
+    return res
+
+
+def to_markdown(res: dict, command: str) -> str:
+    m = res["machine"]
+    lines = [f"# kdmri benchmarks ({m['device']})", "",
+             f"Command: `{command}`  ", f"Machine: {m.get('gpu', m['cpu'])}, {m['threads']} torch "
+             f"threads, torch {m['torch']}, Python {m['python']}", "",
+             "## Training (batch 4, median step time; real stage losses, optimiser, DataLoader)", "",
+             "| size | teacher slices/s | student slices/s | KD slices/s | teacher step / pure conv "
+             "| student step / pure conv | KD step / student step |", "|---|---|---|---|---|---|---|"]
+    for r in res["training"]:
+        s, p = r["slices_per_s"], r["step_over_pure_conv"]
+        lines.append(f"| {r['size']} | {s['teacher']:.1f} | {s['student']:.1f} | {s['kd']:.1f} | "
+                     f"{p['teacher']:.2f}x | {p['student']:.2f}x | {r['kd_over_student']:.2f}x |")
+    lines += ["", "Targets: step / pure conv <= 1.25x; KD step / student step <= 1.3x.", "",
+              "## Inference latency (batch 1, median)", "",
+              "| size | teacher ms | student ms | student speed-up |", "|---|---|---|---|"]
+    for r in res["latency"]:
+        lines.append(f"| {r['size']} | {r['teacher_ms']:.1f} | {r['student_ms']:.1f} | "
+                     f"{r['speedup']:.2f}x |")
+    p = res["parameters"]
+    lines += ["", f"Target: >= 1.8x (paper: 2x on CPU, 1.5x on GPU). Parameters: teacher "
+              f"{p['teacher']:,}, student {p['student']:,} ({100 * p['reduction']:.1f} % fewer).", ""]
+    return "\n".join(lines)
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("benchmark", help="measure training throughput and inference latency")
+    p.add_argument("--out", type=Path, default=None, help="write markdown results here")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=20)
+
+    def run(args):
+        import sys
+
+        res = run_benchmarks(steps=args.steps, device=args.device)
+        text = to_markdown(res, "python -m kdmri " + " ".join(sys.argv[1:]))
+        print(text)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = args.out.with_name(args.out.name + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(args.out)
+        return 0
+
+    p.set_defaults(func=run)
