@@ -1,4 +1,4 @@
-"""Networks: the data-consistency layer and the DC-CNN teacher/student."""
+"""Networks: the data-consistency layer, the DC-CNN teacher/student, VDSR for super-resolution."""
 
 from .dccnn import (
     DCCNN,
@@ -11,8 +11,15 @@ from .dccnn import (
     build_dccnn,
     count_parameters,
 )
+from .vdsr import VDSR, VDSR_DEFAULT_PAIRS, VDSR_STUDENT, VDSR_TEACHER, VDSRConfig, build_vdsr
 
 __all__ = [
+    "VDSR",
+    "VDSR_DEFAULT_PAIRS",
+    "VDSR_STUDENT",
+    "VDSR_TEACHER",
+    "VDSRConfig",
+    "build_vdsr",
     "DCCNN",
     "STUDENT",
     "TEACHER",
