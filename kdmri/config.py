@@ -130,8 +130,9 @@ RESUMABLE_CHANGES = {"epochs", "progress", "resume", "num_workers", "device", "n
 def check_resumable(stored: dict, cfg: Config, where: Path) -> None:
     """Refuse to resume a run whose stored configuration differs in anything that matters."""
     current = cfg.to_dict()
+    defaults = Config().to_dict()  # fields added since the run started count as their default
     diff = sorted(k for k in set(stored) | set(current)
-                  if k not in RESUMABLE_CHANGES and stored.get(k) != current.get(k))
+                  if k not in RESUMABLE_CHANGES and stored.get(k, defaults.get(k)) != current.get(k))
     if diff:
         details = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in diff)
         raise ConfigError(f"{where}: an earlier run with different settings is there ({details}); "

@@ -146,3 +146,12 @@ def test_params_files_load():
         load_config("no_such_params")
     with pytest.raises(ConfigError, match="at_mode"):
         load_config(None, {"at_mode": "channel"})
+
+
+def test_resume_refuses_changed_settings(tiny_cfg):
+    train(tiny_cfg.replace(epochs=1), "student")
+    with pytest.raises(ConfigError, match=r"lr: 0.001 -> 0.01"):
+        train(tiny_cfg.replace(lr=0.01), "student")
+    train(tiny_cfg.replace(lr=0.01, resume=False), "student")  # restart is allowed
+    train(tiny_cfg.replace(lr=0.01, epochs=3), "student")  # more epochs: resumes
+    assert load_checkpoint(tiny_cfg.experiment("student") / LAST)["epoch"] == 3
