@@ -39,7 +39,8 @@ PANEL = 2.3  # inches per image panel
 Box = tuple[int, int, int, int]  # (row0, row1, col0, col1), end-exclusive
 
 
-def _grid(nrows: int, ncols: int, panel: float = PANEL, height: float | None = None) -> tuple[Figure, np.ndarray]:
+def _grid(nrows: int, ncols: int, panel: float = PANEL,
+          height: float | None = None) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=(ncols * panel, nrows * (height or panel)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes

@@ -239,18 +239,20 @@ def init_student_from_sft(student: DCCNN, sft_checkpoint_path: Path | str,
 
 
 class _SFTMethod(Stage):
-    """Mixin: every SFT stage writes to method ``sft`` (see :meth:`configure`)."""
+    """Mixin: SFT stages write to a method starting with ``sft`` (see :meth:`configure`);
+    the SFT teacher itself always lives in ``sft_teacher``."""
 
     @classmethod
     def configure(cls, cfg: Config) -> Config:
-        """The configuration the stage runs with: method ``sft`` whatever ``cfg.method``."""
-        return cfg.replace(method=SFT_METHOD)
+        """Method ``sft`` unless ``cfg.method`` already starts with ``sft`` (e.g. ``sft-fitnet``
+        keeps the students of several feature methods apart, all using ``sft_teacher``)."""
+        return cfg.replace(method=cfg.method if cfg.method.startswith(SFT_METHOD) else SFT_METHOD)
 
     def __init__(self, cfg: Config, task, device: torch.device):
         super().__init__(self.configure(cfg), task, device)
 
     def method(self) -> str:
-        return SFT_METHOD
+        return self.cfg.method
 
     def teacher_path(self) -> Path:
         return self.cfg.experiment("teacher", SFT_METHOD) / BEST
@@ -265,6 +267,10 @@ class SFTTeacherStage(_SFTMethod):
     """
 
     arch, role = "sft", "teacher"
+
+    @classmethod
+    def configure(cls, cfg: Config) -> Config:
+        return cfg.replace(method=SFT_METHOD)
 
     def build_model(self) -> nn.Module:
         return SFTTeacher(TEACHER, STUDENT)

@@ -1,0 +1,478 @@
+"""Batch runs: every notebook for every params file, executed with papermill.
+
+``python -m kdmri batch --params params/demo_4x.yaml [more.yaml ...] [--notebooks ...]``
+
+* Notebooks default to every ``notebooks/NN_*.ipynb``; they run in numeric order (a
+  notebook may use what an earlier one trained), for each params file in the order given.
+* Each run writes ``runs/<dataset>/acc_<acc>/<notebook>.ipynb`` (executed, also when it
+  fails) next to ``params.yaml``, the resolved configuration of that params file.
+* How values reach a notebook (nothing is dropped silently):
+
+  1. the params YAML is merged with the ``--set`` overrides that name Config fields and
+     validated (:func:`kdmri.config.load_config`: unknown keys are errors); the resolved
+     configuration is written to ``runs/<dataset>/acc_<acc>/params.yaml``;
+  2. every notebook gets ``params_file`` = that file, so YAML keys that are not notebook
+     parameters still reach its Config (``nb.notebook_config(params_file, ...)``);
+  3. every notebook parameter that is a Config field is set to the resolved value, so the
+     notebook's quick-run defaults never leak into a batch run; ``--set`` keys that are
+     not Config fields go to the notebooks that declare them as parameters.
+
+  Before anything runs, the parameter names of every notebook are read with
+  ``papermill.inspect_notebook``; a notebook without ``params_file``, a ``--set`` key that
+  no notebook and no Config knows, a bad YAML key, or two params files that would write
+  the same run folder stop the batch with one message listing every problem.
+* A failing notebook does not stop the others; failures are listed at the end and the
+  command exits with status 1.
+* The peak resident memory of each notebook's kernel is sampled (psutil) and reported.
+* ``runs/summary.md`` (and ``summary.json``) gets the run table and, per params file, the
+  results table of every evaluated model (:func:`kdmri.results.collect_reports` over that
+  dataset and acceleration) with the paired KD - student difference when both exist.
+
+``python -m kdmri notebooks {check,strip,refresh,sync,new}`` keeps the notebook files to the
+conventions of :mod:`kdmri.notebook` (docs/NOTEBOOKS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import FIELDS, Config, load_config
+from .errors import ConfigError
+from .paths import project_root, runs_dir
+
+NUMBERED = re.compile(r"^(\d+)_")
+
+Executor = Callable[[Path, Path, dict, Path], None]
+"""``execute(notebook, output, parameters, cwd)``: run one notebook (papermill by default)."""
+
+
+# =========================================================================== planning
+
+
+def notebooks_folder() -> Path:
+    return project_root() / "notebooks"
+
+
+def order_notebooks(paths: Iterable[str | Path]) -> list[Path]:
+    """Dependency order: numbered notebooks (``NN_name.ipynb``) by number, then the others
+    in the order given."""
+    paths = [Path(p) for p in paths]
+
+    def key(item):
+        i, p = item
+        m = NUMBERED.match(p.name)
+        return (0, int(m.group(1)), p.name) if m else (1, i, p.name)
+
+    return [p for _, p in sorted(enumerate(paths), key=key)]
+
+
+def discover_notebooks(folder: str | Path | None = None) -> list[Path]:
+    """Every ``NN_*.ipynb`` of ``folder`` (default ``notebooks/``) in numeric order."""
+    folder = Path(folder) if folder is not None else notebooks_folder()
+    found = [p for p in folder.glob("*.ipynb") if NUMBERED.match(p.name)]
+    if not found:
+        raise ConfigError(f"{folder}: no numbered notebooks (NN_name.ipynb)")
+    return order_notebooks(found)
+
+
+def notebook_parameters(path: str | Path) -> dict[str, Any]:
+    """The parameters of a notebook (``papermill.inspect_notebook``): ``{name: info}``."""
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(path)))
+
+
+def run_folder(cfg: Config, out: Path) -> Path:
+    """``<out>/<dataset>/acc_<acc>``: where one params file's executed notebooks go."""
+    return Path(out) / cfg.dataset / f"acc_{cfg.acc}"
+
+
+@dataclass
+class Job:
+    """One notebook executed for one params file."""
+
+    params: str  # the params file as given
+    cfg: Config
+    notebook: Path
+    output: Path
+    parameters: dict
+
+
+@dataclass
+class Result:
+    job: Job
+    ok: bool
+    seconds: float
+    peak_rss_mb: float | None
+    error: str | None = None
+
+
+@dataclass
+class BatchReport:
+    results: list[Result] = field(default_factory=list)
+    summary: str = ""
+    summary_path: Path | None = None
+
+    @property
+    def failures(self) -> list[Result]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def plan(params_files: Sequence[str | Path], notebooks: Sequence[str | Path] | None = None,
+         overrides: Mapping[str, Any] | None = None, out: str | Path | None = None,
+         inspect: Callable[[Path], Mapping[str, Any]] = notebook_parameters) -> list[Job]:
+    """The jobs of a batch, validated (see the module docstring); raises
+    :class:`ConfigError` listing every problem before anything runs."""
+    if not params_files:
+        raise ConfigError("batch: expected at least one params file (--params)")
+    out = Path(out) if out is not None else runs_dir()
+    nbs = order_notebooks(notebooks) if notebooks else discover_notebooks()
+    overrides = dict(overrides or {})
+    config_over = {k: v for k, v in overrides.items() if k in FIELDS}
+    notebook_over = {k: v for k, v in overrides.items() if k not in FIELDS}
+    problems: list[str] = []
+    names: dict[Path, set[str]] = {}
+    for nb in nbs:
+        if not nb.is_file():
+            problems.append(f"{nb}: notebook not found")
+            continue
+        try:
+            names[nb] = set(inspect(nb))
+        except Exception as exc:
+            problems.append(f"{nb}: cannot read its parameters ({exc})")
+            continue
+        if "params_file" not in names[nb]:
+            problems.append(f"{nb}: no `params_file` in a cell tagged 'parameters' (found "
+                            f"{sorted(names[nb]) or 'no parameters'}); the batch passes the params "
+                            "YAML through it")
+    for key in notebook_over:
+        if not any(key in n for n in names.values()):
+            problems.append(f"--set {key}: neither a Config field nor a parameter of any notebook")
+    configs: list[tuple[str, Config]] = []
+    folders: dict[Path, str] = {}
+    for pf in params_files:
+        try:
+            cfg = load_config(pf, config_over)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        folder = run_folder(cfg, out).resolve()
+        if folder in folders:
+            problems.append(f"{pf} and {folders[folder]}: both run {cfg.dataset} {cfg.acc} into {folder}; "
+                            "run them in separate batches (--out)")
+        folders[folder] = str(pf)
+        configs.append((str(pf), cfg))
+    if problems:
+        raise ConfigError("batch not started:\n  - " + "\n  - ".join(problems))
+    jobs = []
+    for pf, cfg in configs:
+        folder = run_folder(cfg, out).resolve()
+        values = cfg.to_dict()
+        for nb in nbs:
+            params = {"params_file": str(folder / "params.yaml")}
+            params.update({k: values[k] for k in sorted(names[nb]) if k in FIELDS})
+            params.update({k: v for k, v in notebook_over.items() if k in names[nb]})
+            jobs.append(Job(pf, cfg, nb, folder / nb.name, params))
+    return jobs
+
+
+def write_resolved_params(job: Job, overrides: Mapping[str, Any] | None = None) -> Path:
+    """Write the resolved configuration that ``job.parameters["params_file"]`` names."""
+    path = Path(job.parameters["params_file"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"# Resolved by `python -m kdmri batch` from {job.params}"
+              + (f" with --set {dict(overrides)}" if overrides else "") + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(header + yaml.safe_dump(job.cfg.to_dict(), sort_keys=True))
+    tmp.replace(path)
+    return path
+
+
+# =========================================================================== execution
+
+
+class PeakRSS:
+    """Context manager sampling the peak resident memory (MB) of this process's child
+    processes (the notebook kernel) while it is active; ``peak_mb`` stays ``None`` where
+    psutil is missing. On Linux each process's high-water mark (``VmHWM``) is read, so a
+    short peak between two samples is not missed."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak_mb: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._peaks: dict[int, int] = {}
+
+    @staticmethod
+    def _process_peak(proc) -> int:
+        try:
+            with open(f"/proc/{proc.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return proc.memory_info().rss
+
+    def _sample(self, me) -> None:
+        import psutil
+
+        for child in me.children(recursive=True):
+            try:
+                self._peaks[child.pid] = max(self._peaks.get(child.pid, 0), self._process_peak(child))
+            except (psutil.Error, ValueError):
+                continue
+        if self._peaks:
+            self.peak_mb = max(self.peak_mb or 0.0, sum(self._peaks.values()) / 2**20)
+
+    def _loop(self, me) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample(me)
+
+    def __enter__(self) -> PeakRSS:
+        try:
+            import psutil
+        except ImportError:
+            return self
+        me = psutil.Process()
+        self._thread = threading.Thread(target=self._loop, args=(me,), daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def papermill_execute(notebook: Path, output: Path, parameters: dict, cwd: Path,
+                      kernel_name: str | None = None) -> None:
+    """Execute ``notebook`` into ``output`` with papermill (the output is written also
+    when a cell fails; the error is raised)."""
+    import papermill
+
+    papermill.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(cwd),
+                               kernel_name=kernel_name, progress_bar=False, log_output=False)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed notebook: the exception raised in the cell, if papermill says."""
+    ename = getattr(exc, "ename", None)
+    if ename:
+        evalue = str(getattr(exc, "evalue", "")).strip().splitlines()
+        where = getattr(exc, "exec_count", None)
+        return f"{ename}: {evalue[0] if evalue else ''}" + (f" (cell [{where}])" if where else "")
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def run_jobs(jobs: Sequence[Job], execute: Executor | None = None, progress: bool = True,
+             overrides: Mapping[str, Any] | None = None) -> list[Result]:
+    """Run ``jobs`` in order; a failure is recorded and the next job runs."""
+    from tqdm.auto import tqdm
+
+    execute = execute or papermill_execute
+    results = []
+    written: set[Path] = set()
+    bar = tqdm(jobs, desc="notebooks", unit="nb", disable=not progress, file=sys.stdout)
+    for job in bar:
+        bar.set_postfix_str(f"{job.cfg.dataset} {job.cfg.acc} {job.notebook.name}")
+        params_path = Path(job.parameters["params_file"])
+        if params_path not in written:
+            write_resolved_params(job, overrides)
+            written.add(params_path)
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        error = None
+        with PeakRSS() as mem:
+            try:
+                execute(job.notebook, job.output, dict(job.parameters), job.notebook.resolve().parent)
+            except Exception as exc:  # a failing notebook must not stop the batch
+                error = describe_error(exc)
+        results.append(Result(job, error is None, round(time.perf_counter() - t0, 1), mem.peak_mb, error))
+        if error:
+            bar.write(f"FAILED {job.output}: {error}")
+    bar.close()
+    return results
+
+
+# =========================================================================== summary
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(project_root()))
+    except ValueError:
+        return str(path)
+
+
+def _results_section(params: str, cfg: Config) -> list[str]:
+    from .errors import KDMRIError
+    from .notebook import describe_difference
+    from .results import collect_reports, paired_comparison, results_table, to_markdown
+
+    folder = cfg.experiments_path / cfg.dataset / f"acc_{cfg.acc}"
+    lines = [f"## {cfg.dataset} {cfg.acc} ({params})", ""]
+    reports = collect_reports(folder) if folder.is_dir() else None
+    if reports is None or reports.empty:
+        return lines + [f"No evaluation reports under `{_rel(folder)}`.", ""]
+    try:
+        lines += ["PSNR / SSIM per slice, mean ± std over the validation slices "
+                  f"(reports under `{_rel(folder)}`).", "", to_markdown(results_table(reports)), ""]
+    except KDMRIError as exc:
+        lines += [f"Results table unavailable: {exc}", ""]
+    kd, student = cfg.experiment("kd"), cfg.experiment("student")
+    if (kd / "metrics.csv").is_file() and (student / "metrics.csv").is_file():
+        try:
+            lines += [describe_difference(paired_comparison(kd, student)), ""]
+        except KDMRIError as exc:
+            lines += [f"Paired KD - student comparison unavailable: {exc}", ""]
+    return lines
+
+
+def summary_markdown(results: Sequence[Result]) -> str:
+    """The run table and the results tables of a batch, as markdown."""
+    lines = ["# Batch summary", "",
+             "| params | notebook | status | minutes | kernel peak RSS (MB) | output |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        status = "ok" if r.ok else f"FAILED: {r.error}".replace("|", "\\|")
+        mem = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb is not None else "n/a"
+        lines.append(f"| {r.job.params} | {r.job.notebook.name} | {status} | {r.seconds / 60:.1f} | {mem} "
+                     f"| {_rel(r.job.output)} |")
+    lines.append("")
+    seen = []
+    for r in results:
+        key = (r.job.params, r.job.cfg.dataset, r.job.cfg.acc)
+        if key not in seen:
+            seen.append(key)
+            lines += _results_section(r.job.params, r.job.cfg)
+    return "\n".join(lines)
+
+
+def _summary_json(results: Sequence[Result]) -> str:
+    return json.dumps([{"params": r.job.params, "notebook": r.job.notebook.name, "ok": r.ok,
+                        "seconds": r.seconds, "peak_rss_mb": r.peak_rss_mb, "error": r.error,
+                        "output": _rel(r.job.output)} for r in results], indent=2)
+
+
+def run_batch(params_files: Sequence[str | Path], notebooks: Sequence[str | Path] | None = None,
+              overrides: Mapping[str, Any] | None = None, out: str | Path | None = None,
+              execute: Executor | None = None, progress: bool = True,
+              inspect: Callable[[Path], Mapping[str, Any]] = notebook_parameters) -> BatchReport:
+    """Plan (validate), run every job, write ``<out>/summary.md`` and ``summary.json``."""
+    out = Path(out) if out is not None else runs_dir()
+    jobs = plan(params_files, notebooks, overrides, out, inspect)
+    results = run_jobs(jobs, execute, progress, overrides)
+    text = summary_markdown(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(text + "\n")
+    (out / "summary.json").write_text(_summary_json(results) + "\n")
+    return BatchReport(results, text, out / "summary.md")
+
+
+# =========================================================================== notebook files
+
+
+def refresh_notebook(path: Path, kernel_name: str | None = None) -> None:
+    """Execute ``path`` with its default parameters and store it back under the output
+    rule (only ``nbval-check-output`` cells keep their outputs)."""
+    from .notebook import read_notebook, strip_outputs, write_notebook
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / path.name
+        import papermill
+
+        papermill.execute_notebook(str(path), str(out), cwd=str(path.resolve().parent),
+                                   kernel_name=kernel_name, progress_bar=True, log_output=False)
+        nb = strip_outputs(read_notebook(out))
+    write_notebook(nb, path)
+
+
+def _notebook_command(args) -> int:
+    from . import notebook as nbm
+
+    if args.action == "new":
+        if len(args.paths) != 1 or not args.title:
+            raise ConfigError("notebooks new: expected one path and --title")
+        print(nbm.new_notebook(args.paths[0], args.title))
+        return 0
+    paths = [Path(p) for p in args.paths] if args.paths else discover_notebooks()
+    status = 0
+    for path in paths:
+        if args.action == "check":
+            problems = nbm.check_notebook(path)
+            for p in problems:
+                print(f"{path}: {p}")
+            status |= bool(problems)
+        elif args.action == "strip":
+            nbm.write_notebook(nbm.strip_outputs(nbm.read_notebook(path)), path)
+            print(f"stripped {path}")
+        elif args.action == "sync":
+            changed = nbm.sync_notebook(path, args.repo_url or nbm.REPO_URL)
+            print(f"{'updated' if changed else 'unchanged'} {path}")
+        elif args.action == "refresh":
+            print(f"executing {path} with its default parameters ...")
+            refresh_notebook(path, args.kernel)
+    return status
+
+
+def register_cli(sub) -> None:
+    from .config import parse_override
+
+    p = sub.add_parser("batch", help="execute the notebooks for each params file with papermill "
+                       "into runs/<dataset>/acc_<acc>/")
+    p.add_argument("--params", nargs="+", required=True,
+                   help="params YAML files (paths, or names in params/ such as demo_4x)")
+    p.add_argument("--notebooks", nargs="+", default=None,
+                   help="notebooks to run (default: every notebooks/NN_*.ipynb, in numeric order)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a Config field (or a notebook-only parameter) in every run")
+    p.add_argument("--out", type=Path, default=None, help="runs folder (default: runs/)")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    def run(args) -> int:
+        overrides = dict(parse_override(o) for o in args.overrides)
+        execute = None
+        if args.kernel:
+            def execute(nb, out, params, cwd):
+                papermill_execute(nb, out, params, cwd, kernel_name=args.kernel)
+        report = run_batch(args.params, args.notebooks, overrides, args.out, execute, not args.no_progress)
+        print()
+        print(report.summary)
+        print(f"\nsummary written to {report.summary_path}")
+        if report.failures:
+            print(f"\n{len(report.failures)} of {len(report.results)} notebook runs FAILED:")
+            for r in report.failures:
+                print(f"  {_rel(r.job.output)} ({r.job.params}): {r.error}")
+            return 1
+        print(f"all {len(report.results)} notebook runs succeeded")
+        return 0
+
+    p.set_defaults(func=run)
+
+    p = sub.add_parser("notebooks", help="keep notebook files to the conventions: check, strip "
+                       "outputs, refresh checked outputs, sync badges/set-up cells, new notebook")
+    p.add_argument("action", choices=["check", "strip", "refresh", "sync", "new"])
+    p.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/NN_*.ipynb)")
+    p.add_argument("--repo-url", default=None, help="sync: repository URL (default: kdmri.notebook.REPO_URL)")
+    p.add_argument("--title", default=None, help="new: the notebook's title")
+    p.add_argument("--kernel", default=None, help="refresh: Jupyter kernel (default: the notebook's)")
+    p.set_defaults(func=_notebook_command)

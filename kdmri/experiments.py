@@ -1,0 +1,114 @@
+"""Named experiment recipes built from the one training loop: ablations and SFT-KD grids.
+
+Each recipe is a list of stages plus config changes, written to its own method folder
+(``experiments/<dataset>/acc_<acc>/<method>_<role>``) and always distilling from the
+KD-MRI teacher (``kdmri_teacher``) or the SFT teacher (``sft_teacher``), so papermill can run
+a grid by changing one parameter.
+
+* :data:`ABLATIONS`: attention only, imitation only, both, neither; the other feature
+  methods; layer pairs; imitation weights; the reference-code normalisations.
+* :func:`run_sft_comparison`: for each feature method, the student distilled from the
+  standard teacher and from the SFT teacher (the SFT-KD-Recon table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .config import Config
+from .errors import ConfigError
+from .evaluate import evaluate
+from .train import train
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An ablation: ``stages`` run in order with ``changes``; ``final`` is evaluated."""
+
+    description: str
+    stages: tuple[str, ...]
+    changes: dict = field(default_factory=dict)
+
+    @property
+    def final(self) -> str:
+        return self.stages[-1]
+
+
+def _pairs(student: str, teacher: str, n: int = 5) -> list[list[str]]:
+    return [[f"cascade{i}.{student}", f"cascade{i}.{teacher}"] for i in range(1, n + 1)]
+
+
+ABLATIONS: dict[str, Variant] = {
+    "neither": Variant("plain student: L1 to the target only", ("student",)),
+    "imitation": Variant("imitation only: KD stage from scratch, no feature stage", ("kd",),
+                         {"kd_init": "scratch"}),
+    "attention": Variant("attention only: feature stage, then L1 fine-tuning (imitation weight 0)",
+                         ("feature", "kd"), {"imitation_weight": 0.0}),
+    "both": Variant("KD-MRI: attention feature stage, then L1 + imitation", ("feature", "kd")),
+    "attention-batch": Variant("both, with the reference code's batch-axis attention normalisation",
+                               ("feature", "kd"), {"at_mode": "batch"}),
+    "imitation-reference": Variant("both, with the reference code's imitation term / element count",
+                                   ("feature", "kd"), {"imitation_reduction": "reference"}),
+    "imitation-0.1": Variant("both, imitation weight 0.1", ("feature", "kd"), {"imitation_weight": 0.1}),
+    "imitation-10": Variant("both, imitation weight 10", ("feature", "kd"), {"imitation_weight": 10.0}),
+    "pairs-early": Variant("both, pairs teacher conv1 <-> student conv1", ("feature", "kd"),
+                           {"feature_pairs": _pairs("conv1", "conv1")}),
+    "pairs-late": Variant("both, pairs teacher conv4 <-> student conv2", ("feature", "kd"),
+                          {"feature_pairs": _pairs("conv2", "conv4")}),
+    **{f"method-{m}": Variant(f"feature stage with {m}, then L1 + imitation", ("feature", "kd"),
+                              {"feature_loss": m})
+       for m in ("at", "fitnet", "sp", "cc", "fsp")},
+}
+
+
+def variant_config(cfg: Config, name: str) -> Config:
+    """The config of ablation ``name``: method ``abl-<name>``, the KD-MRI teacher."""
+    if name not in ABLATIONS:
+        raise ConfigError(f"ablation {name!r}: expected one of {sorted(ABLATIONS)}")
+    return cfg.replace(method=f"abl-{name}", teacher_method=cfg.teacher_method or cfg.method,
+                       **ABLATIONS[name].changes)
+
+
+def run_ablation(cfg: Config, name: str) -> dict:
+    """Train the stages of ablation ``name`` (the teacher must exist) and evaluate it."""
+    vcfg = variant_config(cfg, name)
+    for stage in ABLATIONS[name].stages:
+        train(vcfg, stage)
+    return evaluate(vcfg, ABLATIONS[name].final)
+
+
+def sft_method_configs(cfg: Config, feature_loss: str) -> tuple[Config, Config]:
+    """(standard-teacher config, SFT-teacher config) distilling with ``feature_loss``.
+
+    Standard: method ``std-<loss>`` with the KD-MRI teacher; SFT: method ``sft-<loss>`` with
+    ``sft_teacher`` and the student's cascades 2..5 initialised from the SFT branches.
+    """
+    std = cfg.replace(method=f"std-{feature_loss}", teacher_method=cfg.teacher_method or cfg.method,
+                      feature_loss=feature_loss)
+    sft = cfg.replace(method=f"sft-{feature_loss}", feature_loss=feature_loss)
+    return std, sft
+
+
+def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",)) -> pd.DataFrame:
+    """SFT-KD-Recon table: for each method, PSNR/SSIM of the student distilled from the
+    standard teacher vs from the SFT teacher (both teachers must be trained)."""
+    rows = []
+    for loss in feature_losses:
+        std, sft = sft_method_configs(cfg, loss)
+        for stage in ("feature", "kd"):
+            train(std, stage)
+        for stage in ("sft-feature", "sft-kd"):
+            train(sft, stage)
+        r_std, r_sft = evaluate(std, "kd"), evaluate(sft, "sft-kd")
+        rows.append({
+            "method": loss,
+            "standard PSNR": r_std["metrics"]["psnr"]["mean"],
+            "SFT PSNR": r_sft["metrics"]["psnr"]["mean"],
+            "standard SSIM": r_std["metrics"]["ssim"]["mean"],
+            "SFT SSIM": r_sft["metrics"]["ssim"]["mean"],
+        })
+    table = pd.DataFrame(rows).set_index("method")
+    table["SFT - standard PSNR"] = table["SFT PSNR"] - table["standard PSNR"]
+    return table

@@ -1,0 +1,170 @@
+"""The batch runner on tiny notebooks written in tmp_path."""
+
+import json
+
+import nbformat
+import nbformat.v4 as nbf
+import pytest
+import yaml
+
+from kdmri import batch
+from kdmri.cli import main
+from kdmri.config import ConfigError, load_config
+
+
+def write_nb(path, params: str, *code: str):
+    cells = [nbf.new_code_cell(params, metadata={"tags": ["parameters"]})] if params else []
+    cells += [nbf.new_code_cell(c) for c in code]
+    nb = nbf.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
+def write_params(path, **values):
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+PARAMS_CELL = 'params_file = None\ndataset = "demo"\nepochs = 1\n'
+
+
+@pytest.fixture
+def setup(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    exp = str(tmp_path / "exp")
+    p1 = write_params(tmp_path / "a.yaml", dataset="alpha", acc="4x", epochs=2, lr=0.0123, experiments_root=exp)
+    p2 = write_params(tmp_path / "b.yaml", dataset="beta", acc="8x", epochs=3, experiments_root=exp)
+    return tmp_path, nbs, p1, p2
+
+
+class Recorder:
+    """A fake executor: records the calls, writes the output, fails for chosen notebooks."""
+
+    def __init__(self, fail=()):
+        self.calls, self.fail = [], set(fail)
+
+    def __call__(self, notebook, output, parameters, cwd):
+        self.calls.append((notebook.name, output, parameters, cwd))
+        output.write_text("{}")
+        if notebook.name in self.fail:
+            raise RuntimeError(f"{notebook.name} broke\nsecond line")
+
+
+def test_dependency_order_output_paths_and_parameters(setup):
+    tmp, nbs, p1, p2 = setup
+    for name in ("10_late.ipynb", "2_middle.ipynb", "01_first.ipynb", "extra.ipynb"):
+        write_nb(nbs / name, PARAMS_CELL + "flag = 0\n", "x = 1")
+    given = [nbs / n for n in ("extra.ipynb", "10_late.ipynb", "2_middle.ipynb", "01_first.ipynb")]
+    rec = Recorder()
+    report = batch.run_batch([p1, p2], given, {"flag": 5, "seed": 7}, tmp / "runs", execute=rec,
+                             progress=False)
+    assert report.ok and len(report.results) == 8
+    order = [c[0] for c in rec.calls]
+    assert order == ["01_first.ipynb", "2_middle.ipynb", "10_late.ipynb", "extra.ipynb"] * 2
+    outputs = [c[1] for c in rec.calls]
+    assert outputs[0] == (tmp / "runs" / "alpha" / "acc_4x" / "01_first.ipynb").resolve()
+    assert outputs[4] == (tmp / "runs" / "beta" / "acc_8x" / "01_first.ipynb").resolve()
+    assert all(c[3] == nbs.resolve() for c in rec.calls)  # executed in the notebook's folder
+    params = rec.calls[0][2]
+    # Config fields that are notebook parameters get the resolved values; notebook-only
+    # overrides reach the notebooks that declare them; everything else goes via params_file
+    assert params["dataset"] == "alpha" and params["epochs"] == 2 and params["flag"] == 5
+    assert set(params) == {"params_file", "dataset", "epochs", "flag"}
+    resolved = load_config(params["params_file"])
+    assert resolved.lr == 0.0123 and resolved.seed == 7 and resolved == load_config(p1, {"seed": 7})
+    assert (tmp / "runs" / "summary.md").is_file()
+    runs = json.loads((tmp / "runs" / "summary.json").read_text())
+    assert [r["notebook"] for r in runs[:4]] == order[:4] and all(r["ok"] for r in runs)
+
+
+def test_failure_does_not_stop_the_others(setup):
+    tmp, nbs, p1, _ = setup
+    paths = [write_nb(nbs / f"0{i}_n.ipynb", PARAMS_CELL, "x = 1") for i in (1, 2, 3)]
+    rec = Recorder(fail={"02_n.ipynb"})
+    report = batch.run_batch([p1], paths, out=tmp / "runs", execute=rec, progress=False)
+    assert [c[0] for c in rec.calls] == ["01_n.ipynb", "02_n.ipynb", "03_n.ipynb"]
+    assert not report.ok and [r.job.notebook.name for r in report.failures] == ["02_n.ipynb"]
+    assert report.failures[0].error == "RuntimeError: 02_n.ipynb broke"
+    summary = (tmp / "runs" / "summary.md").read_text()
+    assert "FAILED: RuntimeError: 02_n.ipynb broke" in summary and summary.count("| ok |") == 2
+
+
+def test_validation_lists_every_problem_before_running(setup):
+    tmp, nbs, p1, _ = setup
+    good = write_nb(nbs / "01_good.ipynb", PARAMS_CELL, "x = 1")
+    no_params_file = write_nb(nbs / "02_bad.ipynb", 'dataset = "demo"\n', "x = 1")
+    bad_yaml = write_params(tmp / "bad.yaml", dataset="alpha", epochz=3)
+    rec = Recorder()
+    with pytest.raises(ConfigError) as err:
+        batch.run_batch([p1, bad_yaml, tmp / "missing.yaml"], [good, no_params_file, nbs / "03_gone.ipynb"],
+                        {"bogus": 1}, tmp / "runs", execute=rec, progress=False)
+    text = str(err.value)
+    assert "02_bad.ipynb: no `params_file`" in text
+    assert "03_gone.ipynb: notebook not found" in text
+    assert "--set bogus: neither a Config field nor a parameter" in text
+    assert "epochz" in text and "missing.yaml" in text
+    assert rec.calls == [] and not (tmp / "runs").exists()
+
+
+def test_two_params_files_for_the_same_run_folder_are_refused(setup):
+    tmp, nbs, p1, _ = setup
+    twin = write_params(tmp / "twin.yaml", dataset="alpha", acc=4, epochs=9)
+    nb = write_nb(nbs / "01_a.ipynb", PARAMS_CELL, "x = 1")
+    with pytest.raises(ConfigError, match="both run alpha 4x"):
+        batch.plan([p1, twin], [nb], out=tmp / "runs")
+
+
+def test_a_notebook_without_parameters_cell_is_refused(setup):
+    tmp, nbs, p1, _ = setup
+    nb = write_nb(nbs / "01_plain.ipynb", "", "x = 1")
+    with pytest.raises(ConfigError, match="no parameters"):
+        batch.plan([p1], [nb], out=tmp / "runs")
+
+
+def test_summary_holds_the_results_table(setup):
+    tmp, nbs, p1, _ = setup
+    cfg = load_config(p1)
+    for role, label, psnr in (("zf", "ZF", 20.0), ("teacher", "teacher", 30.0)):
+        folder = cfg.experiment(role)
+        folder.mkdir(parents=True)
+        metrics = {m: {"mean": v, "std": 0.1} for m, v in (("psnr", psnr), ("ssim", 0.9))}
+        (folder / "report.json").write_text(json.dumps({
+            "dataset": "alpha", "acc": "4x", "task": "recon", "method": "kdmri", "role": role,
+            "label": label, "n_slices": 4, "parameters": 0 if role == "zf" else 141765, "metrics": metrics}))
+    nb = write_nb(nbs / "01_a.ipynb", PARAMS_CELL, "x = 1")
+    report = batch.run_batch([p1], [nb], out=tmp / "runs", execute=Recorder(), progress=False)
+    assert "## alpha 4x" in report.summary
+    assert "| ZF | 20.00 ± 0.10 |" in report.summary and "| teacher | 30.00 ± 0.10 |" in report.summary
+
+
+def test_discovers_the_repository_notebooks_in_order():
+    names = [p.name for p in batch.discover_notebooks()]
+    assert names[:4] == ["01_masks.ipynb", "02_dc_cnn.ipynb", "03_teacher_student.ipynb", "04_kd_mri.ipynb"]
+
+
+def test_cli_runs_papermill_records_memory_and_exits_nonzero_on_failure(setup, capsys):
+    tmp, nbs, p1, _ = setup
+    check = ("import yaml\n"
+             "assert yaml.safe_load(open(params_file))['lr'] == 0.0123  # not a notebook parameter\n"
+             "assert epochs == 2 and dataset == 'alpha'\n"
+             "print('epochs', epochs)")
+    write_nb(nbs / "01_ok.ipynb", PARAMS_CELL, check)
+    write_nb(nbs / "02_fail.ipynb", PARAMS_CELL, "raise ValueError('boom')")
+    write_nb(nbs / "03_ok.ipynb", PARAMS_CELL, "print('third', epochs)")
+    runs = tmp / "runs"
+    code = main(["batch", "--params", str(p1), "--notebooks", *map(str, sorted(nbs.glob("*.ipynb"))),
+                 "--out", str(runs), "--no-progress"])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "1 of 3 notebook runs FAILED" in out and "ValueError: boom" in out
+    folder = runs / "alpha" / "acc_4x"
+    assert sorted(p.name for p in folder.iterdir()) == ["01_ok.ipynb", "02_fail.ipynb", "03_ok.ipynb",
+                                                        "params.yaml"]
+    third = nbformat.read(str(folder / "03_ok.ipynb"), as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in third.cells)
+    assert "third 2" in "".join(o.get("text", "") for c in third.cells for o in c.get("outputs", []))
+    results = json.loads((runs / "summary.json").read_text())
+    assert [r["ok"] for r in results] == [True, False, True]
+    assert all(r["peak_rss_mb"] and r["peak_rss_mb"] > 10 for r in results)  # the kernel's memory

@@ -1,0 +1,257 @@
+"""The committed notebooks follow the conventions (docs/NOTEBOOKS.md), the checker catches
+breaches, and the helpers the notebooks call work."""
+
+import math
+
+import nbformat.v4 as nbf
+import numpy as np
+import pytest
+import torch
+
+from kdmri import notebook as nb
+from kdmri.batch import discover_notebooks
+from kdmri.config import ConfigError, load_config, read_params
+from kdmri.errors import DataError
+
+NOTEBOOKS = discover_notebooks()
+
+
+# --------------------------------------------------------------------------- committed notebooks
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_follows_the_conventions(path):
+    assert nb.check_notebook(path) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameter_defaults_are_the_ci_profile(path):
+    defaults = nb.parameter_defaults(nb.read_notebook(path))
+    ci = read_params("ci")
+    missing = sorted(set(ci) - set(defaults))
+    assert not missing, f"{path.name}: parameters cell lacks the ci.yaml keys {missing}"
+    assert {k: defaults[k] for k in ci} == ci
+    # and the notebook's Config equals the one params/ci.yaml gives (same runs, same folder)
+    config_params = {k: v for k, v in defaults.items() if k != "params_file"}
+    assert nb.notebook_config(None, verbose=False, **config_params) == load_config("ci")
+
+
+def test_there_are_notebooks_with_checked_outputs():
+    checked = [c for p in NOTEBOOKS for c in nb.read_notebook(p).cells if nb.CHECK_TAG in nb._tags(c)]
+    assert len(checked) >= 6 and all(c.execution_count and c.outputs for c in checked)
+
+
+# --------------------------------------------------------------------------- the checker
+
+
+@pytest.fixture
+def good(tmp_path):
+    path = nb.new_notebook(tmp_path / "05_example.ipynb", "05 · Example")
+    notebook = nb.read_notebook(path)
+    notebook.cells.append(nbf.new_code_cell("print(1)", metadata={"tags": [nb.CHECK_TAG]},
+                                            execution_count=3, outputs=[nbf.new_output(
+                                                "stream", name="stdout", text="1\n")]))
+    nb.write_notebook(notebook, path)
+    return path
+
+
+def _breach(path, change):
+    notebook = nb.read_notebook(path)
+    change(notebook)
+    nb.write_notebook(notebook, path)
+    return nb.check_notebook(path)
+
+
+def test_a_new_notebook_passes(good):
+    assert nb.check_notebook(good) == []
+    with pytest.raises(ConfigError, match="already exists"):
+        nb.new_notebook(good, "again")
+
+
+def test_outputs_in_an_unchecked_cell(good):
+    def change(n):
+        n.cells[4].outputs = [nbf.new_output("stream", name="stdout", text="hi\n")]
+        n.cells[4].execution_count = 1
+    assert any("not tagged 'nbval-check-output'" in p for p in _breach(good, change))
+
+
+def test_unrun_checked_cell_with_outputs(good):
+    def change(n):
+        n.cells[-1].execution_count = None
+    assert any("not executed with outputs" in p for p in _breach(good, change))
+
+
+def test_checked_output_must_be_plain_text(good):
+    def change(n):
+        n.cells[-1].outputs = [nbf.new_output("display_data", data={"image/png": "AAAA"})]
+    assert any("stdout or plain text" in p for p in _breach(good, change))
+
+
+def test_absolute_paths(good):
+    def change(n):
+        n.cells.append(nbf.new_markdown_cell("see /home/someone/data"))
+    assert any("absolute path" in p for p in _breach(good, change))
+
+
+def test_parameters_cell_rules(good):
+    def two_cells(n):
+        n.cells.append(nbf.new_code_cell("x = 1", metadata={"tags": ["parameters"]}))
+    assert any("exactly one cell tagged 'parameters'" in p for p in _breach(good, two_cells))
+
+
+def test_parameters_must_be_plain_literals(good):
+    def change(n):
+        n.cells[3].source += "\nepochs = 2 * 3"
+    assert any("plain literal" in p for p in _breach(good, change))
+
+
+def test_params_file_and_unused_parameters(good):
+    def change(n):
+        n.cells[3].source = n.cells[3].source.replace("params_file = None", "params_file = 'ci'")
+        n.cells[3].source += "\nunused_knob = 3"
+    problems = _breach(good, change)
+    assert any("`params_file = None`" in p for p in problems)
+    assert any("'unused_knob' is never used" in p for p in problems)
+
+
+def test_badge_setup_cell_and_papermill_leftovers(good):
+    def change(n):
+        n.cells[0].source = "# Title without badge"
+        n.cells[1].source = "import kdmri"
+        n.metadata["papermill"] = {"parameters": {}}
+        n.cells.insert(4, nbf.new_code_cell("x = 1", metadata={"tags": ["injected-parameters"]}))
+    problems = _breach(good, change)
+    assert any("Colab badge" in p for p in problems)
+    assert any("set-up cell" in p for p in problems)
+    assert any("papermill metadata" in p for p in problems)
+    assert any("injected-parameters" in p for p in problems)
+
+
+def test_strip_outputs_keeps_only_checked_cells(good):
+    notebook = nb.read_notebook(good)
+    notebook.metadata["papermill"] = {}
+    notebook.cells[4].outputs = [nbf.new_output("stream", name="stdout", text="x\n")]
+    notebook.cells[4].execution_count = 7
+    notebook.cells[4].metadata["execution"] = {"t": 1}
+    notebook.cells[-1].outputs = [nbf.new_output("stream", name="stdout", text="a\n"),
+                                  nbf.new_output("stream", name="stdout", text="b\n")]
+    notebook.cells.insert(4, nbf.new_code_cell("y = 2", metadata={"tags": ["injected-parameters"]}))
+    stripped = nb.strip_outputs(notebook)
+    assert "papermill" not in stripped.metadata
+    assert not any("injected-parameters" in nb._tags(c) for c in stripped.cells)
+    assert stripped.cells[4].outputs == [] and stripped.cells[4].execution_count is None
+    assert "execution" not in stripped.cells[4].metadata
+    assert [o["text"] for o in stripped.cells[-1].outputs] == ["a\nb\n"]  # streams coalesced
+    assert stripped.cells[-1].execution_count == 3
+
+
+def test_sync_rewrites_badge_and_setup_cell(good):
+    url = "https://github.com/someone/kdmri"
+    assert nb.sync_notebook(good, url) is True
+    notebook = nb.read_notebook(good)
+    assert nb.colab_badge(good.name, url) in notebook.cells[0].source
+    assert f'REPO_URL = "{url}"' in notebook.cells[1].source
+    assert any("Colab badge" in p for p in nb.check_notebook(good))  # differs from nb.REPO_URL now
+    assert nb.sync_notebook(good, url) is False
+    nb.sync_notebook(good)
+    assert nb.check_notebook(good) == []
+
+
+def test_links():
+    url = "https://github.com/org/kdmri"
+    assert nb.colab_url("01_masks.ipynb", url) == (
+        "https://colab.research.google.com/github/org/kdmri/blob/main/notebooks/01_masks.ipynb")
+    assert nb.binder_url("01_masks.ipynb", url) == (
+        "https://mybinder.org/v2/gh/org/kdmri/main?urlpath=lab/tree/notebooks/01_masks.ipynb")
+    assert nb.binder_badge(repo_url=url).startswith("[![Binder]")
+    assert f'"{nb.REPO_URL}"' in nb.setup_source()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_notebook_config_precedence(tmp_path, capsys):
+    params = tmp_path / "p.yaml"
+    params.write_text("dataset: demo\nepochs: 30\nlr: 0.005\n")
+    cfg = nb.notebook_config(params, epochs=3, seed=None)
+    assert cfg.epochs == 3 and cfg.lr == 0.005 and cfg.seed == 42  # cell > file > defaults
+    out = capsys.readouterr().out
+    assert "parameters cell overrides the params file: epochs=30 -> 3" in out
+    assert "demo 4x | 3 epochs" in out
+    with pytest.raises(ConfigError, match="epochz"):
+        nb.notebook_config(None, epochz=3)
+
+
+def test_ensure_data_names_the_missing_folder(tiny_cfg, tmp_path):
+    assert nb.ensure_data(tiny_cfg) == tiny_cfg.data_path
+    with pytest.raises(DataError, match="prepare"):
+        nb.ensure_data(tiny_cfg.replace(data_root=str(tmp_path / "nowhere")))
+    with pytest.raises(DataError, match="named 'demo'"):
+        nb.ensure_data(tiny_cfg.replace(dataset="demo", data_root=str(tmp_path / "elsewhere")))
+
+
+def test_masks_and_summary():
+    masks = nb.load_masks(["demo"], accs=(4, 8))
+    assert set(masks) == {("demo", "4x"), ("demo", "8x")}
+    text = nb.mask_summary(masks)
+    assert "demo       4x   96x96    24/96     25.00%" in text
+    regular = nb.equispaced_mask((8, 20), 4)
+    centred = np.fft.fftshift(regular)
+    assert centred[:, 10].all() and set(np.unique(regular)) == {0.0, 1.0}
+    assert centred[0].sum() == len(set(range(2, 20, 4)) | {9, 10, 11})
+
+
+def test_models_features_attention_and_parameters(tiny_cfg):
+    batch = nb.validation_slice(tiny_cfg)
+    assert batch["input"].shape == (1, 1, 32, 24) and len(batch["volume"]) == 1
+    teacher, student = nb.initial_model(tiny_cfg, "teacher"), nb.initial_model(tiny_cfg, "student")
+    assert torch.equal(student.cascades[0].convs[0].weight,
+                       nb.initial_model(tiny_cfg, "student").cascades[0].convs[0].weight)  # seeded
+    summary = nb.parameter_summary({"teacher": teacher, "student": student})
+    assert "teacher: 141,765 parameters" in summary and "student: 49,285 parameters" in summary
+    assert "65.2 % fewer than the teacher" in summary
+    assert nb.describe_cascade(student) == "1 -> 32 -> 32 -> 1 (3 3x3 convs, ReLU between)"
+    maps = nb.attention_maps(teacher, batch, ["cascade1.conv3", "cascade5.conv3"])
+    assert len(maps) == 2 and maps[0].shape == (32, 24)
+    assert math.isclose(float(np.linalg.norm(maps[0])), 1.0, rel_tol=1e-5)
+    with pytest.raises(KeyError, match="cascade1.conv9"):
+        nb.attention_maps(student, batch, ["cascade1.conv9"])
+    assert nb.feature_loss_value(tiny_cfg, student, teacher, batch) > 0
+    assert nb.image(batch["target"]).shape == (32, 24)
+    with pytest.raises(IndexError):
+        nb.validation_slice(tiny_cfg, 99)
+
+
+def test_results_helpers_after_training(tiny_cfg):
+    from kdmri.evaluate import evaluate
+    from kdmri.train import train
+
+    cfg = tiny_cfg.replace(epochs=1)
+    for stage in ("teacher", "student"):
+        train(cfg, stage)
+    for stage in ("zf", "teacher", "student"):
+        evaluate(cfg, stage)
+    logs = nb.read_train_logs(cfg, {"T": "teacher"})
+    assert list(logs) == ["T"] and len(logs["T"]) == 1
+    batch = nb.validation_slice(cfg, 0)
+    images = nb.reconstructions(cfg, {"ZF": "zf", "target": "target", "teacher": "teacher"}, batch)
+    assert list(images) == ["ZF", "target", "teacher"] and images["teacher"].shape == (32, 24)
+    assert np.allclose(images["ZF"], nb.image(batch["input"]))
+    table = nb.results_for(cfg, ["zf", "teacher", "student"])
+    assert list(table.index) == ["ZF", "teacher", "student"]
+    assert "| ZF |" in nb.markdown(table).data
+    d = nb.slice_differences(cfg, "teacher", "student")
+    assert d.shape == (2,)
+    text = nb.describe_difference({"mean": 0.5, "ci_low": 0.25, "ci_high": 0.75, "n": 16})
+    assert text == "KD - student PSNR: +0.500 dB, 95 % CI [+0.250, +0.750] over 16 slices (paired)"
+    trained = nb.trained_model(cfg, "teacher")
+    assert not trained.training
+    with pytest.raises(DataError, match="kd"):
+        nb.reconstructions(cfg, {"KD": "kd"}, batch)
+    with pytest.raises(DataError, match="train the 'kd' stage"):
+        nb.read_train_logs(cfg, {"KD": "kd"})
+
+
+def test_environment_report_names_versions():
+    text = nb.environment_report()
+    assert text.startswith("kdmri ") and f"torch {torch.__version__}" in text
