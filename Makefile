@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kdmri-installed
 
-.PHONY: install demo test lint masks demo-data lab benchmark clean
+.PHONY: install demo test nbval lint masks demo-data lab benchmark clean
 
 install: $(STAMP)
 
@@ -18,12 +18,23 @@ $(STAMP): requirements.lock pyproject.toml
 demo-data: install
 	$(PY) -m kdmri demo-data
 
+# Every notebook on the demo data (params/demo_4x.yaml) with papermill: runs/demo/acc_4x/*.ipynb
+# and runs/summary.md (docs/NOTEBOOKS.md).
 demo: install
-	$(PY) -m kdmri demo
+	$(PY) -m kdmri demo-data
+	$(PY) -m kdmri batch --params params/demo_4x.yaml
 
 test: install
-	$(PY) -m ruff check kdmri tests
+	$(PY) -m ruff check kdmri tests notebooks
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory nbval
+
+# The notebooks with their default parameters (the quick profile of params/ci.yaml), checking
+# the outputs of the cells tagged nbval-check-output; experiments/quick is their scratch folder.
+nbval: install
+	rm -rf experiments/quick
+	$(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=900 notebooks/
 
 masks: install
 	$(PY) -m kdmri masks --all

@@ -141,3 +141,27 @@ def register_cli(sub) -> None:
     p.add_argument("--out", type=Path, default=None, help="datasets folder (default: datasets/)")
     p.add_argument("--overwrite", action="store_true", help="rebuild even if up to date")
     p.set_defaults(func=lambda a: build_demo(a.out, overwrite=a.overwrite) and 0)
+
+
+def preview_slices(folder: Path | str | None = None, per_volume: int = 2) -> dict[str, np.ndarray]:
+    """A few slices of every volume of the built demo dataset, ``{label: (96, 96)}``, for
+    a figure: ``per_volume`` evenly spaced inner slices of each training volume (axial,
+    coronal and sagittal views below and above the validation slab) and of the validation
+    slab, labelled ``"train coronal_inferior [40]"``."""
+    import h5py
+
+    from .data import FS_KEY, list_volumes
+
+    root = Path(folder) if folder is not None else datasets_dir() / "demo"
+    if per_volume < 1:
+        raise ValueError(f"per_volume={per_volume}: expected at least 1")
+    images: dict[str, np.ndarray] = {}
+    for split in ("train", "validation"):
+        for path in list_volumes(root / split):
+            with h5py.File(path, "r") as fh:
+                vol = fh[FS_KEY]
+                n = vol.shape[2]
+                for s in np.linspace(0, n - 1, per_volume + 2).round().astype(int)[1:-1]:
+                    name = path.stem.removeprefix("demo_")
+                    images[f"{split} {name} [{s}]"] = vol[:, :, int(s)]
+    return images

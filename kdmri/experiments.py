@@ -9,18 +9,24 @@ a grid by changing one parameter.
   methods; layer pairs; imitation weights; the reference-code normalisations.
 * :func:`run_sft_comparison`: for each feature method, the student distilled from the
   standard teacher and from the SFT teacher (the SFT-KD-Recon table).
+* :func:`run_ablations` / :func:`ablation_summary` and :func:`sft_summary`: the same
+  experiments as :func:`kdmri.results.comparison_table` frames (both sides' mean +/- std and
+  the paired difference with its confidence interval), for the notebooks' tables and figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from .config import Config
 from .errors import ConfigError
 from .evaluate import evaluate
-from .train import train
+from .results import comparison_table
+from .sft import SFT_METHOD
+from .train import resolve_stage, train
 
 
 @dataclass(frozen=True)
@@ -111,4 +117,56 @@ def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",)) -> pd.DataFram
         })
     table = pd.DataFrame(rows).set_index("method")
     table["SFT - standard PSNR"] = table["SFT PSNR"] - table["standard PSNR"]
+    return table
+
+
+def variant_experiment(cfg: Config, name: str) -> Path:
+    """The experiment folder of ablation ``name``'s final (evaluated) stage."""
+    vcfg = variant_config(cfg, name)
+    stage_cls, _ = resolve_stage(ABLATIONS[name].final)
+    return stage_cls.configure(vcfg).experiment(stage_cls.role)
+
+
+def ablation_summary(cfg: Config, names, baseline: str = "neither", metrics=("psnr", "ssim"),
+                     confidence: float = 0.95) -> pd.DataFrame:
+    """One row per ablation in ``names`` (index ``variant``): its description, mean +/- std
+    per slice and the paired difference to ``baseline`` (the plain student) with its
+    confidence interval (:func:`kdmri.results.comparison_table`; side ``a`` = the variant,
+    ``b`` = the baseline). Every variant and the baseline must have been evaluated."""
+    names = list(dict.fromkeys(names))
+    for name in [baseline, *names]:
+        if name not in ABLATIONS:
+            raise ConfigError(f"ablation {name!r}: expected one of {sorted(ABLATIONS)}")
+    base = variant_experiment(cfg, baseline)
+    table = comparison_table({n: (variant_experiment(cfg, n), base) for n in names}, tuple(metrics),
+                             confidence)
+    table.insert(0, "description", [ABLATIONS[n].description for n in names])
+    table.index.name = "variant"
+    return table
+
+
+def run_ablations(cfg: Config, names, baseline: str = "neither", metrics=("psnr", "ssim"),
+                  confidence: float = 0.95) -> pd.DataFrame:
+    """Run (:func:`run_ablation`) ``baseline`` and every ablation in ``names`` -- finished
+    stages return at once -- and return their :func:`ablation_summary`. The KD-MRI teacher
+    must exist."""
+    names = list(dict.fromkeys(names))
+    for name in dict.fromkeys([baseline, *names]):
+        run_ablation(cfg, name)
+    return ablation_summary(cfg, names, baseline, metrics, confidence)
+
+
+def sft_summary(cfg: Config, feature_losses=("at_kdmri",), metrics=("psnr", "ssim"),
+                confidence: float = 0.95) -> pd.DataFrame:
+    """The SFT-KD-Recon comparison as a :func:`kdmri.results.comparison_table` frame: side
+    ``a`` = with the SFT teacher, ``b`` = with the standard teacher; rows ``teacher`` (the two
+    teachers themselves) and one per feature method (the distilled students of
+    :func:`run_sft_comparison`). Everything must have been evaluated."""
+    teacher = cfg.experiment("teacher", cfg.teacher_method or cfg.method)
+    pairs = {"teacher": (cfg.experiment("teacher", SFT_METHOD), teacher)}
+    for loss in feature_losses:
+        std, sft = sft_method_configs(cfg, loss)
+        pairs[f"{loss} student"] = (sft.experiment("kd"), std.experiment("kd"))
+    table = comparison_table(pairs, tuple(metrics), confidence)
+    table.index.name = "model"
     return table

@@ -19,6 +19,8 @@ function                        figure
 :func:`attention_figure`        attention maps: one row per network, one column per layer
 :func:`reconstruction_figure`   reconstructions with zoomed insets, residue maps below
 :func:`paired_difference_plot`  per-slice paired differences with mean and CI
+:func:`comparison_figure`       both sides' mean ± std and the paired difference with its
+                                CI, one line per comparison (SFT-KD, ablations, results)
 ==============================  =====================================================
 """
 
@@ -31,6 +33,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from .fft import fft2, fftshift, zero_filled
 from .masks import sampled_fraction
@@ -187,6 +190,7 @@ def training_curves(logs: Mapping[str, object]) -> Figure:
     for ax, name in zip(axes[0], ("training loss", "validation loss (o = best epoch)")):
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -312,4 +316,137 @@ def paired_difference_plot(differences, summary: Mapping[str, float] | None = No
     ax.set_ylabel(f"{label} ({unit})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str = "a", b_label: str = "b",
+                      unit: str | None = None, show_values: bool = True, title: str | None = None) -> Figure:
+    """Paired comparisons from :func:`kdmri.results.comparison_table` (also
+    :func:`kdmri.experiments.ablation_summary`, :func:`kdmri.experiments.sft_summary`), one
+    row of the table per line of the figure.
+
+    Left (``show_values``): both sides' ``metric`` as mean ± std over slices (``a_label``,
+    e.g. SFT teacher, and ``b_label``, e.g. standard teacher). Right: the paired difference
+    a - b with its confidence interval; the vertical line marks no difference.
+    Axes: 2, or 1 without ``show_values``.
+    """
+    if table is None or len(table) == 0:
+        raise ValueError("table: expected at least one comparison row")
+    key = metric.lower()
+    needed = [f"d_{key}_mean", f"d_{key}_ci_low", f"d_{key}_ci_high"]
+    if show_values:
+        needed += [f"{s}_{key}_{x}" for s in ("a", "b") for x in ("mean", "std")]
+    lacking = [c for c in needed if c not in table.columns]
+    if lacking:
+        raise ValueError(f"table: columns {lacking} missing (columns: {list(table.columns)})")
+    unit = unit if unit is not None else ("dB" if key == "psnr" else "")
+    suffix = f" ({unit})" if unit else ""
+    labels = [str(i) for i in table.index]
+    y = np.arange(len(labels))[::-1].astype(float)
+    ncols = 2 if show_values else 1
+    fig, axes = _grid(1, ncols, panel=4.2, height=0.9 + 0.45 * len(labels))
+    if show_values:
+        ax = axes[0, 0]
+        for side, label, dy, colour in (("a", a_label, 0.12, "C1"), ("b", b_label, -0.12, "C0")):
+            ax.errorbar(table[f"{side}_{key}_mean"], y + dy, xerr=table[f"{side}_{key}_std"], fmt="o",
+                        ms=5, capsize=3, color=colour, label=label)
+        ax.set_yticks(y, labels)
+        ax.set_xlabel(f"{metric.upper()}{suffix}, mean ± std over slices")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax = axes[0, ncols - 1]
+    mean = table[f"d_{key}_mean"].to_numpy(dtype=float)
+    low = np.nan_to_num(mean - table[f"d_{key}_ci_low"].to_numpy(dtype=float))
+    high = np.nan_to_num(table[f"d_{key}_ci_high"].to_numpy(dtype=float) - mean)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.errorbar(mean, y, xerr=np.vstack([low, high]), fmt="s", ms=5, capsize=3, color="C3",
+                label="mean, 95 % CI")
+    ax.set_yticks(y, labels if not show_values else [""] * len(labels))
+    ax.set_xlabel(f"{metric.upper()} difference{suffix}: {a_label} − {b_label} (paired)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- super-resolution, demo data
+
+
+def sr_kspace_figure(image, keep) -> Figure:
+    """The low-resolution input of the super-resolution experiment for one image ``(H, W)``:
+    keep the central ``keep`` block (int or ``(kh, kw)``) of the centred k-space
+    (:func:`kdmri.sr.truncate_kspace`).
+
+    Top row: the image, its centred k-space ``log |F x|`` with the kept block outlined, the
+    kept k-space. Bottom row: the low-resolution image ``|F^-1(block)|`` at full size, the
+    error ``|LR - x|``, and the intensities of both along the middle row (blur and Gibbs
+    ringing). Axes: 6.
+    """
+    from .fft import fft2c
+    from .sr import central_block_mask, truncate_kspace
+
+    img = _image(image, "image").astype(np.float64)
+    block = central_block_mask(img.shape, keep)
+    low = truncate_kspace(img, keep)
+    k = fft2c(img)
+    logk = _log_magnitude(k)
+    rows, cols = np.flatnonzero(block.any(axis=1)), np.flatnonzero(block.any(axis=0))
+    fig, axes = _grid(2, 3)
+    _show(axes[0, 0], img, f"target x ({img.shape[0]}x{img.shape[1]})", vmin=0)
+    _show(axes[0, 1], logk, "k-space log|F x| (centred)", cmap="magma")
+    axes[0, 1].add_patch(Rectangle((cols[0] - 0.5, rows[0] - 0.5), len(cols), len(rows), fill=False,
+                                   ec="cyan", lw=1.2))
+    _show(axes[0, 2], logk * block, f"kept: central {len(rows)}x{len(cols)} "
+          f"({100 * block.mean():.2f} %)", cmap="magma", vmin=0, vmax=float(logk.max()))
+    _show(axes[1, 0], low, "low resolution |F^-1(block)|", vmin=0, vmax=float(img.max()))
+    err = np.abs(low - img)
+    _show(axes[1, 1], err, f"|LR - x| (max {err.max():.2f})", cmap="inferno", vmin=0)
+    mid = img.shape[0] // 2
+    ax = axes[1, 2]
+    ax.plot(img[mid], lw=1, label="target")
+    ax.plot(low[mid], lw=1, label="LR")
+    ax.set_title(f"row {mid}", fontsize=9)
+    ax.set_xlabel("column", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def demo_layout_figure(volume, val_slab: tuple[int, int], margin: int) -> Figure:
+    """Where the demo dataset's splits lie in the template ``volume`` ``(X, Y, Z)`` (axial
+    slices on Z): mid-sagittal and mid-coronal sections with the validation slab
+    ``z in [val_slab[0], val_slab[1])`` in red and the ``margin`` slices on each side that no
+    training image touches in grey; everything else gives training slices. The third panel
+    is the middle axial slice of the slab. Sections are rotated as :mod:`kdmri.demo` rotates
+    its slices (superior at the top). Axes: 3.
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise ValueError(f"volume: expected (X, Y, Z), got shape {vol.shape}")
+    z0, z1 = (int(v) for v in val_slab)
+    nz = vol.shape[2]
+    if not 0 <= z0 < z1 <= nz or margin < 0:
+        raise ValueError(f"val_slab={val_slab}, margin={margin}: expected 0 <= z0 < z1 <= {nz} "
+                         "and a non-negative margin")
+    sections = {"sagittal (x = middle)": np.rot90(vol[vol.shape[0] // 2]),
+                "coronal (y = middle)": np.rot90(vol[:, vol.shape[1] // 2, :])}
+    fig, axes = _grid(1, 3, panel=2.8)
+    for ax, (title, sec) in zip(axes[0], sections.items()):
+        _show(ax, sec, title, vmin=0)
+        width = sec.shape[1]
+        # after rot90 row r shows z = nz - 1 - r
+        ax.add_patch(Rectangle((-0.5, nz - z1 - 0.5), width, z1 - z0, color="red", alpha=0.35,
+                               label=f"validation slab z {z0}..{z1 - 1}"))
+        for lo, hi in ((z1, z1 + margin), (z0 - margin, z0)):
+            lo, hi = max(lo, 0), min(hi, nz)
+            if hi > lo:
+                ax.add_patch(Rectangle((-0.5, nz - hi - 0.5), width, hi - lo, color="0.6",
+                                       alpha=0.6, label="margin (unused)" if lo >= z1 else None))
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    zm = (z0 + z1) // 2
+    _show(axes[0, 2], np.rot90(vol[:, :, zm]), f"validation: axial z = {zm}", vmin=0)
     return fig

@@ -219,3 +219,42 @@ class SRSliceDataset(Dataset):
         # best effort: at interpreter shutdown h5py may already be partly torn down
         with contextlib.suppress(Exception):
             self.close()
+
+
+# ---------------------------------------------------------------- notebook helpers
+
+
+def validation_item(cfg, index: int | None = None) -> dict:
+    """One super-resolution validation item of ``cfg`` as a batch of one: ``input`` (the
+    low-resolution image) and ``target`` ``(1, 1, H, W)``, ``volume`` and ``slice`` lists.
+
+    The slices are those :func:`kdmri.evaluate.evaluate` uses for the ``sr-*`` stages
+    (``max_val_slices`` applied); default: the middle one.
+    """
+    from torch.utils.data import default_collate
+
+    from .train import SR
+
+    ds = SR.dataset(cfg, "validation")
+    i = len(ds) // 2 if index is None else index
+    if not -len(ds) <= i < len(ds):
+        raise IndexError(f"index {i}: the validation set has {len(ds)} slices")
+    return default_collate([ds[i]])
+
+
+def attention_maps(model: torch.nn.Module, batch: dict, layers, mode: str = "sample") -> list[np.ndarray]:
+    """KD-MRI attention maps (:func:`kdmri.losses.attention_map`) of the named VDSR features
+    (``"conv1"`` ...) on the first item of ``batch``, each an ``(H, W)`` numpy array."""
+    from .losses import attention_map
+
+    model.eval()
+    with torch.no_grad():
+        x = batch["input"].to(next(model.parameters()).device)
+        features = model(x, return_features=True).features
+    h, w = x.shape[-2:]
+    maps = []
+    for name in layers:
+        if name not in features:
+            raise KeyError(f"layer {name!r}: not among the model's features {sorted(features)}")
+        maps.append(attention_map(features[name][:1], mode)[0].reshape(h, w).cpu().numpy())
+    return maps

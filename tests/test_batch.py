@@ -34,7 +34,8 @@ def setup(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     exp = str(tmp_path / "exp")
-    p1 = write_params(tmp_path / "a.yaml", dataset="alpha", acc="4x", epochs=2, lr=0.0123, experiments_root=exp)
+    p1 = write_params(tmp_path / "a.yaml", dataset="alpha", acc="4x", epochs=2, lr=0.0123,
+                      experiments_root=exp)
     p2 = write_params(tmp_path / "b.yaml", dataset="beta", acc="8x", epochs=3, experiments_root=exp)
     return tmp_path, nbs, p1, p2
 

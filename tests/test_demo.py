@@ -27,3 +27,12 @@ def test_demo_build_split_is_spatially_disjoint(tmp_path):
     mtime = (folder / "train" / "demo_axial_inferior.h5").stat().st_mtime_ns
     demo.build_demo(tmp_path, accs=(4,), verbose=False)
     assert (folder / "train" / "demo_axial_inferior.h5").stat().st_mtime_ns == mtime
+
+
+def test_preview_slices_of_every_volume(tiny_data):
+    images = demo.preview_slices(tiny_data, per_volume=1)
+    assert list(images) == ["train t1 [1]", "train t2 [1]", "validation v1 [0]"]
+    assert all(img.shape == (32, 24) for img in images.values())
+    assert len(demo.preview_slices(tiny_data, per_volume=2)) == 6
+    with pytest.raises(ValueError, match="per_volume"):
+        demo.preview_slices(tiny_data, per_volume=0)

@@ -126,3 +126,53 @@ def test_paired_difference_plot_with_and_without_summary():
     assert len(plots.paired_difference_plot(d).axes) == 1
     with pytest.raises(ValueError, match="differences"):
         plots.paired_difference_plot([])
+
+
+def _comparison_table():
+    return pd.DataFrame({
+        "n": [8, 8], "a_psnr_mean": [31.0, 30.5], "a_psnr_std": [1.0, 0.9], "b_psnr_mean": [30.6, 30.6],
+        "b_psnr_std": [1.1, 1.1], "d_psnr_mean": [0.4, -0.1], "d_psnr_ci_low": [0.2, float("nan")],
+        "d_psnr_ci_high": [0.6, float("nan")]}, index=pd.Index(["both", "imitation"], name="variant"))
+
+
+def test_comparison_figure_values_and_differences():
+    fig = plots.comparison_figure(_comparison_table(), "psnr", "variant", "plain student", title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert {t.get_text() for t in fig.axes[0].get_yticklabels()} == {"both", "imitation"}
+    assert "variant − plain student" in fig.axes[1].get_xlabel()
+    _renders(fig)
+    assert len(plots.comparison_figure(_comparison_table(), show_values=False).axes) == 1
+    with pytest.raises(ValueError, match="ssim"):
+        plots.comparison_figure(_comparison_table(), "ssim")
+    with pytest.raises(ValueError, match="at least one"):
+        plots.comparison_figure(_comparison_table().iloc[:0])
+
+
+# --------------------------------------------------------------------------- super-resolution, demo data
+
+
+def test_sr_kspace_figure_outlines_the_kept_block():
+    fig = plots.sr_kspace_figure(_img((24, 20)), 8)
+    assert isinstance(fig, Figure) and len(fig.axes) == 6
+    assert "central 8x8" in fig.axes[2].get_title()
+    assert len(fig.axes[1].patches) == 1  # the kept block outlined on the k-space
+    assert [line.get_label() for line in fig.axes[5].get_lines()] == ["target", "LR"]
+    _renders(fig)
+    assert "central 6x10" in plots.sr_kspace_figure(_img((24, 20)), (6, 10)).axes[2].get_title()
+    with pytest.raises(ValueError, match="keep"):
+        plots.sr_kspace_figure(_img((24, 20)), 30)
+
+
+def test_demo_layout_figure_marks_slab_and_margins():
+    vol = np.random.default_rng(0).random((12, 14, 20))
+    fig = plots.demo_layout_figure(vol, (8, 12), 2)
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    assert len(fig.axes[0].patches) == 3 and len(fig.axes[1].patches) == 3  # slab + 2 margins
+    slab = fig.axes[0].patches[0]
+    assert slab.get_height() == 4 and slab.get_y() == 20 - 12 - 0.5  # rows of z 8..11 after rot90
+    assert "z = 10" in fig.axes[2].get_title()
+    _renders(fig)
+    with pytest.raises(ValueError, match="val_slab"):
+        plots.demo_layout_figure(vol, (15, 25), 2)
+    with pytest.raises(ValueError, match="X, Y, Z"):
+        plots.demo_layout_figure(vol[0], (1, 2), 0)
