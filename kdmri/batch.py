@@ -48,6 +48,7 @@ from typing import Any
 import yaml
 
 from .config import FIELDS, Config, load_config
+from .config import notebook_parameters as notebook_parameters_of
 from .errors import ConfigError
 from .paths import project_root, runs_dir
 
@@ -165,12 +166,17 @@ def plan(params_files: Sequence[str | Path], notebooks: Sequence[str | Path] | N
             problems.append(f"--set {key}: neither a Config field nor a parameter of any notebook")
     configs: list[tuple[str, Config]] = []
     folders: dict[Path, str] = {}
+    file_notebook_params: dict[str, dict[str, Any]] = {}
     for pf in params_files:
         try:
             cfg = load_config(pf, config_over)
+            file_notebook_params[str(pf)] = notebook_parameters_of(pf)
         except ConfigError as exc:
             problems.append(str(exc))
             continue
+        for key in file_notebook_params[str(pf)]:
+            if not any(key in n for n in names.values()):
+                problems.append(f"{pf}: notebook_parameters.{key} is not a parameter of any notebook")
         folder = run_folder(cfg, out).resolve()
         if folder in folders:
             problems.append(f"{pf} and {folders[folder]}: both run {cfg.dataset} {cfg.acc} into {folder}; "
@@ -186,6 +192,7 @@ def plan(params_files: Sequence[str | Path], notebooks: Sequence[str | Path] | N
         for nb in nbs:
             params = {"params_file": str(folder / "params.yaml")}
             params.update({k: values[k] for k in sorted(names[nb]) if k in FIELDS})
+            params.update({k: v for k, v in file_notebook_params[pf].items() if k in names[nb]})
             params.update({k: v for k, v in notebook_over.items() if k in names[nb]})
             jobs.append(Job(pf, cfg, nb, folder / nb.name, params))
     return jobs

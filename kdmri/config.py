@@ -175,11 +175,29 @@ def read_params(path: str | Path) -> dict[str, Any]:
     return data
 
 
+#: Key of a params YAML holding notebook-only parameters (not Config fields), e.g.
+#: ``notebook_parameters: {ablations: [neither, both], kd_epochs: 6}``; the batch runner
+#: passes them to every notebook that declares them in its ``parameters`` cell.
+NOTEBOOK_KEY = "notebook_parameters"
+
+
+def notebook_parameters(path: str | Path) -> dict[str, Any]:
+    """The ``notebook_parameters`` mapping of a params YAML (``{}`` if absent)."""
+    value = read_params(path).get(NOTEBOOK_KEY) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{resolve_params(path)}: '{NOTEBOOK_KEY}' must be a mapping of "
+                          "notebook parameter names to values")
+    return value
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults <- params YAML (``path``) <- ``overrides`` (values ``None`` are ignored)."""
+    """Defaults <- params YAML (``path``) <- ``overrides`` (values ``None`` are ignored).
+    The YAML's ``notebook_parameters`` section is not part of the Config."""
     cfg = Config()
     if path is not None:
-        cfg = merge(cfg, read_params(path), source=str(resolve_params(path)))
+        data = read_params(path)
+        data.pop(NOTEBOOK_KEY, None)
+        cfg = merge(cfg, data, source=str(resolve_params(path)))
     if overrides:
         cfg = merge(cfg, {k: v for k, v in overrides.items() if v is not None})
     return cfg

@@ -145,7 +145,7 @@ def register_cli(sub) -> None:
 
 def preview_slices(folder: Path | str | None = None, per_volume: int = 2) -> dict[str, np.ndarray]:
     """A few slices of every volume of the built demo dataset, ``{label: (96, 96)}``, for
-    a figure: ``per_volume`` evenly spaced inner slices of each training volume (axial,
+    a figure: (at most) ``per_volume`` evenly spaced inner slices of each training volume (axial,
     coronal and sagittal views below and above the validation slab) and of the validation
     slab, labelled ``"train coronal_inferior [40]"``."""
     import h5py

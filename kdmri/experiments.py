@@ -129,11 +129,11 @@ def variant_experiment(cfg: Config, name: str) -> Path:
 
 def ablation_summary(cfg: Config, names, baseline: str = "neither", metrics=("psnr", "ssim"),
                      confidence: float = 0.95) -> pd.DataFrame:
-    """One row per ablation in ``names`` (index ``variant``): its description, mean +/- std
-    per slice and the paired difference to ``baseline`` (the plain student) with its
-    confidence interval (:func:`kdmri.results.comparison_table`; side ``a`` = the variant,
-    ``b`` = the baseline). Every variant and the baseline must have been evaluated."""
-    names = list(dict.fromkeys(names))
+    """One row per ablation in ``names`` (index ``variant``), ``baseline`` (the plain student)
+    always first: its description, mean +/- std per slice and the paired difference to the
+    baseline with its confidence interval (:func:`kdmri.results.comparison_table`; side ``a`` =
+    the variant, ``b`` = the baseline). Every variant and the baseline must have been evaluated."""
+    names = list(dict.fromkeys([baseline, *names]))
     for name in [baseline, *names]:
         if name not in ABLATIONS:
             raise ConfigError(f"ablation {name!r}: expected one of {sorted(ABLATIONS)}")

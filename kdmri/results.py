@@ -309,6 +309,60 @@ def describe_reports(reports: pd.DataFrame, where: str = "the experiments folder
     return "\n".join(lines)
 
 
+def models_markdown(reports: pd.DataFrame, dataset: str, acc: str,
+                    where: str = "the experiments folder") -> str:
+    """Markdown of :func:`results_table` for every evaluated model of ``dataset`` at ``acc``
+    (ablations and SFT grids included), or a note when there is none."""
+    df = reports if reports.empty else reports[(reports["dataset"] == dataset) & (reports["acc"] == acc)]
+    if df.empty:
+        return f"No evaluation reports for {dataset} {acc} under {where} yet."
+    return to_markdown(results_table(df))
+
+
+def _find(cfg, rows: tuple[Row, ...], needs: str) -> tuple[dict[str, tuple[str, str, Path]], list[str]]:
+    found, missing = {}, []
+    for row in rows:
+        for method, role in row.candidates:
+            folder = cfg.experiment(role, method)
+            if (folder / needs).is_file():
+                found[row.label] = (method, role, folder)
+                break
+        else:
+            folders = " or ".join(f"{m}_{r}" for m, r in row.candidates)
+            missing.append(f"{row.label}: no {needs} in {folders} ({row.source})")
+    return found, missing
+
+
+def available_experiments(cfg, rows: tuple[Row, ...] = RECON_ROWS, needs: str = "report.json",
+                          ) -> tuple[dict[str, Path], list[str]]:
+    """``({label: experiment folder}, missing)`` for the ``rows`` of ``cfg``'s dataset and
+    acceleration (a :class:`~kdmri.config.Config`): the first candidate folder of each row
+    holding the file ``needs`` (e.g. ``"train_log.csv"``), and one line per row without one."""
+    found, missing = _find(cfg, rows, needs)
+    return {label: folder for label, (_, _, folder) in found.items()}, missing
+
+
+def available_reconstructions(cfg, batch: Mapping, rows: tuple[Row, ...] = RECON_ROWS,
+                              target_after: str = "ZF") -> tuple[dict, list[str]]:
+    """``({label: image (H, W)}, missing)``: the reconstructions of the validation slice in
+    ``batch`` (:func:`kdmri.notebook.validation_slice`) by every row's model that has been
+    evaluated, with the fully sampled image as ``"target"`` after ``target_after`` (first if
+    that row is absent), ready for :func:`kdmri.plots.reconstruction_figure`; rows without
+    reconstructions are named in ``missing``."""
+    from .notebook import reconstructions
+
+    found, missing = _find(cfg, rows, needs=f"results/{batch['volume'][0]}.h5")
+    images = {} if target_after in found else reconstructions(cfg, {"target": "target"}, batch)
+    for label, (method, role, _) in found.items():
+        try:
+            images.update(reconstructions(cfg.replace(method=method), {label: role}, batch))
+        except DataError as exc:
+            missing.append(f"{label}: {exc}")
+        if label == target_after:
+            images.update(reconstructions(cfg, {"target": "target"}, batch))
+    return images, missing
+
+
 # =========================================================================== paired comparisons
 
 
@@ -411,16 +465,24 @@ def measure_latency(shape: tuple[int, int] = (96, 96), device: str = "cpu") -> d
 
 
 _LATENCY_ROW = re.compile(r"^\|\s*(\d+x\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)x\s*\|\s*$")
+_BENCH_DEVICE = re.compile(r"^# kdmri benchmarks \((\w+)\)")
 
 
-def read_benchmark_latency(path: Path | str) -> list[dict]:
-    """The latency rows of a ``benchmarks/results.md`` written by ``python -m kdmri benchmark``
-    (``[]`` when the file does not exist), as :func:`measure_latency` dicts."""
-    path = Path(path)
+def read_benchmark_latency(path: Path | str | None = None, device: str = "cpu") -> list[dict]:
+    """The latency rows of ``benchmarks/results.md`` (``path``; default: the project's) written
+    by ``python -m kdmri benchmark``, as :func:`measure_latency` dicts; ``[]`` when the file
+    does not exist or was measured on another device than ``device``."""
+    from .paths import project_root
+
+    path = Path(path) if path is not None else project_root() / "benchmarks" / "results.md"
     if not path.is_file():
         return []
+    text = path.read_text()
+    header = _BENCH_DEVICE.match(text)
+    if header and header.group(1) != device:
+        return []
     rows, inside = [], False
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         if line.startswith("## "):
             inside = "latency" in line.lower()
             continue

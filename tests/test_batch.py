@@ -169,3 +169,19 @@ def test_cli_runs_papermill_records_memory_and_exits_nonzero_on_failure(setup, c
     results = json.loads((runs / "summary.json").read_text())
     assert [r["ok"] for r in results] == [True, False, True]
     assert all(r["peak_rss_mb"] and r["peak_rss_mb"] > 10 for r in results)  # the kernel's memory
+
+
+def test_notebook_parameters_section_of_a_params_file(setup):
+    tmp, nbs, _, _ = setup
+    nb1 = write_nb(nbs / "01_a.ipynb", PARAMS_CELL + "ablations = ['neither']\n", "x = 1")
+    nb2 = write_nb(nbs / "02_b.ipynb", PARAMS_CELL, "x = 1")
+    pf = write_params(tmp / "c.yaml", dataset="alpha", epochs=4,
+                      notebook_parameters={"ablations": ["both", "imitation"]})
+    rec = Recorder()
+    batch.run_batch([pf], [nb1, nb2], {}, tmp / "runs", execute=rec, progress=False)
+    assert rec.calls[0][2]["ablations"] == ["both", "imitation"]
+    assert "ablations" not in rec.calls[1][2]  # only where the notebook declares it
+    assert load_config(pf).epochs == 4  # the section is not part of the Config
+    bad = write_params(tmp / "d.yaml", dataset="alpha", notebook_parameters={"nope": 1})
+    with pytest.raises(ConfigError, match="notebook_parameters.nope is not a parameter"):
+        batch.run_batch([bad], [nb1], {}, tmp / "runs2", execute=Recorder(), progress=False)

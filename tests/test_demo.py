@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from kdmri import demo
 from kdmri.data import SliceDataset
@@ -33,6 +34,7 @@ def test_preview_slices_of_every_volume(tiny_data):
     images = demo.preview_slices(tiny_data, per_volume=1)
     assert list(images) == ["train t1 [1]", "train t2 [1]", "validation v1 [0]"]
     assert all(img.shape == (32, 24) for img in images.values())
-    assert len(demo.preview_slices(tiny_data, per_volume=2)) == 6
+    two = demo.preview_slices(tiny_data, per_volume=2)  # at most 2: a 3-slice volume has 1 inner
+    assert list(two) == ["train t1 [1]", "train t2 [1]", "validation v1 [0]", "validation v1 [1]"]
     with pytest.raises(ValueError, match="per_volume"):
         demo.preview_slices(tiny_data, per_volume=0)

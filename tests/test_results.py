@@ -229,6 +229,10 @@ def test_latency_measured_and_read_back(tmp_path):
     assert rows[1] == {"size": "640x368", "teacher_ms": 120.0, "student_ms": 60.0, "speedup": 2.0}
     assert rows[0]["teacher_ms"] == pytest.approx(lat["teacher_ms"], abs=0.05)
     assert results.read_benchmark_latency(tmp_path / "none.md") == []
+    cuda = tmp_path / "cuda.md"
+    cuda.write_text(to_markdown({**res, "machine": {**res["machine"], "device": "cuda", "gpu": "G"}}, "x"))
+    assert results.read_benchmark_latency(cuda) == []  # measured on another device
+    assert len(results.read_benchmark_latency(cuda, device="cuda")) == 2
 
 
 def test_paper_reference_tables():
@@ -264,6 +268,7 @@ def test_ablation_and_sft_summaries_from_folders(tmp_path):
         "description", "variant PSNR", "Δ PSNR [95 % CI]", "slices"]
     with pytest.raises(DataError, match="abl-attention_kd"):
         ablation_summary(cfg, ["attention"])
+    assert list(ablation_summary(cfg, ["imitation"]).index) == ["neither", "imitation"]  # baseline first
 
     _experiment(exp, "demo", "4x", "kdmri", "teacher", [33, 34, 35, 34])
     _experiment(exp, "demo", "4x", "sft", "teacher", [33.2, 34.2, 35.2, 34.2])
@@ -274,3 +279,40 @@ def test_ablation_and_sft_summaries_from_folders(tmp_path):
     assert sft.loc["teacher", "d_psnr_mean"] == pytest.approx(0.2)
     assert sft.loc["at_kdmri student", "d_psnr_mean"] == pytest.approx(0.3)
     assert sft.loc["at_kdmri student", "b_psnr_mean"] == pytest.approx(33.0)
+
+
+def test_models_markdown(root):
+    reports = results.collect_reports(root)
+    text = results.models_markdown(reports, "demo", "8x")
+    assert text.startswith("| model | PSNR | SSIM | parameters | slices |") and "| teacher | 30.00 ± 0.71 |" in text
+    assert results.models_markdown(reports, "demo", "5x", "x") == "No evaluation reports for demo 5x under x yet."
+    assert results.models_markdown(pd.DataFrame(), "demo", "4x").startswith("No evaluation reports")
+
+
+def test_available_experiments_and_reconstructions(root):
+    import h5py
+    import torch
+
+    cfg = Config(dataset="demo", acc="4x", experiments_root=str(root))
+    found, missing = results.available_experiments(cfg)
+    assert list(found) == ["ZF", "Teacher", "Student", "KD student", "SFT teacher", "SFT-KD student"]
+    assert found["SFT-KD student"].name == "sft-at_kdmri_kd" and missing == []
+    found, missing = results.available_experiments(cfg.replace(acc="8x"), needs="metrics.csv")
+    assert list(found) == ["ZF", "Teacher", "Student"]
+    assert missing[0] == "KD student: no metrics.csv in kdmri_kd (notebook 04 (stages feature, kd))"
+
+    for i, (method, role) in enumerate([("kdmri", "zf"), ("kdmri", "kd"), ("sft-at_kdmri", "kd")]):
+        out = cfg.experiment(role, method) / "results"
+        out.mkdir()
+        with h5py.File(out / "vol1.h5", "w") as fh:
+            fh["reconstruction"] = np.full((6, 5, 2), float(i), dtype=np.float32)
+            fh["slices"] = np.array([3, 4])
+    batch = {"volume": ["vol1"], "slice": torch.tensor([4]), "target": torch.ones(1, 1, 6, 5)}
+    images, missing = results.available_reconstructions(cfg, batch)
+    assert list(images) == ["ZF", "target", "KD student", "SFT-KD student"]
+    assert images["SFT-KD student"].shape == (6, 5) and images["SFT-KD student"][0, 0] == 2
+    assert images["target"][0, 0] == 1
+    assert [m.split(":")[0] for m in missing] == ["Teacher", "Student", "SFT teacher"]
+    batch["slice"] = torch.tensor([7])  # a slice that was not evaluated: named, not fatal
+    images, missing = results.available_reconstructions(cfg, batch)
+    assert list(images) == ["target"] and any("slice 7 was not evaluated" in m for m in missing)
