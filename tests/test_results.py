@@ -284,8 +284,10 @@ def test_ablation_and_sft_summaries_from_folders(tmp_path):
 def test_models_markdown(root):
     reports = results.collect_reports(root)
     text = results.models_markdown(reports, "demo", "8x")
-    assert text.startswith("| model | PSNR | SSIM | parameters | slices |") and "| teacher | 30.00 ± 0.71 |" in text
-    assert results.models_markdown(reports, "demo", "5x", "x") == "No evaluation reports for demo 5x under x yet."
+    assert text.startswith("| model | PSNR | SSIM | parameters | slices |")
+    assert "| teacher | 30.00 ± 0.71 |" in text
+    assert results.models_markdown(reports, "demo", "5x", "x") == (
+        "No evaluation reports for demo 5x under x yet.")
     assert results.models_markdown(pd.DataFrame(), "demo", "4x").startswith("No evaluation reports")
 
 
