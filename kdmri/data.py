@@ -18,6 +18,7 @@ in a folder without reopening files per item.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -140,7 +141,42 @@ def _open(path: Path) -> h5py.File:
         raise DataError(f"{path}: not a readable HDF5 file ({exc})") from exc
 
 
-class SliceDataset(Dataset):
+class H5Volumes(Dataset):
+    """Base of the slice datasets: ``self.index`` lists ``(file, slice)``; every file is
+    opened once per process and kept open (handles are dropped when pickled, so each
+    DataLoader worker reopens its own)."""
+
+    _handles: dict[Path, h5py.File]
+    index: list[tuple[Path, int]]
+
+    def _handle(self, path: Path) -> h5py.File:
+        fh = self._handles.get(path)
+        if fh is None:
+            fh = self._handles[path] = _open(path)
+        return fh
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def close(self) -> None:
+        """Close the open HDF5 handles (they reopen on the next item)."""
+        handles = getattr(self, "_handles", {})  # absent if __init__ failed early
+        for fh in handles.values():
+            fh.close()
+        handles.clear()
+
+    def __del__(self) -> None:
+        # best effort: at interpreter shutdown h5py may already be partly torn down
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class SliceDataset(H5Volumes):
     """Every slice of every KD-MRI HDF5 volume in ``root`` at acceleration ``acc``.
 
     Each item is a dict of tensors::
@@ -217,20 +253,6 @@ class SliceDataset(Dataset):
             raise DataError(f"{missing_acc[0]}: missing '{ikey}' / '{kkey}' while other volumes in "
                             f"{self.root} have acceleration {self.acc}")
 
-    def _handle(self, path: Path) -> h5py.File:
-        fh = self._handles.get(path)
-        if fh is None:
-            fh = self._handles[path] = _open(path)
-        return fh
-
-    def __getstate__(self):  # h5py handles do not pickle: each worker reopens its own
-        state = self.__dict__.copy()
-        state["_handles"] = {}
-        return state
-
-    def __len__(self) -> int:
-        return len(self.index)
-
     def _read(self, path: Path, key: str, s: int) -> np.ndarray:
         cached = self._cache.get(path)
         if cached is not None:
@@ -253,14 +275,3 @@ class SliceDataset(Dataset):
             "volume": path.stem,
             "slice": s,
         }
-
-    def close(self) -> None:
-        for fh in self._handles.values():
-            fh.close()
-        self._handles.clear()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass

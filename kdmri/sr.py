@@ -15,15 +15,13 @@ k-space does.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from .data import FS_KEY, _open, list_volumes
+from .data import FS_KEY, H5Volumes, list_volumes
 from .errors import DataError
 from .fft import fft2c, ifft2c
 
@@ -125,7 +123,7 @@ def truncate_kspace(image: Array, keep: Keep = 64) -> Array:
     return low.abs().to(torch.float32)
 
 
-class SRSliceDataset(Dataset):
+class SRSliceDataset(H5Volumes):
     """Every slice of every KD-MRI HDF5 volume in ``root``, as a super-resolution pair.
 
     Only the fully sampled ``volfs`` key is read; the low-resolution input is made on the
@@ -180,20 +178,6 @@ class SRSliceDataset(Dataset):
                     low = truncate_kspace(vol, keep)
                 self._cache[path] = (vol.astype(np.float32), low)
 
-    def _handle(self, path: Path) -> h5py.File:
-        fh = self._handles.get(path)
-        if fh is None:
-            fh = self._handles[path] = _open(path)
-        return fh
-
-    def __getstate__(self):  # h5py handles do not pickle: each worker reopens its own
-        state = self.__dict__.copy()
-        state["_handles"] = {}
-        return state
-
-    def __len__(self) -> int:
-        return len(self.index)
-
     def __getitem__(self, i: int) -> dict:
         path, s = self.index[i]
         cached = self._cache.get(path)
@@ -207,18 +191,6 @@ class SRSliceDataset(Dataset):
             "volume": path.stem,
             "slice": s,
         }
-
-    def close(self) -> None:
-        """Close the open HDF5 handles (they reopen on the next item)."""
-        handles = getattr(self, "_handles", {})  # absent if __init__ failed early
-        for fh in handles.values():
-            fh.close()
-        handles.clear()
-
-    def __del__(self) -> None:
-        # best effort: at interpreter shutdown h5py may already be partly torn down
-        with contextlib.suppress(Exception):
-            self.close()
 
 
 # ---------------------------------------------------------------- notebook helpers
