@@ -18,7 +18,6 @@ machine that produced it. Figures:
 from __future__ import annotations
 
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -73,7 +72,7 @@ def _time_stage(cfg: Config, stage: str, steps: int, warmup: int = 3) -> float:
             loss.backward()
             opt.step()
             times.append(time.perf_counter() - t0)
-    return statistics.median(times[warmup:])
+    return min(times[warmup:])
 
 
 def _time_pure_conv(arch: str, size, batch: int, steps: int, device: str, warmup: int = 3) -> float:
@@ -96,7 +95,7 @@ def _time_pure_conv(arch: str, size, batch: int, steps: int, device: str, warmup
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times[warmup:])
+    return min(times[warmup:])
 
 
 @torch.no_grad()
@@ -114,7 +113,7 @@ def _latency(arch: str, size, device: str, runs: int = 20, warmup: int = 3) -> f
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times[warmup:])
+    return min(times[warmup:])
 
 
 def run_benchmarks(sizes=((96, 96), (240, 240)), batch: int = 4, steps: int = 20,
@@ -158,7 +157,8 @@ def to_markdown(res: dict, command: str) -> str:
     lines = [f"# kdmri benchmarks ({m['device']})", "",
              f"Command: `{command}`  ", f"Machine: {m.get('gpu', m['cpu'])}, {m['threads']} torch "
              f"threads, torch {m['torch']}, Python {m['python']}", "",
-             "## Training (batch 4, median step time; real stage losses, optimiser, DataLoader)", "",
+             "## Training (batch 4, fastest of N steps, robust to other load; real stage losses, "
+             "optimiser, DataLoader)", "",
              "| size | teacher slices/s | student slices/s | KD slices/s | teacher step / pure conv "
              "| student step / pure conv | KD step / student step |", "|---|---|---|---|---|---|---|"]
     for r in res["training"]:
@@ -166,7 +166,7 @@ def to_markdown(res: dict, command: str) -> str:
         lines.append(f"| {r['size']} | {s['teacher']:.1f} | {s['student']:.1f} | {s['kd']:.1f} | "
                      f"{p['teacher']:.2f}x | {p['student']:.2f}x | {r['kd_over_student']:.2f}x |")
     lines += ["", "Targets: step / pure conv <= 1.25x; KD step / student step <= 1.3x.", "",
-              "## Inference latency (batch 1, median)", "",
+              "## Inference latency (batch 1, fastest of 20 runs)", "",
               "| size | teacher ms | student ms | student speed-up |", "|---|---|---|---|"]
     for r in res["latency"]:
         lines.append(f"| {r['size']} | {r['teacher_ms']:.1f} | {r['student_ms']:.1f} | "

@@ -322,15 +322,17 @@ def paired_difference_plot(differences, summary: Mapping[str, float] | None = No
 # --------------------------------------------------------------------------- comparisons
 
 
-def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str = "a", b_label: str = "b",
-                      unit: str | None = None, show_values: bool = True, title: str | None = None) -> Figure:
+def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str | None = "a",
+                      b_label: str | None = "b", unit: str | None = None, show_values: bool = True,
+                      title: str | None = None) -> Figure:
     """Paired comparisons from :func:`kdmri.results.comparison_table` (also
     :func:`kdmri.experiments.ablation_summary`, :func:`kdmri.experiments.sft_summary`), one
     row of the table per line of the figure.
 
     Left (``show_values``): both sides' ``metric`` as mean ± std over slices (``a_label``,
     e.g. SFT teacher, and ``b_label``, e.g. standard teacher). Right: the paired difference
-    a - b with its confidence interval; the vertical line marks no difference.
+    a - b with its confidence interval; the vertical line marks no difference. Without
+    labels (``None``) the rows' names say what is compared (e.g. ``KD - student``).
     Axes: 2, or 1 without ``show_values``.
     """
     if table is None or len(table) == 0:
@@ -347,7 +349,7 @@ def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str = 
     labels = [str(i) for i in table.index]
     y = np.arange(len(labels))[::-1].astype(float)
     ncols = 2 if show_values else 1
-    fig, axes = _grid(1, ncols, panel=4.2, height=0.9 + 0.45 * len(labels))
+    fig, axes = _grid(1, ncols, panel=4.2 if show_values else 6.0, height=0.9 + 0.45 * len(labels))
     if show_values:
         ax = axes[0, 0]
         for side, label, dy, colour in (("a", a_label, 0.12, "C1"), ("b", b_label, -0.12, "C0")):
@@ -365,7 +367,8 @@ def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str = 
     ax.errorbar(mean, y, xerr=np.vstack([low, high]), fmt="s", ms=5, capsize=3, color="C3",
                 label="mean, 95 % CI")
     ax.set_yticks(y, labels if not show_values else [""] * len(labels))
-    ax.set_xlabel(f"{metric.upper()} difference{suffix}: {a_label} − {b_label} (paired)")
+    what = f": {a_label} − {b_label}" if a_label and b_label else ""
+    ax.set_xlabel(f"{metric.upper()} difference{suffix}{what} (paired)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if title:

@@ -150,13 +150,17 @@ class Row:
     source: str
 
 
-#: Reconstruction rows: the KD-MRI table (ZF, teacher, student, KD student) plus SFT-KD-Recon.
+#: Reconstruction rows: the KD-MRI table (ZF, teacher, student, KD student) plus SFT-KD-Recon's
+#: pair of students distilled with attention transfer from the standard and from the SFT
+#: teacher (notebook 05; they may train for ``kd_epochs``, so compare them with each other).
 RECON_ROWS: tuple[Row, ...] = (
     Row("ZF", (("kdmri", "zf"),), "notebook 03 (evaluate stage zf)"),
     Row("Teacher", (("kdmri", "teacher"),), "notebook 03 (stage teacher)"),
     Row("Student", (("kdmri", "student"),), "notebook 03 (stage student)"),
     Row("KD student", (("kdmri", "kd"),), "notebook 04 (stages feature, kd)"),
     Row("SFT teacher", (("sft", "teacher"),), "notebook 05 (stage sft-teacher)"),
+    Row("KD student (05, standard teacher)", (("std-at_kdmri", "kd"),),
+        "notebook 05 (feature_losses with 'at_kdmri')"),
     Row("SFT-KD student", (("sft-at_kdmri", "kd"), ("sft", "kd")),
         "notebook 05 (feature_losses with 'at_kdmri')"),
 )
@@ -169,11 +173,18 @@ SR_ROWS: tuple[Row, ...] = (
     Row("KD student", (("sr", "kd"),), "notebook 06 (stages sr-feature, sr-kd)"),
 )
 
+#: Rows the comparisons may use: :data:`RECON_ROWS` plus the student distilled with the same
+#: recipe as the SFT-KD student from the standard teacher (notebook 05; else KD-MRI's).
+COMPARISON_ROWS: tuple[Row, ...] = RECON_ROWS + (
+    Row("standard-teacher KD student", (("std-at_kdmri", "kd"), ("kdmri", "kd")),
+        "notebook 05 (std-at_kdmri) or notebook 04"),
+)
+
 #: Paired comparisons of the results notebook: (label, row a, row b) by row label, a - b.
 COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("KD - student", "KD student", "Student"),
     ("SFT teacher - teacher", "SFT teacher", "Teacher"),
-    ("SFT-KD - KD", "SFT-KD student", "KD student"),
+    ("SFT-KD - KD", "SFT-KD student", "standard-teacher KD student"),
 )
 
 _DIGITS = {"psnr": 2, "ssim": 4, "nmse": 4, "hfn": 4}
@@ -396,20 +407,22 @@ def comparison_table(pairs: Mapping[str, tuple[Path | str, Path | str]],
 
 
 def report_comparisons(reports: pd.DataFrame, comparisons: tuple[tuple[str, str, str], ...] = COMPARISONS,
-                       rows: tuple[Row, ...] = RECON_ROWS, metrics: tuple[str, ...] = ("psnr", "ssim"),
+                       rows: tuple[Row, ...] = COMPARISON_ROWS, metrics: tuple[str, ...] = ("psnr", "ssim"),
                        confidence: float = 0.95, task: str = "recon") -> tuple[pd.DataFrame, list[str]]:
     """The paired ``comparisons`` (``(label, row a, row b)``, e.g. KD - student) for every
     dataset and acceleration of ``reports``: ``(table, missing)`` with the table of
     :func:`comparison_table` (index ``"<dataset> <acc>: <label>"``) and one line per
-    comparison that could not be made because a side is missing."""
+    comparison that could not be made because a side is missing (one line in all when there
+    is no report of ``task``)."""
     by_label = {r.label: r for r in rows}
     unknown = sorted({x for _, a, b in comparisons for x in (a, b)} - set(by_label))
     if unknown:
         raise ValueError(f"comparisons: rows {unknown} are not among {sorted(by_label)}")
     pairs, missing = {}, []
     df = reports if reports.empty else reports[reports["task"].fillna("recon") == task]
-    keys = sorted({(d, a) for d, a in zip(df["dataset"], df["acc"])}, key=lambda k: (k[0], acc_key(k[1]))) \
-        if not df.empty else []
+    if df.empty:
+        return pd.DataFrame(), [f"no {task} evaluation reports yet"]
+    keys = sorted({(d, a) for d, a in zip(df["dataset"], df["acc"])}, key=lambda k: (k[0], acc_key(k[1])))
     for dataset, acc in keys:
         sub = df[(df["dataset"] == dataset) & (df["acc"] == acc)]
         for label, a, b in comparisons:
@@ -494,17 +507,24 @@ def read_benchmark_latency(path: Path | str | None = None, device: str = "cpu") 
 
 
 def efficiency_table(reports: pd.DataFrame, latency: list[dict] | tuple = ()) -> pd.DataFrame:
-    """Teacher vs student: parameter counts (from the KD-MRI teacher and student reports, else
-    counted from the architectures, column ``source``), the reduction, and per latency dict
-    (:func:`measure_latency`) the inference time in ms, with the student's speed-up."""
+    """DC-CNN teacher vs student: parameter counts (from a reconstruction report -- the KD-MRI
+    teacher, any student-sized model -- else counted from the architectures; column
+    ``source``), the reduction, and per latency dict (:func:`measure_latency`) the inference
+    time in ms with the student's speed-up."""
     from .models.dccnn import build_dccnn, count_parameters
 
+    df = reports
+    if not df.empty:
+        df = df[(df["task"].fillna("recon") == "recon") & (df["parameters"].fillna(0) > 0)]
+        df = df.assign(_o=(df["method"] != "kdmri").astype(int)).sort_values(["_o", "method"])
     out = {}
-    for label, role in (("Teacher", "teacher"), ("Student", "student")):
-        hit = reports[(reports["method"] == "kdmri") & (reports["role"] == role)
-                      & reports["parameters"].fillna(0).astype(bool)] if not reports.empty else reports
+    for label, role, roles in (("Teacher", "teacher", ("teacher",)),
+                               ("Student", "student", ("student", "kd", "feature"))):
+        hit = df[df["role"].isin(roles)] if not df.empty else df
         if len(hit):
-            out[label] = {"parameters": int(hit.iloc[0]["parameters"]), "source": "report.json"}
+            hit = hit.assign(_r=hit["role"].map(roles.index)).sort_values(["_o", "_r", "method"])
+            out[label] = {"parameters": int(hit.iloc[0]["parameters"]),
+                          "source": f"{hit.iloc[0]['method']}_{hit.iloc[0]['role']}/report.json"}
         else:
             out[label] = {"parameters": count_parameters(build_dccnn(role)), "source": "architecture"}
     t = out["Teacher"]["parameters"]
@@ -522,20 +542,6 @@ def efficiency_table(reports: pd.DataFrame, latency: list[dict] | tuple = ()) ->
 
 # =========================================================================== the papers' numbers
 
-#: KD-MRI (Murugesan et al., MIDL 2020), PSNR dB / SSIM: ZF, teacher, student, KD student.
-KDMRI_PAPER: dict[tuple[str, str], tuple[tuple[float, float], ...]] = {
-    ("Cardiac", "4x"): ((24.27, 0.6996), (32.51, 0.9157), (31.92, 0.9053), (32.07, 0.9084)),
-    ("Cardiac", "5x"): ((23.82, 0.6742), (31.49, 0.9002), (30.79, 0.8863), (31.01, 0.8913)),
-    ("Cardiac", "8x"): ((22.83, 0.6344), (28.43, 0.8335), (27.87, 0.8156), (28.11, 0.8236)),
-    ("Brain", "4x"): ((31.38, 0.6651), (40.03, 0.9781), (39.36, 0.9753), (39.80, 0.9770)),
-    ("Brain", "5x"): ((29.93, 0.6304), (39.03, 0.9710), (38.58, 0.9674), (38.78, 0.9688)),
-    ("Brain", "8x"): ((29.37, 0.6065), (35.04, 0.9374), (34.39, 0.9281), (34.83, 0.9337)),
-    ("Knee", "4x"): ((29.66, 0.8066), (37.15, 0.9436), (36.37, 0.9367), (36.70, 0.9392)),
-    ("Knee", "5x"): ((29.20, 0.8007), (35.16, 0.9231), (34.37, 0.9144), (34.71, 0.9181)),
-    ("Knee", "8x"): ((28.71, 0.7985), (32.53, 0.8887), (31.92, 0.8804), (32.32, 0.8867)),
-    ("Calgary-Campinas SR", "-"): ((27.90, 0.8117), (30.14, 0.8659), (29.87, 0.8596), (30.08, 0.8639)),
-}
-
 #: SFT-KD-Recon (Matcha et al., arXiv:2304.05057), PSNR dB: (data, model, standard teacher, SFT teacher).
 SFT_PAPER: tuple[tuple[str, str, float, float], ...] = (
     ("MRBrainS 4x", "teacher", 40.05, 40.23),
@@ -544,16 +550,27 @@ SFT_PAPER: tuple[tuple[str, str, float, float], ...] = (
 )
 
 
+_PAPER_DATASETS = {"cardiac": "Cardiac", "mrbrain": "Brain", "knee": "Knee"}
+
+
 def kdmri_paper_table() -> pd.DataFrame:
-    """KD-MRI's published table (PSNR dB / SSIM; the last row is its super-resolution
-    experiment, LR input in the ZF column): the paper's numbers, not this repository's."""
-    names = ("ZF (SR: LR)", "Teacher", "Student", "KD student")
-    rows = {f"{data} {acc}" if acc != "-" else data: {
-        name: f"{p:.2f} / {s:.4f}" for name, (p, s) in zip(names, values)}
-        for (data, acc), values in KDMRI_PAPER.items()}
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "data, acc (paper)"
-    return table
+    """KD-MRI's published table (PSNR dB / SSIM, from :mod:`kdmri.paper`; the last row is its
+    super-resolution experiment, LR input in the ZF column): the paper's numbers, not this
+    repository's."""
+    from .paper import KDMRI_RECON, KDMRI_SR_CALGARY
+
+    names = {"ZF": "ZF (SR: LR)", "LR": "ZF (SR: LR)", "teacher": "Teacher", "student": "Student",
+             "kd": "KD student"}
+
+    def cells(rows: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+        return {names[k]: f"{p:.2f} / {s:.4f}" for k, (p, s) in rows.items()}
+
+    table = {f"{_PAPER_DATASETS.get(d, d.capitalize())} {acc}": cells(t.rows)
+             for (d, acc), t in KDMRI_RECON.items()}
+    table["Calgary-Campinas SR"] = cells(KDMRI_SR_CALGARY.rows)
+    out = pd.DataFrame.from_dict(table, orient="index")
+    out.index.name = "data, acc (paper)"
+    return out
 
 
 def sft_paper_table() -> pd.DataFrame:

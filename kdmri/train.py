@@ -399,6 +399,12 @@ def train(cfg: Config, stage: str, stop_after: int | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     train_ds, val_ds = task.dataset(cfg, "train"), task.dataset(cfg, "validation")
     model = st.build_model().to(device)
+    last_path = out_dir / LAST
+    if cfg.resume and last_path.is_file():  # a finished stage returns before any set-up work
+        done = load_checkpoint(last_path, device)
+        check_resumable(done["config"], cfg, last_path)
+        if done["epoch"] >= cfg.epochs:
+            return out_dir
     st.setup(model, train_ds)
     params = list(model.parameters()) + list(st.extra.parameters())
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
@@ -406,7 +412,6 @@ def train(cfg: Config, stage: str, stop_after: int | None = None) -> Path:
     save_config(cfg, out_dir / "config.yaml")
 
     start, history, best = 0, [], {"val_loss": math.inf, "epoch": -1}
-    last_path = out_dir / LAST
     if cfg.resume and last_path.is_file():
         ckpt = load_checkpoint(last_path, device)
         check_resumable(ckpt["config"], cfg, last_path)

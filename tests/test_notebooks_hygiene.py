@@ -10,7 +10,7 @@ import torch
 
 from kdmri import notebook as nb
 from kdmri.batch import discover_notebooks
-from kdmri.config import ConfigError, load_config, read_params
+from kdmri.config import FIELDS, ConfigError, load_config, read_params
 from kdmri.errors import DataError
 
 NOTEBOOKS = discover_notebooks()
@@ -32,7 +32,7 @@ def test_parameter_defaults_are_the_ci_profile(path):
     assert not missing, f"{path.name}: parameters cell lacks the ci.yaml keys {missing}"
     assert {k: defaults[k] for k in ci} == ci
     # and the notebook's Config equals the one params/ci.yaml gives (same runs, same folder)
-    config_params = {k: v for k, v in defaults.items() if k != "params_file"}
+    config_params = {k: v for k, v in defaults.items() if k in FIELDS}  # notebook-only knobs aside
     assert nb.notebook_config(None, verbose=False, **config_params) == load_config("ci")
 
 

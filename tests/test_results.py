@@ -40,8 +40,9 @@ def _experiment(root, dataset, acc, method, role, psnr, ssim=None, parameters=0,
 
 @pytest.fixture
 def root(tmp_path):
-    """demo at 4x (ZF, teacher, student, KD, SFT teacher, SFT-KD) and 8x (ZF, teacher, student
-    only); a second dataset at 5x; an SR experiment."""
+    """demo at 4x (ZF, teacher, student, KD, SFT teacher, the 05 grid's standard-teacher and
+    SFT-KD students) and 8x (ZF, teacher, student only); a second dataset at 5x; an SR
+    experiment."""
     r = tmp_path / "experiments"
     _experiment(r, "demo", "4x", "kdmri", "zf", [24, 25, 26, 25])
     _experiment(r, "demo", "4x", "kdmri", "teacher", [33, 34, 35, 34], parameters=141_765)
@@ -50,6 +51,7 @@ def root(tmp_path):
     _experiment(r, "demo", "4x", "sft", "teacher", [33.5, 34, 35, 34.1], parameters=141_765)
     _experiment(r, "demo", "4x", "sft", "kd", [30, 30, 30, 30], parameters=49_285)
     _experiment(r, "demo", "4x", "sft-at_kdmri", "kd", [33, 33.4, 34.5, 33.5], parameters=49_285)
+    _experiment(r, "demo", "4x", "std-at_kdmri", "kd", [32.2, 33, 34.6, 33.2], parameters=49_285)
     _experiment(r, "demo", "8x", "kdmri", "zf", [22, 23, 24, 23])
     _experiment(r, "demo", "8x", "kdmri", "teacher", [29, 30, 31, 30], parameters=141_765)
     _experiment(r, "demo", "8x", "kdmri", "student", [28, 29, 30, 29], parameters=49_285)
@@ -60,7 +62,7 @@ def root(tmp_path):
 
 def test_collect_reports_has_slice_and_volume_metrics(root):
     reports = results.collect_reports(root)
-    assert len(reports) == 12
+    assert len(reports) == 13
     row = reports[(reports["method"] == "kdmri") & (reports["role"] == "zf")
                   & (reports["acc"] == "4x")].iloc[0]
     assert row["psnr_mean"] == pytest.approx(25.0)
@@ -73,7 +75,8 @@ def test_paper_table_columns_per_acceleration_and_missing_entries(root):
     reports = results.collect_reports(root)
     table = results.paper_table(reports, "demo")
     assert list(table.columns) == ["4x PSNR", "4x SSIM", "8x PSNR", "8x SSIM"]
-    assert list(table.index) == ["ZF", "Teacher", "Student", "KD student", "SFT teacher", "SFT-KD student"]
+    assert list(table.index) == ["ZF", "Teacher", "Student", "KD student", "SFT teacher",
+                                 "KD student (05, standard teacher)", "SFT-KD student"]
     assert table.index.name == "model"
     assert table.loc["ZF", "4x PSNR"] == f"25.00 ± {np.std([24, 25, 26, 25]):.2f}"
     assert table.loc["Teacher", "8x PSNR"] == "30.00 ± 0.71"
@@ -84,7 +87,7 @@ def test_paper_table_columns_per_acceleration_and_missing_entries(root):
     # a row without any report is left out, unless asked for
     only_8x = results.paper_table(reports[reports["acc"] == "8x"], "demo")
     assert list(only_8x.index) == ["ZF", "Teacher", "Student"]
-    assert len(results.paper_table(reports[reports["acc"] == "8x"], "demo", drop_empty=False)) == 6
+    assert len(results.paper_table(reports[reports["acc"] == "8x"], "demo", drop_empty=False)) == 7
     # volume-level statistics
     vol = results.paper_table(reports, "demo", level="volume")
     assert vol.loc["ZF", "4x PSNR"] == "25.00 ± 0.50"
@@ -126,7 +129,7 @@ def test_missing_entries_and_markdown(root):
 
 def test_describe_reports(root):
     text = results.describe_reports(results.collect_reports(root))
-    assert text.splitlines()[0] == "12 evaluation reports under the experiments folder:"
+    assert text.splitlines()[0] == "13 evaluation reports under the experiments folder:"
     assert "  demo 8x: kdmri_student, kdmri_teacher, kdmri_zf" in text
     assert results.describe_reports(pd.DataFrame(), "x") == "no report.json under x"
 
@@ -164,9 +167,10 @@ def test_report_comparisons_and_formatting(root):
     assert list(table.index) == ["demo 4x: KD - student", "demo 4x: SFT teacher - teacher",
                                  "demo 4x: SFT-KD - KD"]
     assert table.loc["demo 4x: KD - student", "d_psnr_mean"] == pytest.approx(0.4)
-    assert table.loc["demo 4x: SFT-KD - KD", "d_psnr_mean"] == pytest.approx(33.6 - 33.4)
+    # SFT-KD - KD pairs the SFT student with the same recipe's standard-teacher student
+    assert table.loc["demo 4x: SFT-KD - KD", "d_psnr_mean"] == pytest.approx(33.6 - 33.25)
     assert "demo 8x: KD - student needs KD student" in missing
-    assert "demo 8x: SFT-KD - KD needs SFT-KD student and KD student" in missing
+    assert "demo 8x: SFT-KD - KD needs SFT-KD student and standard-teacher KD student" in missing
     assert "other 5x: KD - student needs KD student and Student" in missing
     shown = results.format_comparison(table, a_label=None, b_label=None)
     assert list(shown.columns) == ["Δ PSNR [95 % CI]", "Δ SSIM [95 % CI]", "slices"]
@@ -176,8 +180,12 @@ def test_report_comparisons_and_formatting(root):
     assert list(both.columns) == ["KD PSNR", "student PSNR", "Δ PSNR [95 % CI]", "slices"]
     assert both.iloc[0]["student PSNR"] == f"33.00 ± {np.std([32, 33, 34, 33]):.2f}"
     assert results.to_markdown(both).startswith("| comparison | KD PSNR | student PSNR |")
+    # ... and with KD-MRI's student where notebook 05 has not run
+    no_grid = reports[reports["method"] != "std-at_kdmri"]
+    table, _ = results.report_comparisons(no_grid)
+    assert table.loc["demo 4x: SFT-KD - KD", "d_psnr_mean"] == pytest.approx(33.6 - 33.4)
     empty, everything = results.report_comparisons(results.collect_reports(root / "nothing"))
-    assert empty.empty and everything == []
+    assert empty.empty and everything == ["no recon evaluation reports yet"]
     with pytest.raises(ValueError, match="'Tutor'"):
         results.report_comparisons(reports, (("x", "Tutor", "Student"),))
 
@@ -205,7 +213,9 @@ def test_efficiency_table(root):
     table = results.efficiency_table(reports, [lat])
     assert table.loc["Teacher", "parameters"] == 141_765 and table.loc["Student", "parameters"] == 49_285
     assert table.loc["Student", "vs teacher"] == "65.2 % fewer"
-    assert table.loc["Student", "source"] == "report.json"
+    assert table.loc["Student", "source"] == "kdmri_student/report.json"
+    students = reports[(reports["role"] != "student") & (reports["method"] != "kdmri")]
+    assert results.efficiency_table(students).loc["Student", "source"] == "sft_kd/report.json"
     assert table.loc["Teacher", "latency 96x96 (ms)"] == "10.0"
     assert table.loc["Student", "speed-up 96x96"] == "2.00x"
     bare = results.efficiency_table(results.collect_reports(root / "nothing"))
@@ -297,7 +307,8 @@ def test_available_experiments_and_reconstructions(root):
 
     cfg = Config(dataset="demo", acc="4x", experiments_root=str(root))
     found, missing = results.available_experiments(cfg)
-    assert list(found) == ["ZF", "Teacher", "Student", "KD student", "SFT teacher", "SFT-KD student"]
+    assert list(found) == ["ZF", "Teacher", "Student", "KD student", "SFT teacher",
+                           "KD student (05, standard teacher)", "SFT-KD student"]
     assert found["SFT-KD student"].name == "sft-at_kdmri_kd" and missing == []
     found, missing = results.available_experiments(cfg.replace(acc="8x"), needs="metrics.csv")
     assert list(found) == ["ZF", "Teacher", "Student"]
@@ -314,7 +325,8 @@ def test_available_experiments_and_reconstructions(root):
     assert list(images) == ["ZF", "target", "KD student", "SFT-KD student"]
     assert images["SFT-KD student"].shape == (6, 5) and images["SFT-KD student"][0, 0] == 2
     assert images["target"][0, 0] == 1
-    assert [m.split(":")[0] for m in missing] == ["Teacher", "Student", "SFT teacher"]
+    assert [m.split(":")[0] for m in missing] == ["Teacher", "Student", "SFT teacher",
+                                                  "KD student (05, standard teacher)"]
     batch["slice"] = torch.tensor([7])  # a slice that was not evaluated: named, not fatal
     images, missing = results.available_reconstructions(cfg, batch)
     assert list(images) == ["target"] and any("slice 7 was not evaluated" in m for m in missing)
