@@ -29,8 +29,7 @@ from ..errors import DataError
 from .common import (
     PrepareOptions,
     SourceVolume,
-    load_nifti,
-    nifti_header_shape,
+    nifti_3d,
     strip_nifti_suffix,
     visible_files,
     walk_dirs,
@@ -101,16 +100,7 @@ def _patient_volumes(folder: Path) -> list[SourceVolume]:
         if path is None:
             raise DataError(f"{folder}: missing {pid}_frame{frame:02d}.nii.gz, the "
                             f"{'/'.join(names)} frame named in Info.cfg")
-        shape = nifti_header_shape(path)
-        if len(shape) == 4 and shape[3] == 1:
-            shape = shape[:3]
-        if len(shape) != 3:
-            raise DataError(f"{path}: expected a 3-D frame (X, Y, slices), got shape {shape}")
-
-        def load(path: Path = path):
-            data = load_nifti(path)
-            return data.reshape(data.shape[:3])
-
+        shape, load = nifti_3d(path, "frame")
         volumes.append(SourceVolume(
             name=f"{pid}_frame{frame:02d}", subject=pid, sources=(path,), shape=shape, load=load,
             official_split=official,

@@ -185,6 +185,23 @@ def load_nifti(path: Path) -> np.ndarray:
     return data
 
 
+def nifti_3d(path: Path, what: str = "volume"):
+    """``(shape, load)`` of a 3-D NIfTI image (a trailing singleton 4th axis is dropped):
+    the shape from the header, checked to be ``(X, Y, slices)``, and a function that reads
+    the voxels lazily. :class:`DataError` naming ``path`` otherwise."""
+    shape = nifti_header_shape(path)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise DataError(f"{path}: expected a 3-D {what} (X, Y, slices), got shape {shape}")
+
+    def load(path: Path = path) -> np.ndarray:
+        data = load_nifti(path)
+        return data.reshape(data.shape[:3])
+
+    return shape, load
+
+
 def check_finite(array: np.ndarray, source: Path, what: str = "image") -> None:
     """:class:`DataError` naming ``source`` and the first bad slice if ``array`` has NaN/inf.
 

@@ -26,8 +26,7 @@ from ..errors import ConfigError, DataError
 from .common import (
     PrepareOptions,
     SourceVolume,
-    load_nifti,
-    nifti_header_shape,
+    nifti_3d,
     strip_nifti_suffix,
     visible_files,
     walk_dirs,
@@ -88,16 +87,7 @@ def _subject_volume(folder: Path, src: Path, contrast: str) -> SourceVolume:
                 "use the NIfTI release)") if metaimage else ""
         raise DataError(f"{folder}: missing {contrast}.nii (or {contrast}.nii.gz), the requested "
                         f"--contrast{hint}")
-    shape = nifti_header_shape(image)
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise DataError(f"{image}: expected a 3-D volume (X, Y, slices), got shape {shape}")
-
-    def load(path: Path = image):
-        data = load_nifti(path)
-        return data.reshape(data.shape[:3])
-
+    shape, load = nifti_3d(image)
     subject = _subject_id(folder, src)
     official = OFFICIAL.get(folder.parent.name.lower())
     return SourceVolume(name=f"{subject}_{contrast}", subject=subject, sources=(image,),
