@@ -93,6 +93,14 @@ def _same_spatial(s: torch.Tensor, t: torch.Tensor, what: str) -> None:
         )
 
 
+def _check_map_pair(student: torch.Tensor, teacher: torch.Tensor, where: str) -> None:
+    """Both (B, C, H, W), same batch and spatial size: what attention maps need."""
+    _expect_4d(student, f"{where}: student")
+    _expect_4d(teacher, f"{where}: teacher")
+    _same_batch(student, teacher, where)
+    _same_spatial(student, teacher, where)
+
+
 def attention_map(f: torch.Tensor, mode: str = "sample") -> torch.Tensor:
     """KD-MRI attention map of features ``f`` ``(B, C, H, W)`` -> ``(B, H*W)``.
 
@@ -256,11 +264,7 @@ class AttentionKDMRILoss(FeatureLoss):
         self.mode = mode
 
     def pair_loss(self, index: int, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        where = self._where(index)
-        _expect_4d(student, f"{where}: student")
-        _expect_4d(teacher, f"{where}: teacher")
-        _same_batch(student, teacher, where)
-        _same_spatial(student, teacher, where)
+        _check_map_pair(student, teacher, self._where(index))
         diff = attention_map(student, self.mode) - attention_map(teacher, self.mode)
         return diff.abs().mean()
 
@@ -291,11 +295,7 @@ class AttentionTransferLoss(FeatureLoss):
         return F.normalize(f.abs().pow(self.p).mean(dim=1).reshape(f.shape[0], -1), dim=1)
 
     def pair_loss(self, index: int, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        where = self._where(index)
-        _expect_4d(student, f"{where}: student")
-        _expect_4d(teacher, f"{where}: teacher")
-        _same_batch(student, teacher, where)
-        _same_spatial(student, teacher, where)
+        _check_map_pair(student, teacher, self._where(index))
         return (self._map(student) - self._map(teacher)).pow(2).mean()
 
     def extra_repr(self) -> str:
