@@ -3,11 +3,11 @@
 The package holds every piece of logic; the numbered notebooks in ``notebooks/`` tell the
 story and call it. Main modules:
 
-* :mod:`kdmri.fft`      orthonormal 2-D FFTs (unshifted and centred), complex helpers
-* :mod:`kdmri.masks`    Cartesian and 2-D variable-density undersampling masks
+* :mod:`kdmri.physics.fft`      orthonormal 2-D FFTs (unshifted and centred), complex helpers
+* :mod:`kdmri.physics.masks`    Cartesian and 2-D variable-density undersampling masks
 * :mod:`kdmri.models`   data-consistency layer, DC-CNN teacher/student
 * :mod:`kdmri.data`     the KD-MRI HDF5 layout: one writer, one slice dataset
-* :mod:`kdmri.demo`     the embedded demo dataset (MNI152 template shipped with nilearn)
+* :mod:`kdmri.data.demo`     the embedded demo dataset (MNI152 template shipped with nilearn)
 """
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
-"""``python -m kdmri``: see :mod:`kdmri.cli`."""
+"""``python -m kdmri``: see :mod:`kdmri.tools.cli`."""
 
-from .cli import main
+from kdmri.tools.cli import main
 
 raise SystemExit(main())

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .errors import DataError
+from kdmri.errors import DataError
 
 LAST = "model.pt"
 BEST = "best_model.pt"
@@ -61,15 +61,15 @@ def build_from_arch(arch: dict) -> torch.nn.Module:
     arch = dict(arch)
     kind = arch.pop("kind", None)
     if kind == "dccnn":
-        from .models.dccnn import DCCNN, DCCNNConfig
+        from kdmri.models.dccnn import DCCNN, DCCNNConfig
 
         return DCCNN(DCCNNConfig(**arch))
     if kind == "vdsr":
-        from .models.vdsr import VDSR, VDSRConfig
+        from kdmri.models.vdsr import VDSR, VDSRConfig
 
         return VDSR(VDSRConfig(**arch))
     if kind == "sft":
-        from .sft import SFTTeacher
+        from kdmri.training.sft import SFTTeacher
 
         return SFTTeacher.from_arch(arch)
     raise DataError(f"checkpoint arch kind {kind!r}: expected 'dccnn', 'vdsr' or 'sft'")

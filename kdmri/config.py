@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import yaml
 
-from .errors import ConfigError
-from .paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, params_dir, project_root
+from kdmri.errors import ConfigError
+from kdmri.paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, params_dir, project_root
 
 
 @dataclass

@@ -56,7 +56,7 @@ def acc_tag(acc: int | str) -> str:
     try:
         value = int(float(text))
     except ValueError as exc:
-        from .errors import ConfigError
+        from kdmri.errors import ConfigError
 
         raise ConfigError(f"acceleration {acc!r}: expected a number such as 4, '4' or '4x'") from exc
     return f"{value}x"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kdmri.data import write_volume
-from kdmri.masks import cartesian_mask
+from kdmri.physics.masks import cartesian_mask
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

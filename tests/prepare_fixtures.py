@@ -12,7 +12,7 @@ import h5py
 import nibabel as nib
 import numpy as np
 
-from kdmri.masks import cartesian_mask, save_mask
+from kdmri.physics.masks import cartesian_mask, save_mask
 
 
 def anatomy(shape: tuple[int, ...], seed: int, offset: float = 0.0) -> np.ndarray:

@@ -7,9 +7,9 @@ import nbformat.v4 as nbf
 import pytest
 import yaml
 
-from kdmri import batch
-from kdmri.cli import main
 from kdmri.config import ConfigError, load_config
+from kdmri.tools import batch
+from kdmri.tools.cli import main
 
 
 def write_nb(path, params: str, *code: str):

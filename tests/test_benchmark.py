@@ -1,7 +1,7 @@
 """The benchmark script runs and reports every figure (speed itself is not asserted here:
 the committed benchmarks/results.md is the record)."""
 
-from kdmri.benchmark import run_benchmarks, to_markdown
+from kdmri.tools.benchmark import run_benchmarks, to_markdown
 
 
 def test_benchmark_smoke():

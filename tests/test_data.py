@@ -7,8 +7,8 @@ from torch.utils.data import DataLoader
 
 from kdmri.data import SliceDataset, write_volume
 from kdmri.errors import DataError
-from kdmri.fft import fft2, ifft2
-from kdmri.masks import cartesian_mask
+from kdmri.physics.fft import fft2, ifft2
+from kdmri.physics.masks import cartesian_mask
 
 
 def test_write_layout_and_values(tmp_path):
@@ -58,7 +58,7 @@ def test_dataset_does_not_reopen_files(tiny_folder, monkeypatch):
 
 
 def test_external_mask_file(tiny_folder, tmp_path_factory):
-    from kdmri.masks import save_mask
+    from kdmri.physics.masks import save_mask
 
     p = save_mask(cartesian_mask((32, 24), 4, seed=4), tmp_path_factory.mktemp("m") / "m.npy")
     assert SliceDataset(tiny_folder, 4, mask=p)[0]["mask"].shape == (1, 32, 24)

@@ -3,8 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from kdmri import demo
-from kdmri.data import SliceDataset
+from kdmri.data import SliceDataset, demo
 
 
 def test_demo_build_split_is_spatially_disjoint(tmp_path):

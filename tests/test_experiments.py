@@ -1,8 +1,8 @@
 import pytest
 
 from kdmri.config import ConfigError
-from kdmri.experiments import ABLATIONS, run_ablation, run_sft_comparison, variant_config
-from kdmri.train import train
+from kdmri.training.engine import train
+from kdmri.training.recipes import ABLATIONS, run_ablation, run_sft_comparison, variant_config
 
 
 def test_variant_configs():

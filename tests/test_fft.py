@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdmri import fft
+from kdmri.physics import fft
 
 
 @pytest.mark.parametrize("shape", [(8, 8), (7, 10), (2, 3, 16, 9)])

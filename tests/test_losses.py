@@ -1,4 +1,4 @@
-"""Tests for kdmri.losses: reference values computed independently with numpy loops."""
+"""Tests for kdmri.distill.losses: reference values computed independently with numpy loops."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdmri.losses import (
+from kdmri.distill.losses import (
     FEATURE_LOSSES,
     AttentionKDMRILoss,
     FeatureLoss,

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from kdmri import masks
 from kdmri.errors import DataError
 from kdmri.paths import mask_path
+from kdmri.physics import masks
 
 
 @pytest.mark.parametrize("shape", [(150, 150), (240, 240), (640, 368), (96, 96), (33, 57)])

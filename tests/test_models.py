@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from kdmri.fft import fft2
 from kdmri.models import DCCNN, STUDENT, TEACHER, build_dccnn, count_parameters
 from kdmri.models.dccnn import data_consistency
+from kdmri.physics.fft import fft2
 
 
 def _batch(b=2, h=16, w=12, device="cpu"):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from kdmri import notebook as nb
-from kdmri.batch import discover_notebooks
+from kdmri import tutorial as nb
 from kdmri.config import FIELDS, ConfigError, load_config, read_params
 from kdmri.errors import DataError
+from kdmri.tools.batch import discover_notebooks
 
 NOTEBOOKS = discover_notebooks()
 
@@ -223,8 +223,8 @@ def test_models_features_attention_and_parameters(tiny_cfg):
 
 
 def test_results_helpers_after_training(tiny_cfg):
-    from kdmri.evaluate import evaluate
-    from kdmri.train import train
+    from kdmri.evaluation.evaluate import evaluate
+    from kdmri.training.engine import train
 
     cfg = tiny_cfg.replace(epochs=1)
     for stage in ("teacher", "student"):

@@ -1,7 +1,7 @@
-"""Converters of the real datasets (kdmri.prepare), on small files in each real format.
+"""Converters of the real datasets (kdmri.datasets), on small files in each real format.
 
 Every content check recomputes the expected slices independently (nibabel / h5py load,
-explicit index arithmetic for the crop or pad, numpy FFTs), never through kdmri.prepare.
+explicit index arithmetic for the crop or pad, numpy FFTs), never through kdmri.datasets.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from prepare_fixtures import (
     make_mrbrains_subject,
 )
 
-from kdmri.cli import main
+from kdmri.datasets import PrepareOptions, fit_to_size, normalise_volume, prepare, split_subjects
 from kdmri.errors import ConfigError, DataError
 from kdmri.paths import mask_path
-from kdmri.prepare import PrepareOptions, fit_to_size, normalise_volume, prepare, split_subjects
+from kdmri.tools.cli import main
 
 QUIET = {"progress": False}
 

@@ -1,13 +1,13 @@
-"""kdmri.prepare.examples writes stand-ins in each real on-disk format that the converters accept."""
+"""kdmri.datasets.examples writes stand-ins in each real on-disk format that the converters accept."""
 
 import h5py
 import nibabel as nib
 import numpy as np
 import pytest
 
+from kdmri.datasets import PrepareOptions, discover, prepare
+from kdmri.datasets.examples import NATIVE_SIZE, make_example_source
 from kdmri.errors import ConfigError
-from kdmri.prepare import PrepareOptions, discover, prepare
-from kdmri.prepare.examples import NATIVE_SIZE, make_example_source
 
 QUIET = PrepareOptions(progress=False, accs=("4x",))
 

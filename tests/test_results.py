@@ -1,5 +1,5 @@
 """Paper-style tables, paired comparisons and the efficiency table, on fake experiment
-folders (report.json + metrics.csv as kdmri.evaluate writes them)."""
+folders (report.json + metrics.csv as kdmri.evaluation.evaluate writes them)."""
 
 import json
 
@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from kdmri import results
 from kdmri.config import Config
 from kdmri.errors import DataError
-from kdmri.experiments import ablation_summary, sft_summary, variant_experiment
+from kdmri.reporting import results
+from kdmri.training.recipes import ablation_summary, sft_summary, variant_experiment
 
 SLICES = [("vol1", 0), ("vol1", 1), ("vol2", 0), ("vol2", 1)]
 
@@ -224,7 +224,7 @@ def test_efficiency_table(root):
 
 
 def test_latency_measured_and_read_back(tmp_path):
-    from kdmri.benchmark import to_markdown
+    from kdmri.tools.benchmark import to_markdown
 
     lat = results.measure_latency((16, 12))
     assert lat["size"] == "16x12" and lat["teacher_ms"] > 0 and lat["student_ms"] > 0

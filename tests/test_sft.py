@@ -7,13 +7,20 @@ import torch
 import torch.nn.functional as F
 
 from kdmri.checkpoint import BEST, LAST, arch_of, build_from_arch, load_checkpoint, load_model
-from kdmri.cli import main
 from kdmri.config import ConfigError
 from kdmri.errors import DataError
-from kdmri.evaluate import evaluate
+from kdmri.evaluation.evaluate import evaluate
 from kdmri.models.dccnn import DCCNN, STUDENT, DCCNNConfig, count_parameters, data_consistency
-from kdmri.sft import SFT_STAGES, SFTFeatureStage, SFTKDStage, SFTTeacher, init_student_from_sft, sft_loss
-from kdmri.train import RECON, resolve_stage, train
+from kdmri.tools.cli import main
+from kdmri.training.engine import RECON, resolve_stage, train
+from kdmri.training.sft import (
+    SFT_STAGES,
+    SFTFeatureStage,
+    SFTKDStage,
+    SFTTeacher,
+    init_student_from_sft,
+    sft_loss,
+)
 
 STUDENT_CASCADE = 9_857  # 1->32->32->1, 3x3 convs with bias
 

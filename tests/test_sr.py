@@ -12,9 +12,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from kdmri.data import write_volume
+from kdmri.data.sr import SRSliceDataset, central_block_mask, truncate_kspace, truncate_kspace_complex
 from kdmri.errors import DataError
-from kdmri.fft import fft2c
-from kdmri.masks import cartesian_mask
 from kdmri.models.dccnn import ReconOutput, count_parameters
 from kdmri.models.vdsr import (
     VDSR,
@@ -24,7 +23,8 @@ from kdmri.models.vdsr import (
     VDSRConfig,
     build_vdsr,
 )
-from kdmri.sr import SRSliceDataset, central_block_mask, truncate_kspace, truncate_kspace_complex
+from kdmri.physics.fft import fft2c
+from kdmri.physics.masks import cartesian_mask
 
 # ---------------------------------------------------------------------------------------------
 # k-space truncation

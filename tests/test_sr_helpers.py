@@ -1,4 +1,4 @@
-"""Notebook helpers of the super-resolution extension (kdmri.sr) and the paper's numbers."""
+"""Notebook helpers of the super-resolution extension (kdmri.data.sr) and the paper's numbers."""
 
 import math
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from kdmri import paper, sr
+from kdmri.data import sr
 from kdmri.models.vdsr import VDSR_DEFAULT_PAIRS, build_vdsr
-from kdmri.results import results_table
+from kdmri.reporting import paper
+from kdmri.reporting.results import results_table
 
 
 def test_validation_item_is_a_batch_of_one_low_resolution_slice(tiny_cfg):

@@ -3,8 +3,8 @@
 import json
 
 from kdmri.checkpoint import BEST, load_model
-from kdmri.evaluate import evaluate
-from kdmri.train import train
+from kdmri.evaluation.evaluate import evaluate
+from kdmri.training.engine import train
 
 
 def test_sr_pipeline_end_to_end(tiny_cfg):

@@ -6,12 +6,12 @@ import torch
 
 from kdmri import checkpoint
 from kdmri.checkpoint import BEST, LAST, load_checkpoint, load_model
-from kdmri.cli import main
 from kdmri.config import ConfigError, load_config
+from kdmri.distill.losses import FEATURE_LOSSES
 from kdmri.errors import DataError
-from kdmri.evaluate import evaluate
-from kdmri.losses import FEATURE_LOSSES
-from kdmri.train import train
+from kdmri.evaluation.evaluate import evaluate
+from kdmri.tools.cli import main
+from kdmri.training.engine import train
 
 
 def _weights(path):
@@ -77,7 +77,7 @@ def test_kdmri_stages_and_teacher_cache(tiny_cfg):
     feat = load_checkpoint(cfg.experiment("feature") / LAST)
     assert "train_feature" in feat["history"][0]
     # the cached teacher outputs equal a fresh teacher forward pass
-    from kdmri.train import RECON, KDStage
+    from kdmri.training.engine import RECON, KDStage
 
     stage = KDStage(cfg, RECON, torch.device("cpu"))
     ds = RECON.dataset(cfg, "train")

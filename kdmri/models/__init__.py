@@ -1,6 +1,6 @@
 """Networks: the data-consistency layer, the DC-CNN teacher/student, VDSR for super-resolution."""
 
-from .dccnn import (
+from kdmri.models.dccnn import (
     DCCNN,
     STUDENT,
     TEACHER,
@@ -11,7 +11,7 @@ from .dccnn import (
     build_dccnn,
     count_parameters,
 )
-from .vdsr import VDSR, VDSR_DEFAULT_PAIRS, VDSR_STUDENT, VDSR_TEACHER, VDSRConfig, build_vdsr
+from kdmri.models.vdsr import VDSR, VDSR_DEFAULT_PAIRS, VDSR_STUDENT, VDSR_TEACHER, VDSRConfig, build_vdsr
 
 __all__ = [
     "VDSR",

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..fft import fft2, ifft2
+from kdmri.physics.fft import fft2, ifft2
 
 
 class ReconOutput(NamedTuple):

@@ -1,7 +1,7 @@
 """VDSR (Kim et al. 2016) teacher and student for the KD-MRI super-resolution extension.
 
 Shapes: input and output images ``(B, 1, H, W)`` real, the low-resolution image at full
-size (see :func:`kdmri.sr.truncate_kspace`); the output has the input's shape.
+size (see :func:`kdmri.data.sr.truncate_kspace`); the output has the input's shape.
 
 One network, two configurations: ``n_layers`` 3x3 convolutions (padding 1, bias)
 ``1 -> 64 -> ... -> 64 -> 1`` with ReLU after every conv but the last, and a global
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .dccnn import ConvBlock, ReconOutput
+from kdmri.models.dccnn import ConvBlock, ReconOutput
 
 
 @dataclass(frozen=True)

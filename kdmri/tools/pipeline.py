@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 
-from .config import Config
-from .evaluate import evaluate
-from .results import collect_reports, paired_comparison, results_table, to_markdown
-from .train import train
+from kdmri.config import Config
+from kdmri.evaluation.evaluate import evaluate
+from kdmri.reporting.results import collect_reports, paired_comparison, results_table, to_markdown
+from kdmri.training.engine import train
 
 KDMRI_STAGES = ("teacher", "student", "feature", "kd")
 
@@ -44,7 +44,7 @@ def run_kdmri(cfg: Config, stages=KDMRI_STAGES, verbose: bool = True) -> dict:
 
 
 def register_cli(sub) -> None:
-    from .cli import add_config_arguments, config_from_args
+    from kdmri.tools.cli import add_config_arguments, config_from_args
 
     p = sub.add_parser("pipeline", help="train + evaluate teacher, student, feature and KD stages")
     add_config_arguments(p)
@@ -54,7 +54,7 @@ def register_cli(sub) -> None:
     add_config_arguments(p)
 
     def demo(args):
-        from .demo import build_demo
+        from kdmri.data.demo import build_demo
 
         build_demo()
         if args.params is None:

@@ -33,10 +33,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..data import FS_KEY, img_key, kspace_key, write_volume
-from ..errors import ConfigError, DataError
-from ..masks import DATASET_SHAPES, load_dataset_mask
-from ..paths import acc_tag, mask_path, project_root
+from kdmri.data import FS_KEY, img_key, kspace_key, write_volume
+from kdmri.errors import ConfigError, DataError
+from kdmri.physics.masks import DATASET_SHAPES, load_dataset_mask
+from kdmri.paths import acc_tag, mask_path, project_root
 
 SPLITS = ("train", "validation")
 FIT_MODES = ("crop-pad", "strict")
@@ -52,7 +52,7 @@ class PrepareOptions:
     Attributes:
         accs: accelerations whose masks are applied (``"4x"``...); one file holds them all.
         size: target slice size ``(H, W)``; ``None`` = the dataset's reference size
-            (:data:`kdmri.masks.DATASET_SHAPES`). Another size needs ``masks_root`` holding
+            (:data:`kdmri.physics.masks.DATASET_SHAPES`). Another size needs ``masks_root`` holding
             masks of that size.
         fit: ``"crop-pad"`` (centred crop / zero pad to ``size``) or ``"strict"`` (error).
         percentile: normalisation divisor: 100 = volume maximum, else that percentile.
@@ -403,7 +403,7 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
     """
     from tqdm.auto import tqdm
 
-    from .. import __version__
+    from kdmri import __version__
 
     size, accs = validate_options(dataset, options)
     if not volumes:

@@ -10,7 +10,7 @@ On-disk layout of the fastMRI single-coil knee download::
     singlecoil_val/file1000000.h5      same keys
     singlecoil_test_v2/...             undersampled (has a 'mask' key): rejected
 
-Each slice is ``|ifft2c(kspace[s])|`` (orthonormal, centred, :func:`kdmri.fft.ifft2c`), a
+Each slice is ``|ifft2c(kspace[s])|`` (orthonormal, centred, :func:`kdmri.physics.fft.ifft2c`), a
 640 x W image (readout x phase encode, readout oversampling kept as in the KD-MRI
 reference size); the width is centre-cropped (or zero-padded) **in the image domain** to
 368 columns. Every slice of a file is kept. Split unit: the patient (``patient_id``
@@ -26,9 +26,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from ..fft import ifft2c
-from .common import PrepareOptions, SourceVolume, check_finite
+from kdmri.errors import ConfigError, DataError
+from kdmri.physics.fft import ifft2c
+from kdmri.datasets.convert import PrepareOptions, SourceVolume, check_finite
 
 DATASET = "knee"
 TITLE = "fastMRI knee (single-coil)"

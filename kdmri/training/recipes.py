@@ -10,7 +10,7 @@ a grid by changing one parameter.
 * :func:`run_sft_comparison`: for each feature method, the student distilled from the
   standard teacher and from the SFT teacher (the SFT-KD-Recon table).
 * :func:`run_ablations` / :func:`ablation_summary` and :func:`sft_summary`: the same
-  experiments as :func:`kdmri.results.comparison_table` frames (both sides' mean +/- std and
+  experiments as :func:`kdmri.reporting.results.comparison_table` frames (both sides' mean +/- std and
   the paired difference with its confidence interval), for the notebooks' tables and figures.
 """
 
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import Config
-from .errors import ConfigError
-from .evaluate import evaluate
-from .results import comparison_table
-from .sft import SFT_METHOD
-from .train import resolve_stage, train
+from kdmri.config import Config
+from kdmri.errors import ConfigError
+from kdmri.evaluation.evaluate import evaluate
+from kdmri.reporting.results import comparison_table
+from kdmri.training.engine import resolve_stage, train
+from kdmri.training.sft import SFT_METHOD
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def ablation_summary(cfg: Config, names, baseline: str = "neither", metrics=("ps
                      confidence: float = 0.95) -> pd.DataFrame:
     """One row per ablation in ``names`` (index ``variant``), ``baseline`` (the plain student)
     always first: its description, mean +/- std per slice and the paired difference to the
-    baseline with its confidence interval (:func:`kdmri.results.comparison_table`; side ``a`` =
+    baseline with its confidence interval (:func:`kdmri.reporting.results.comparison_table`; side ``a`` =
     the variant, ``b`` = the baseline). Every variant and the baseline must have been evaluated."""
     names = list(dict.fromkeys([baseline, *names]))
     for name in [baseline, *names]:
@@ -158,7 +158,7 @@ def run_ablations(cfg: Config, names, baseline: str = "neither", metrics=("psnr"
 
 def sft_summary(cfg: Config, feature_losses=("at_kdmri",), metrics=("psnr", "ssim"),
                 confidence: float = 0.95) -> pd.DataFrame:
-    """The SFT-KD-Recon comparison as a :func:`kdmri.results.comparison_table` frame: side
+    """The SFT-KD-Recon comparison as a :func:`kdmri.reporting.results.comparison_table` frame: side
     ``a`` = with the SFT teacher, ``b`` = with the standard teacher; rows ``teacher`` (the two
     teachers themselves) and one per feature method (the distilled students of
     :func:`run_sft_comparison`). Everything must have been evaluated."""

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .errors import DataError
-from .fft import fft2, ifft2
-from .paths import acc_tag
+from kdmri.errors import DataError
+from kdmri.paths import acc_tag
+from kdmri.physics.fft import fft2, ifft2
 
 FS_KEY = "volfs"
 
@@ -208,7 +208,7 @@ class SliceDataset(H5Volumes):
         ikey, kkey = img_key(self.acc), kspace_key(self.acc)
         external = None
         if mask is not None:
-            from .masks import load_mask
+            from kdmri.physics.masks import load_mask
 
             external = load_mask(mask) if isinstance(mask, (str, Path)) else np.asarray(mask, np.float32)
         self._masks: dict[Path, np.ndarray] = {}

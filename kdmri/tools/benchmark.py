@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import BEST, arch_of, atomic_save
-from .config import Config, seed_everything
-from .data import write_volume
-from .masks import cartesian_mask
-from .models.dccnn import build_dccnn, count_parameters
-from .train import RECON, STAGES, _epoch_loader, to_device
+from kdmri.checkpoint import BEST, arch_of, atomic_save
+from kdmri.config import Config, seed_everything
+from kdmri.data import write_volume
+from kdmri.models.dccnn import build_dccnn, count_parameters
+from kdmri.physics.masks import cartesian_mask
+from kdmri.training.engine import RECON, STAGES, _epoch_loader, to_device
 
 
 def _synthetic_root(tmp: Path, size: tuple[int, int], n_slices: int) -> Path:

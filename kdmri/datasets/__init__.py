@@ -4,20 +4,20 @@
 ``<out>/<dataset>/{train,validation}/<volume>.h5`` (via :func:`kdmri.data.write_volume`,
 with the committed masks ``us_masks/<dataset>/mask_<acc>.npy``) and
 ``<out>/<dataset>/manifest.json``. One module per dataset finds and loads the volumes;
-:mod:`kdmri.prepare.common` fits, normalises, splits and writes them identically:
+:mod:`kdmri.datasets.convert` fits, normalises, splits and writes them identically:
 
 ===========  ==============================  ==========  ===================================
 dataset      download                         size        module
 ===========  ==============================  ==========  ===================================
-``cardiac``  ACDC (NIfTI, ED/ES frames)       150 x 150   :mod:`kdmri.prepare.acdc`
-``mrbrain``  MRBrainS13 (NIfTI, per subject)  240 x 240   :mod:`kdmri.prepare.mrbrains`
-``knee``     fastMRI knee single-coil (HDF5)  640 x 368   :mod:`kdmri.prepare.fastmri_knee`
-``calgary``  Calgary-Campinas CC-359 (NIfTI)  256 x 256   :mod:`kdmri.prepare.calgary`
+``cardiac``  ACDC (NIfTI, ED/ES frames)       150 x 150   :mod:`kdmri.datasets.acdc`
+``mrbrain``  MRBrainS13 (NIfTI, per subject)  240 x 240   :mod:`kdmri.datasets.mrbrains`
+``knee``     fastMRI knee single-coil (HDF5)  640 x 368   :mod:`kdmri.datasets.fastmri_knee`
+``calgary``  Calgary-Campinas CC-359 (NIfTI)  256 x 256   :mod:`kdmri.datasets.calgary`
 ===========  ==============================  ==========  ===================================
 
 Python use::
 
-    from kdmri.prepare import PrepareOptions, prepare
+    from kdmri.datasets import PrepareOptions, prepare
     report = prepare("mrbrain", "~/downloads/MRBrainS13DataNii", "datasets",
                      PrepareOptions(accs=("4x", "5x", "8x"), contrast="T1"))
     print(report.summary())
@@ -32,9 +32,9 @@ from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
-from ..errors import ConfigError
-from . import acdc, calgary, fastmri_knee, mrbrains
-from .common import (
+from kdmri.errors import ConfigError
+from kdmri.datasets import acdc, calgary, fastmri_knee, mrbrains
+from kdmri.datasets.convert import (
     FIT_MODES,
     SPLIT_MODES,
     PrepareOptions,
@@ -97,7 +97,7 @@ def prepare(dataset: str, src: Path | str, out: Path | str | None = None,
             written by the failed run is removed first.
         ConfigError: an invalid option.
     """
-    from ..paths import datasets_dir
+    from kdmri.paths import datasets_dir
 
     converter = _converter(dataset)
     options = _resolve(dataset, options or PrepareOptions())

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import KDMRIError
+from kdmri.errors import KDMRIError
 
 FeatureDict = Mapping[str, torch.Tensor]
 """Named activations of one forward pass, ``name -> (B, C, H, W)``."""

@@ -6,7 +6,7 @@ a figure by leaving it as the cell's last expression (after ``%matplotlib inline
 Save one with ``fig.savefig("name.png")``.
 
 Images are 2-D arrays ``(H, W)`` shown with their first axis vertical; k-space and masks
-are given in the unshifted (FFT-native) layout of :mod:`kdmri.fft` and shown centred.
+are given in the unshifted (FFT-native) layout of :mod:`kdmri.physics.fft` and shown centred.
 
 ==============================  =====================================================
 function                        figure
@@ -35,8 +35,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from .fft import fft2, fftshift, zero_filled
-from .masks import sampled_fraction
+from kdmri.physics.fft import fft2, fftshift, zero_filled
+from kdmri.physics.masks import sampled_fraction
 
 PANEL = 2.3  # inches per image panel
 Box = tuple[int, int, int, int]  # (row0, row1, col0, col1), end-exclusive
@@ -261,7 +261,7 @@ def reconstruction_figure(images: Mapping[str, object], target_key: str = "targe
 
     Axes: ``2 * len(images) + 1`` (the colour bar; insets are children of their panel).
     """
-    from .metrics import psnr, ssim
+    from kdmri.metrics import psnr, ssim
 
     if target_key not in images:
         raise KeyError(f"images: the target {target_key!r} is missing (keys: {list(images)})")
@@ -299,7 +299,7 @@ def paired_difference_plot(differences, summary: Mapping[str, float] | None = No
                            label: str = "KD - student", unit: str = "dB") -> Figure:
     """Per-slice paired differences (e.g. PSNR of the KD student minus the student) as a
     strip of points by slice, with the mean and its confidence interval from
-    ``summary`` (:func:`kdmri.results.paired_comparison`). Axes: 1.
+    ``summary`` (:func:`kdmri.reporting.results.paired_comparison`). Axes: 1.
     """
     d = np.asarray(differences, dtype=float).ravel()
     if d.size == 0:
@@ -325,8 +325,8 @@ def paired_difference_plot(differences, summary: Mapping[str, float] | None = No
 def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str | None = "a",
                       b_label: str | None = "b", unit: str | None = None, show_values: bool = True,
                       title: str | None = None) -> Figure:
-    """Paired comparisons from :func:`kdmri.results.comparison_table` (also
-    :func:`kdmri.experiments.ablation_summary`, :func:`kdmri.experiments.sft_summary`), one
+    """Paired comparisons from :func:`kdmri.reporting.results.comparison_table` (also
+    :func:`kdmri.training.recipes.ablation_summary`, :func:`kdmri.training.recipes.sft_summary`), one
     row of the table per line of the figure.
 
     Left (``show_values``): both sides' ``metric`` as mean ± std over slices (``a_label``,
@@ -382,15 +382,15 @@ def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str | 
 def sr_kspace_figure(image, keep) -> Figure:
     """The low-resolution input of the super-resolution experiment for one image ``(H, W)``:
     keep the central ``keep`` block (int or ``(kh, kw)``) of the centred k-space
-    (:func:`kdmri.sr.truncate_kspace`).
+    (:func:`kdmri.data.sr.truncate_kspace`).
 
     Top row: the image, its centred k-space ``log |F x|`` with the kept block outlined, the
     kept k-space. Bottom row: the low-resolution image ``|F^-1(block)|`` at full size, the
     error ``|LR - x|``, and the intensities of both along the middle row (blur and Gibbs
     ringing). Axes: 6.
     """
-    from .fft import fft2c
-    from .sr import central_block_mask, truncate_kspace
+    from kdmri.data.sr import central_block_mask, truncate_kspace
+    from kdmri.physics.fft import fft2c
 
     img = _image(image, "image").astype(np.float64)
     block = central_block_mask(img.shape, keep)
@@ -424,7 +424,7 @@ def demo_layout_figure(volume, val_slab: tuple[int, int], margin: int) -> Figure
     slices on Z): mid-sagittal and mid-coronal sections with the validation slab
     ``z in [val_slab[0], val_slab[1])`` in red and the ``margin`` slices on each side that no
     training image touches in grey; everything else gives training slices. The third panel
-    is the middle axial slice of the slab. Sections are rotated as :mod:`kdmri.demo` rotates
+    is the middle axial slice of the slab. Sections are rotated as :mod:`kdmri.data.demo` rotates
     its slices (superior at the top). Axes: 3.
     """
     vol = np.asarray(volume)

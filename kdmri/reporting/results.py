@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError
-from .metrics import paired_difference
+from kdmri.errors import DataError
+from kdmri.metrics import paired_difference
 
 ROLE_ORDER = ["zf", "lr", "teacher", "sft-teacher", "student", "feature", "kd"]
 
@@ -356,11 +356,11 @@ def available_experiments(cfg, rows: tuple[Row, ...] = RECON_ROWS, needs: str = 
 def available_reconstructions(cfg, batch: Mapping, rows: tuple[Row, ...] = RECON_ROWS,
                               target_after: str = "ZF") -> tuple[dict, list[str]]:
     """``({label: image (H, W)}, missing)``: the reconstructions of the validation slice in
-    ``batch`` (:func:`kdmri.notebook.validation_slice`) by every row's model that has been
+    ``batch`` (:func:`kdmri.tutorial.validation_slice`) by every row's model that has been
     evaluated, with the fully sampled image as ``"target"`` after ``target_after`` (first if
-    that row is absent), ready for :func:`kdmri.plots.reconstruction_figure`; rows without
+    that row is absent), ready for :func:`kdmri.reporting.plots.reconstruction_figure`; rows without
     reconstructions are named in ``missing``."""
-    from .notebook import reconstructions
+    from kdmri.tutorial import reconstructions
 
     found, missing = _find(cfg, rows, needs=f"results/{batch['volume'][0]}.h5")
     images = {} if target_after in found else reconstructions(cfg, {"target": "target"}, batch)
@@ -469,9 +469,9 @@ def format_comparison(table: pd.DataFrame, metrics: tuple[str, ...] = ("psnr", "
 
 def measure_latency(shape: tuple[int, int] = (96, 96), device: str = "cpu") -> dict:
     """Inference latency (batch 1, median of 20 runs) of the DC-CNN teacher and student at
-    ``shape`` with :func:`kdmri.benchmark.run_benchmarks`: ``{"size", "teacher_ms",
+    ``shape`` with :func:`kdmri.tools.benchmark.run_benchmarks`: ``{"size", "teacher_ms",
     "student_ms", "speedup"}``."""
-    from .benchmark import run_benchmarks
+    from kdmri.tools.benchmark import run_benchmarks
 
     size = tuple(int(s) for s in shape)
     return run_benchmarks(sizes=(), latency_sizes=(size,), device=device)["latency"][0]
@@ -485,7 +485,7 @@ def read_benchmark_latency(path: Path | str | None = None, device: str = "cpu") 
     """The latency rows of ``benchmarks/results.md`` (``path``; default: the project's) written
     by ``python -m kdmri benchmark``, as :func:`measure_latency` dicts; ``[]`` when the file
     does not exist or was measured on another device than ``device``."""
-    from .paths import project_root
+    from kdmri.paths import project_root
 
     path = Path(path) if path is not None else project_root() / "benchmarks" / "results.md"
     if not path.is_file():
@@ -511,7 +511,7 @@ def efficiency_table(reports: pd.DataFrame, latency: list[dict] | tuple = ()) ->
     teacher, any student-sized model -- else counted from the architectures; column
     ``source``), the reduction, and per latency dict (:func:`measure_latency`) the inference
     time in ms with the student's speed-up."""
-    from .models.dccnn import build_dccnn, count_parameters
+    from kdmri.models.dccnn import build_dccnn, count_parameters
 
     df = reports
     if not df.empty:
@@ -554,10 +554,10 @@ _PAPER_DATASETS = {"cardiac": "Cardiac", "mrbrain": "Brain", "knee": "Knee"}
 
 
 def kdmri_paper_table() -> pd.DataFrame:
-    """KD-MRI's published table (PSNR dB / SSIM, from :mod:`kdmri.paper`; the last row is its
+    """KD-MRI's published table (PSNR dB / SSIM, from :mod:`kdmri.reporting.paper`; the last row is its
     super-resolution experiment, LR input in the ZF column): the paper's numbers, not this
     repository's."""
-    from .paper import KDMRI_RECON, KDMRI_SR_CALGARY
+    from kdmri.reporting.paper import KDMRI_RECON, KDMRI_SR_CALGARY
 
     names = {"ZF": "ZF (SR: LR)", "LR": "ZF (SR: LR)", "teacher": "Teacher", "student": "Student",
              "kd": "KD student"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import KDMRIError
+from kdmri.errors import KDMRIError
 
 
 def _cmd_check_env(args) -> int:
@@ -22,7 +22,7 @@ def _cmd_check_env(args) -> int:
 def _cmd_masks(args) -> int:
     import numpy as np
 
-    from .masks import DATASET_SHAPES, make_dataset_masks, sampled_fraction
+    from kdmri.physics.masks import DATASET_SHAPES, make_dataset_masks, sampled_fraction
 
     names = list(DATASET_SHAPES) if args.all or not args.dataset else args.dataset
     for path in make_dataset_masks(names, tuple(args.acc)):
@@ -44,7 +44,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args):
     """Config from ``--params``, then the named flags, then ``--set`` overrides."""
-    from .config import load_config, parse_override
+    from kdmri.config import load_config, parse_override
 
     overrides = {k: getattr(args, k) for k in ("dataset", "acc", "epochs", "batch_size", "device",
                                                "seed", "data_root", "experiments_root", "method")}
@@ -79,8 +79,8 @@ _REGISTRARS: list = []
 def _load_registrars() -> None:
     import importlib
 
-    for name in ("kdmri.demo", "kdmri.train", "kdmri.evaluate", "kdmri.pipeline", "kdmri.prepare",
-                 "kdmri.batch", "kdmri.benchmark"):
+    for name in ("kdmri.data.demo", "kdmri.training.engine", "kdmri.evaluation.evaluate", "kdmri.tools.pipeline", "kdmri.datasets",
+                 "kdmri.tools.batch", "kdmri.tools.benchmark"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -7,7 +7,7 @@ Step 1, ``sft-teacher``: an :class:`SFTTeacher` -- the DC-CNN teacher plus stude
 cascades intermediate images they can finish well.
 
 Step 2, ``sft-feature`` then ``sft-kd``: the usual feature and KD stages of
-:mod:`kdmri.train` with the SFT teacher as the frozen teacher; the student's cascades
+:mod:`kdmri.training.engine` with the SFT teacher as the frozen teacher; the student's cascades
 2..5 start from the SFT-trained branch cascades (:func:`init_student_from_sft`), cascade 1
 from its random initialisation.
 
@@ -31,13 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import BEST, load_checkpoint
-from .config import Config
-from .errors import DataError
-from .losses import imitation_loss
-from .models.dccnn import DCCNN, STUDENT, TEACHER, ConvBlock, DataConsistency, DCCNNConfig, ReconOutput
-from .models.dccnn import count_parameters as _count
-from .train import FeatureStage, KDStage, Stage
+from kdmri.checkpoint import BEST, load_checkpoint
+from kdmri.config import Config
+from kdmri.distill.losses import imitation_loss
+from kdmri.errors import DataError
+from kdmri.models.dccnn import DCCNN, STUDENT, TEACHER, ConvBlock, DataConsistency, DCCNNConfig, ReconOutput
+from kdmri.models.dccnn import count_parameters as _count
+from kdmri.training.engine import FeatureStage, KDStage, Stage
 
 #: Experiment prefix of every SFT-KD-Recon stage.
 SFT_METHOD = "sft"
@@ -138,7 +138,7 @@ class SFTTeacher(nn.Module):
 def _imitation_both_ways(branch: torch.Tensor, teacher: torch.Tensor, reduction: str) -> torch.Tensor:
     """``imitation_loss(branch, teacher)`` with the gradient of an undetached L1 for both.
 
-    :func:`kdmri.losses.imitation_loss` detaches its second argument (right for a frozen
+    :func:`kdmri.distill.losses.imitation_loss` detaches its second argument (right for a frozen
     teacher). The mirrored call supplies the teacher's gradient and adds zero to the value,
     so the value is exactly ``imitation_loss(branch, teacher)``.
     """
@@ -155,7 +155,7 @@ def sft_loss(teacher_img: torch.Tensor, branch_imgs: list[torch.Tensor], target:
     ``L1(T, y) + branch_weight * mean_i L1(B_i, y) + imitation_weight * mean_i imit(B_i, T)``
 
     with the teacher output ``T``, the branch outputs ``B_i`` (all ``(B, 1, H, W)``), the
-    target ``y`` and ``imit`` = :func:`kdmri.losses.imitation_loss` with ``reduction``
+    target ``y`` and ``imit`` = :func:`kdmri.distill.losses.imitation_loss` with ``reduction``
     (``"mean"``, or ``"reference"``: divided again by the element count as the reference
     code does).
 

@@ -12,8 +12,8 @@ stage             network   loss
                             transfer by default: teacher conv3 <-> student conv2 per cascade
 ``kd``            student   L1(out, target) + imitation_weight * L1(out, teacher out),
                             initialised from the ``feature`` stage (``kd_init``)
-``sr-*``          VDSR      the same four stages for super-resolution (:mod:`kdmri.sr`)
-``sft-teacher``   SFT       SFT-KD-Recon student-friendly teacher (:mod:`kdmri.sft`)
+``sr-*``          VDSR      the same four stages for super-resolution (:mod:`kdmri.data.sr`)
+``sft-teacher``   SFT       SFT-KD-Recon student-friendly teacher (:mod:`kdmri.training.sft`)
 ``sft-feature``   student   feature stage from the SFT teacher, cascades 2..5 initialised from it
 ``sft-kd``        student   KD from the SFT teacher, initialised from ``sft-feature``
 ================  ========  ==================================================================
@@ -40,10 +40,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
-from .checkpoint import BEST, LAST, arch_of, atomic_save, load_checkpoint, load_model
-from .config import Config, check_resumable, save_config, seed_everything
-from .errors import ConfigError, DataError
-from .models.dccnn import ReconOutput
+from kdmri.checkpoint import BEST, LAST, arch_of, atomic_save, load_checkpoint, load_model
+from kdmri.config import Config, check_resumable, save_config, seed_everything
+from kdmri.errors import ConfigError, DataError
+from kdmri.models.dccnn import ReconOutput
 
 # ---------------------------------------------------------------- tasks: recon and SR
 
@@ -57,10 +57,10 @@ class Task:
 
     def build(self, arch: str) -> nn.Module:
         if self.name == "recon":
-            from .models.dccnn import build_dccnn
+            from kdmri.models.dccnn import build_dccnn
 
             return build_dccnn(arch)
-        from .models.vdsr import build_vdsr
+        from kdmri.models.vdsr import build_vdsr
 
         return build_vdsr(arch)
 
@@ -72,11 +72,11 @@ class Task:
     def dataset(self, cfg: Config, split: str) -> Dataset:
         folder = cfg.train_dir if split == "train" else cfg.val_dir
         if self.name == "recon":
-            from .data import SliceDataset
+            from kdmri.data import SliceDataset
 
             ds = SliceDataset(folder, cfg.acc, mask=cfg.mask, in_memory=cfg.in_memory)
         else:
-            from .sr import SRSliceDataset
+            from kdmri.data.sr import SRSliceDataset
 
             ds = SRSliceDataset(folder, keep=cfg.sr_keep, in_memory=cfg.in_memory)
         limit = cfg.max_train_slices if split == "train" else cfg.max_val_slices
@@ -84,10 +84,10 @@ class Task:
 
     def default_pairs(self) -> list[tuple[str, str]]:
         if self.name == "recon":
-            from .losses import default_pairs
+            from kdmri.distill.losses import default_pairs
 
             return default_pairs()
-        from .models.vdsr import VDSR_DEFAULT_PAIRS
+        from kdmri.models.vdsr import VDSR_DEFAULT_PAIRS
 
         return list(VDSR_DEFAULT_PAIRS)
 
@@ -192,7 +192,7 @@ class _WithTeacher(Stage):
         return teacher
 
     def build_feature_loss(self, model, train_ds, weight_name="feature") -> nn.Module:
-        from .losses import build_feature_loss
+        from kdmri.distill.losses import build_feature_loss
 
         cfg = self.cfg
         pairs = [tuple(p) for p in (cfg.feature_pairs or self.task.default_pairs())]
@@ -200,7 +200,7 @@ class _WithTeacher(Stage):
         if cfg.feature_loss == "at_kdmri":
             options.setdefault("mode", cfg.at_mode)
         if cfg.feature_loss == "fsp":
-            from .losses import default_fsp_pairs
+            from kdmri.distill.losses import default_fsp_pairs
 
             if not cfg.feature_pairs:
                 pairs = default_fsp_pairs()
@@ -232,7 +232,7 @@ class FeatureStage(_WithTeacher):
         if init == "scratch":
             return
         if init == "sft":
-            from .sft import init_student_from_sft
+            from kdmri.training.sft import init_student_from_sft
 
             init_student_from_sft(model, self.cfg.experiment("teacher", "sft") / BEST, self.device)
             return
@@ -313,7 +313,7 @@ class KDStage(_WithTeacher):
             return self.forward(self.teacher, batch, False).image
 
     def loss(self, model, batch):
-        from .losses import imitation_loss
+        from kdmri.distill.losses import imitation_loss
 
         want_feats = self.feature_loss is not None
         out = self.forward(model, batch, want_feats)
@@ -343,9 +343,9 @@ STAGES: dict[str, type[Stage]] = {
 
 
 def resolve_stage(name: str) -> tuple[type[Stage], Task]:
-    """``"kd"`` -> (KDStage, RECON); ``"sr-kd"`` -> (KDStage, SR); SFT stages from kdmri.sft."""
+    """``"kd"`` -> (KDStage, RECON); ``"sr-kd"`` -> (KDStage, SR); SFT stages from kdmri.training.sft."""
     if name.startswith("sft-"):
-        from .sft import SFT_STAGES
+        from kdmri.training.sft import SFT_STAGES
 
         if name in SFT_STAGES:
             return SFT_STAGES[name], RECON
@@ -470,7 +470,7 @@ def train(cfg: Config, stage: str, stop_after: int | None = None) -> Path:
 
 
 def register_cli(sub) -> None:
-    from .cli import add_config_arguments, config_from_args
+    from kdmri.tools.cli import add_config_arguments, config_from_args
 
     p = sub.add_parser("train", help="train one stage (teacher, student, feature, kd, sr-*, sft-*)")
     p.add_argument("--stage", required=True, help="teacher | student | feature | kd | sr-teacher | "

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from .common import PrepareOptions, SourceVolume, load_nifti, nifti_header_shape, strip_nifti_suffix
+from kdmri.errors import ConfigError, DataError
+from kdmri.datasets.convert import PrepareOptions, SourceVolume, load_nifti, nifti_header_shape, strip_nifti_suffix
 
 DATASET = "calgary"
 TITLE = "Calgary-Campinas CC-359 T1 brain MRI"

@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import DataError
-from .common import (
+from kdmri.errors import DataError
+from kdmri.datasets.convert import (
     PrepareOptions,
     SourceVolume,
     nifti_3d,
@@ -112,7 +112,7 @@ def _patient_volumes(folder: Path) -> list[SourceVolume]:
 def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
     """Every ED and ES frame of every ``patientNNN`` folder below ``src``."""
     if options.contrast is not None:
-        from ..errors import ConfigError
+        from kdmri.errors import ConfigError
 
         raise ConfigError("--contrast applies to mrbrain only; ACDC has one (cine SSFP) contrast")
     patients = [d for d in walk_dirs(src) if PATIENT_RE.match(d.name)]

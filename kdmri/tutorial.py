@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import FIELDS, Config, load_config, read_params, resolve_params
-from .errors import ConfigError, DataError
-from .paths import project_root
+from kdmri.config import FIELDS, Config, load_config, read_params, resolve_params
+from kdmri.errors import ConfigError, DataError
+from kdmri.paths import project_root
 
 #: The repository address: a placeholder until the repository is published. Set it here,
 #: then run ``python -m kdmri notebooks sync`` (badges and set-up cells follow it).
@@ -92,7 +92,7 @@ import os
 import subprocess
 import sys
 
-REPO_URL = "{repo_url}"  # kdmri.notebook.REPO_URL (docs/NOTEBOOKS.md)
+REPO_URL = "{repo_url}"  # kdmri.tutorial.REPO_URL (docs/NOTEBOOKS.md)
 if importlib.util.find_spec("kdmri") is None:
     if not os.path.isdir("{CLONE_DIR}"):
         subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "{CLONE_DIR}"], check=True)
@@ -170,7 +170,7 @@ def ensure_data(cfg: Config) -> Path:
         if cfg.data_path.name != "demo":
             raise DataError(f"{cfg.data_path}: the demo dataset is built into a folder named 'demo'; "
                             "set data_root to <folder>/demo or leave it unset")
-        from .demo import build_demo
+        from kdmri.data.demo import build_demo
 
         build_demo(cfg.data_path.parent, verbose=False)
     for folder in (cfg.train_dir, cfg.val_dir):
@@ -182,8 +182,8 @@ def ensure_data(cfg: Config) -> Path:
 
 def load_masks(datasets: Iterable[str] | None = None, accs: Iterable[int | str] = (4, 5, 8)) -> dict:
     """The committed masks ``{(dataset, "4x"): mask (H, W)}`` from us_masks/."""
-    from .masks import DATASET_SHAPES, load_dataset_mask
-    from .paths import acc_tag
+    from kdmri.paths import acc_tag
+    from kdmri.physics.masks import DATASET_SHAPES, load_dataset_mask
 
     names = list(datasets) if datasets is not None else [d for d in DATASET_SHAPES if d != "calgary"]
     return {(d, acc_tag(a)): load_dataset_mask(d, a) for d in names for a in accs}
@@ -191,7 +191,7 @@ def load_masks(datasets: Iterable[str] | None = None, accs: Iterable[int | str] 
 
 def mask_summary(masks: Mapping[tuple[str, str], np.ndarray]) -> str:
     """A table (text) of the masks: size, sampled lines and sampled fraction."""
-    from .masks import sampled_fraction
+    from kdmri.physics.masks import sampled_fraction
 
     lines = [f"{'dataset':<8} {'acc':>4} {'size':>8} {'lines':>9} {'sampled':>8}"]
     for (ds, acc), m in masks.items():
@@ -203,9 +203,9 @@ def mask_summary(masks: Mapping[tuple[str, str], np.ndarray]) -> str:
 
 def equispaced_mask(shape: tuple[int, int], acc: int, centre_fraction: float | None = None) -> np.ndarray:
     """A regular Cartesian mask (unshifted layout): every ``acc``-th phase-encode line plus the
-    fully sampled centre band of :func:`kdmri.masks.cartesian_mask`. Regular sampling folds
+    fully sampled centre band of :func:`kdmri.physics.masks.cartesian_mask`. Regular sampling folds
     the image onto itself (coherent aliasing) where random sampling spreads it as noise."""
-    from .masks import _centre_fraction
+    from kdmri.physics.masks import _centre_fraction
 
     h, w = shape
     lines = np.zeros(w, dtype=bool)
@@ -219,11 +219,11 @@ def equispaced_mask(shape: tuple[int, int], acc: int, centre_fraction: float | N
 
 def validation_slice(cfg: Config, index: int | None = None) -> dict:
     """One validation item as a batch of one (tensors ``(1, 1, H, W)``, ``volume`` and
-    ``slice`` lists), from the same slices :func:`kdmri.evaluate.evaluate` uses; default:
+    ``slice`` lists), from the same slices :func:`kdmri.evaluation.evaluate.evaluate` uses; default:
     the middle one."""
     from torch.utils.data import default_collate
 
-    from .train import RECON
+    from kdmri.training.engine import RECON
 
     ensure_data(cfg)
     ds = RECON.dataset(cfg, "validation")
@@ -247,7 +247,7 @@ def image(x) -> np.ndarray:
 def parameter_summary(models: Mapping[str, Any]) -> str:
     """Parameter counts of ``{name: model}``; every model after the first is compared with
     the first (e.g. ``student: 49,285 parameters, 65.2 % fewer than the teacher``)."""
-    from .models.dccnn import count_parameters
+    from kdmri.models.dccnn import count_parameters
 
     counts = {name: count_parameters(m) for name, m in models.items()}
     first, ref = next(iter(counts.items()))
@@ -284,8 +284,8 @@ def forward(model, batch: Mapping[str, Any], features: bool = True):
 def initial_model(cfg: Config, arch: str):
     """A DC-CNN (``"teacher"`` / ``"student"``) initialised as a training run with ``cfg``
     initialises it (the same seed), on ``cfg``'s device."""
-    from .config import seed_everything
-    from .models.dccnn import build_dccnn
+    from kdmri.config import seed_everything
+    from kdmri.models.dccnn import build_dccnn
 
     seed_everything(cfg.seed)
     return build_dccnn(arch).to(cfg.torch_device()).eval()
@@ -293,16 +293,16 @@ def initial_model(cfg: Config, arch: str):
 
 def trained_model(cfg: Config, role: str, method: str | None = None):
     """The best checkpoint of ``experiments/.../<method>_<role>`` as an eval-mode model."""
-    from .checkpoint import BEST, load_model
+    from kdmri.checkpoint import BEST, load_model
 
     model, _ = load_model(cfg.experiment(role, method) / BEST, cfg.torch_device())
     return model.eval()
 
 
 def attention_maps(model, batch: Mapping[str, Any], layers: Iterable[str], mode: str = "sample") -> list:
-    """KD-MRI attention maps (:func:`kdmri.losses.attention_map`) of the named features of
+    """KD-MRI attention maps (:func:`kdmri.distill.losses.attention_map`) of the named features of
     ``model`` on the first item of ``batch``, each as an ``(H, W)`` numpy array."""
-    from .losses import attention_map
+    from kdmri.distill.losses import attention_map
 
     out = forward(model, batch, features=True)
     h, w = batch["input"].shape[-2:]
@@ -317,7 +317,7 @@ def attention_maps(model, batch: Mapping[str, Any], layers: Iterable[str], mode:
 def feature_loss_value(cfg: Config, student, teacher, batch: Mapping[str, Any]) -> float:
     """The feature-stage loss of ``cfg`` (``feature_loss`` on the default layer pairs)
     between ``student`` and ``teacher`` on ``batch``."""
-    from .losses import build_feature_loss, default_pairs
+    from kdmri.distill.losses import build_feature_loss, default_pairs
 
     options = dict(cfg.feature_options)
     if cfg.feature_loss == "at_kdmri":
@@ -346,7 +346,7 @@ def read_train_logs(cfg: Config, roles: Mapping[str, str]) -> dict:
 def reconstructions(cfg: Config, roles: Mapping[str, str], batch: Mapping[str, Any]) -> dict:
     """Images of the validation slice in ``batch`` for ``{label: role}``: ``"target"`` is
     the fully sampled image, any other role is read from that experiment's
-    ``results/<volume>.h5`` (written by :func:`kdmri.evaluate.evaluate`; ``"zf"`` for the
+    ``results/<volume>.h5`` (written by :func:`kdmri.evaluation.evaluate.evaluate`; ``"zf"`` for the
     zero-filled baseline)."""
     import h5py
 
@@ -368,9 +368,9 @@ def reconstructions(cfg: Config, roles: Mapping[str, str], batch: Mapping[str, A
 
 
 def results_for(cfg: Config, roles: Iterable[str], method: str | None = None):
-    """The paper-style table (:func:`kdmri.results.results_table`) of ``roles`` of one
+    """The paper-style table (:func:`kdmri.reporting.results.results_table`) of ``roles`` of one
     dataset and acceleration, from the reports under ``cfg``'s experiments folder."""
-    from .results import collect_reports, results_table
+    from kdmri.reporting.results import collect_reports, results_table
 
     reports = collect_reports(cfg.experiments_path / cfg.dataset / f"acc_{cfg.acc}")
     return results_table(reports, [(method or cfg.method, r) for r in roles])
@@ -379,7 +379,7 @@ def results_for(cfg: Config, roles: Iterable[str], method: str | None = None):
 def slice_differences(cfg: Config, role_a: str, role_b: str, metric: str = "psnr"):
     """Per-slice ``metric`` of ``role_a`` minus ``role_b`` (paired on volume and slice), from
     the two experiments' ``metrics.csv``."""
-    from .results import read_slice_metrics
+    from kdmri.reporting.results import read_slice_metrics
 
     a, b = read_slice_metrics(cfg.experiment(role_a)), read_slice_metrics(cfg.experiment(role_b))
     merged = a.merge(b, on=["volume", "slice"], suffixes=("_a", "_b"))
@@ -397,7 +397,7 @@ def markdown(table) -> Any:
     """A results table as rendered markdown in a notebook."""
     from IPython.display import Markdown
 
-    from .results import to_markdown
+    from kdmri.reporting.results import to_markdown
 
     return Markdown(to_markdown(table))
 
@@ -590,7 +590,7 @@ def opening_cells(name: str, title: str, parameters: Mapping[str, Any], imports:
                         *(f"{k} = {v!r}" for k, v in parameters.items() if k != "params_file")])
     config = "cfg = nb.notebook_config(\n    params_file,\n" + "".join(
         f"    {k}={k},\n" for k in parameters if k != "params_file") + ")\ndata_folder = nb.ensure_data(cfg)"
-    imports = imports or "from kdmri import notebook as nb\nfrom kdmri import plots"
+    imports = imports or "from kdmri import tutorial as nb\nfrom kdmri.reporting import plots"
     return [
         nbf.new_markdown_cell(f"# {title}\n\n{colab_badge(name)}"),
         nbf.new_code_cell(setup_source()),

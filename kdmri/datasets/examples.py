@@ -1,14 +1,14 @@
 """Tiny stand-ins for the real downloads, in each dataset's on-disk format (no download).
 
 :func:`make_example_source` writes a folder with the folder layout, file names, file
-formats, keys, dtypes and axis order that :mod:`kdmri.prepare` reads from the real
+formats, keys, dtypes and axis order that :mod:`kdmri.datasets` reads from the real
 download of ``cardiac`` (ACDC), ``mrbrain`` (MRBrainS13), ``knee`` (fastMRI single-coil)
 or ``calgary`` (CC-359), holding a few slices per subject. It lets a reader (notebook
 ``00_data``) or a test run ``python -m kdmri prepare`` end to end before downloading
 anything.
 
 The pixels are **not** the dataset's: every file holds slices of the MNI152 T1 template
-that ships with nilearn (the demo's source, :func:`kdmri.demo.template_path`) at 1 mm,
+that ships with nilearn (the demo's source, :func:`kdmri.data.demo.template_path`) at 1 mm,
 zero-padded to the dataset's native size, a few millimetres apart for each subject. So
 the converted images look like a brain whatever the dataset; only the format is real.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from kdmri.errors import ConfigError
 
 #: Native slice size written per dataset (what the real files hold, before the converter
 #: crops / pads to the reference size).
@@ -32,7 +32,7 @@ def _template_1mm() -> np.ndarray:
     """The 1 mm MNI152 template (197, 233, 189) scaled to [0, 1]."""
     import nibabel as nib
 
-    from ..demo import template_path
+    from kdmri.data.demo import template_path
 
     vol = np.asarray(nib.load(str(template_path())).dataobj, dtype=np.float32)
     return vol / vol.max()
@@ -99,7 +99,7 @@ def _mrbrain(root: Path, template: np.ndarray, n_subjects: int, n_slices: int) -
 def _knee(root: Path, template: np.ndarray, n_subjects: int, n_slices: int) -> None:
     import h5py
 
-    from ..fft import fft2c
+    from kdmri.physics.fft import fft2c
 
     height, width = NATIVE_SIZE["knee"]
     for k in range(n_subjects):

@@ -28,12 +28,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .checkpoint import BEST, load_model
-from .config import Config, seed_everything
-from .metrics import METRICS, slice_metrics, summarize, volume_metrics
-from .models.dccnn import count_parameters
-from .paths import project_root
-from .train import RECON, SR, Task, default_method, resolve_stage, to_device
+from kdmri.checkpoint import BEST, load_model
+from kdmri.config import Config, seed_everything
+from kdmri.metrics import METRICS, slice_metrics, summarize, volume_metrics
+from kdmri.models.dccnn import count_parameters
+from kdmri.paths import project_root
+from kdmri.training.engine import RECON, SR, Task, default_method, resolve_stage, to_device
 
 BASELINES = {"zf": RECON, "sr-lr": SR}
 
@@ -163,7 +163,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
 
 
 def register_cli(sub) -> None:
-    from .cli import add_config_arguments, config_from_args
+    from kdmri.tools.cli import add_config_arguments, config_from_args
 
     p = sub.add_parser("evaluate", help="evaluate a trained stage (or the zf / sr-lr baseline) "
                        "on the validation set")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .paths import acc_tag, mask_path
+from kdmri.errors import DataError
+from kdmri.paths import acc_tag, mask_path
 
 #: Reference image sizes (H, W) per dataset, as in the KD-MRI masks.
 DATASET_SHAPES: dict[str, tuple[int, int]] = {

@@ -25,11 +25,11 @@
   command exits with status 1.
 * The peak resident memory of each notebook's kernel is sampled (psutil) and reported.
 * ``runs/summary.md`` (and ``summary.json``) gets the run table and, per params file, the
-  results table of every evaluated model (:func:`kdmri.results.collect_reports` over that
+  results table of every evaluated model (:func:`kdmri.reporting.results.collect_reports` over that
   dataset and acceleration) with the paired KD - student difference when both exist.
 
 ``python -m kdmri notebooks {check,strip,refresh,sync,new}`` keeps the notebook files to the
-conventions of :mod:`kdmri.notebook` (docs/NOTEBOOKS.md).
+conventions of :mod:`kdmri.tutorial` (docs/NOTEBOOKS.md).
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ from typing import Any
 
 import yaml
 
-from .config import FIELDS, Config, load_config
-from .config import notebook_parameters as notebook_parameters_of
-from .errors import ConfigError
-from .paths import project_root, runs_dir
+from kdmri.config import FIELDS, Config, load_config
+from kdmri.config import notebook_parameters as notebook_parameters_of
+from kdmri.errors import ConfigError
+from kdmri.paths import project_root, runs_dir
 
 NUMBERED = re.compile(r"^(\d+)_")
 
@@ -330,9 +330,9 @@ def _rel(path: Path) -> str:
 
 
 def _results_section(params: str, cfg: Config) -> list[str]:
-    from .errors import KDMRIError
-    from .notebook import describe_difference
-    from .results import collect_reports, paired_comparison, results_table, to_markdown
+    from kdmri.errors import KDMRIError
+    from kdmri.reporting.results import collect_reports, paired_comparison, results_table, to_markdown
+    from kdmri.tutorial import describe_difference
 
     folder = cfg.experiments_path / cfg.dataset / f"acc_{cfg.acc}"
     lines = [f"## {cfg.dataset} {cfg.acc} ({params})", ""]
@@ -400,7 +400,7 @@ def run_batch(params_files: Sequence[str | Path], notebooks: Sequence[str | Path
 def refresh_notebook(path: Path, kernel_name: str | None = None) -> None:
     """Execute ``path`` with its default parameters and store it back under the output
     rule (only ``nbval-check-output`` cells keep their outputs)."""
-    from .notebook import read_notebook, strip_outputs, write_notebook
+    from kdmri.tutorial import read_notebook, strip_outputs, write_notebook
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / path.name
@@ -413,7 +413,7 @@ def refresh_notebook(path: Path, kernel_name: str | None = None) -> None:
 
 
 def _notebook_command(args) -> int:
-    from . import notebook as nbm
+    from kdmri import tutorial as nbm
 
     if args.action == "new":
         if len(args.paths) != 1 or not args.title:
@@ -441,7 +441,7 @@ def _notebook_command(args) -> int:
 
 
 def register_cli(sub) -> None:
-    from .config import parse_override
+    from kdmri.config import parse_override
 
     p = sub.add_parser("batch", help="execute the notebooks for each params file with papermill "
                        "into runs/<dataset>/acc_<acc>/")
@@ -479,7 +479,7 @@ def register_cli(sub) -> None:
                        "outputs, refresh checked outputs, sync badges/set-up cells, new notebook")
     p.add_argument("action", choices=["check", "strip", "refresh", "sync", "new"])
     p.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/NN_*.ipynb)")
-    p.add_argument("--repo-url", default=None, help="sync: repository URL (default: kdmri.notebook.REPO_URL)")
+    p.add_argument("--repo-url", default=None, help="sync: repository URL (default: kdmri.tutorial.REPO_URL)")
     p.add_argument("--title", default=None, help="new: the notebook's title")
     p.add_argument("--kernel", default=None, help="refresh: Jupyter kernel (default: the notebook's)")
     p.set_defaults(func=_notebook_command)

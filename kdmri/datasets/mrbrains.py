@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
-from .common import (
+from kdmri.errors import ConfigError, DataError
+from kdmri.datasets.convert import (
     PrepareOptions,
     SourceVolume,
     nifti_3d,

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import write_volume
-from .errors import DataError
-from .masks import ACCELERATIONS, DATASET_SHAPES, load_dataset_mask
-from .paths import datasets_dir
+from kdmri.data import write_volume
+from kdmri.errors import DataError
+from kdmri.paths import datasets_dir
+from kdmri.physics.masks import ACCELERATIONS, DATASET_SHAPES, load_dataset_mask
 
 TEMPLATE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 SIZE = DATASET_SHAPES["demo"]  # (96, 96)
@@ -150,7 +150,7 @@ def preview_slices(folder: Path | str | None = None, per_volume: int = 2) -> dic
     slab, labelled ``"train coronal_inferior [40]"``."""
     import h5py
 
-    from .data import FS_KEY, list_volumes
+    from kdmri.data import FS_KEY, list_volumes
 
     root = Path(folder) if folder is not None else datasets_dir() / "demo"
     if per_volume < 1:

@@ -6,7 +6,7 @@ to zero and takes the magnitude of the inverse transform at full size. Input and
 therefore have the same shape, and the network (VDSR) learns the missing high
 frequencies.
 
-Layout: k-space here is **centred** (:func:`kdmri.fft.fft2c`), DC at index
+Layout: k-space here is **centred** (:func:`kdmri.physics.fft.fft2c`), DC at index
 ``(H // 2, W // 2)``. The kept block of size ``(kh, kw)`` spans rows
 ``H // 2 - kh // 2 .. H // 2 - kh // 2 + kh - 1`` (likewise for columns), so an even block
 keeps one more negative than positive frequency, as a centre crop of ``fftshift``-ed
@@ -21,9 +21,9 @@ import h5py
 import numpy as np
 import torch
 
-from .data import FS_KEY, H5Volumes, list_volumes
-from .errors import DataError
-from .fft import fft2c, ifft2c
+from kdmri.data import FS_KEY, H5Volumes, list_volumes
+from kdmri.errors import DataError
+from kdmri.physics.fft import fft2c, ifft2c
 
 Array = torch.Tensor | np.ndarray
 Keep = int | tuple[int, int]
@@ -200,12 +200,12 @@ def validation_item(cfg, index: int | None = None) -> dict:
     """One super-resolution validation item of ``cfg`` as a batch of one: ``input`` (the
     low-resolution image) and ``target`` ``(1, 1, H, W)``, ``volume`` and ``slice`` lists.
 
-    The slices are those :func:`kdmri.evaluate.evaluate` uses for the ``sr-*`` stages
+    The slices are those :func:`kdmri.evaluation.evaluate.evaluate` uses for the ``sr-*`` stages
     (``max_val_slices`` applied); default: the middle one.
     """
     from torch.utils.data import default_collate
 
-    from .train import SR
+    from kdmri.training.engine import SR
 
     ds = SR.dataset(cfg, "validation")
     i = len(ds) // 2 if index is None else index
@@ -215,9 +215,9 @@ def validation_item(cfg, index: int | None = None) -> dict:
 
 
 def attention_maps(model: torch.nn.Module, batch: dict, layers, mode: str = "sample") -> list[np.ndarray]:
-    """KD-MRI attention maps (:func:`kdmri.losses.attention_map`) of the named VDSR features
+    """KD-MRI attention maps (:func:`kdmri.distill.losses.attention_map`) of the named VDSR features
     (``"conv1"`` ...) on the first item of ``batch``, each an ``(H, W)`` numpy array."""
-    from .losses import attention_map
+    from kdmri.distill.losses import attention_map
 
     model.eval()
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """The published numbers the notebooks compare against (DESIGN.md section 2).
 
 Each table is a :class:`PaperTable`: rows keyed by the labels of
-:func:`kdmri.results.results_table` (``"ZF"`` / ``"LR"`` for the network-free baseline,
+:func:`kdmri.reporting.results.results_table` (``"ZF"`` / ``"LR"`` for the network-free baseline,
 then ``"teacher"``, ``"student"``, ``"kd"``), values ``(PSNR dB, SSIM)`` as the paper
 reports them (means). :func:`with_paper` puts them next to a measured table, in columns
 labelled as the paper's, so a reader never mistakes one for the other.
@@ -67,7 +67,7 @@ def paper_table(paper: PaperTable) -> pd.DataFrame:
 
 
 def with_paper(measured: pd.DataFrame, paper: PaperTable) -> pd.DataFrame:
-    """``measured`` (a :func:`kdmri.results.results_table`, index = labels) with the paper's
+    """``measured`` (a :func:`kdmri.reporting.results.results_table`, index = labels) with the paper's
     PSNR and SSIM appended as ``PSNR (paper)`` / ``SSIM (paper)``; rows the paper does not
     report get ``"—"``. The measured columns keep their names (``PSNR``, ``SSIM``...)."""
     out = measured.copy()

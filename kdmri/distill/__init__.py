@@ -1,0 +1,1 @@
+"""Distillation: feature-KD losses (registered by name), the imitation loss, objectives."""

@@ -1,0 +1,1 @@
+"""Evaluation: run a checkpoint over the validation set; reconstructions and reports."""

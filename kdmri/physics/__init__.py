@@ -1,0 +1,1 @@
+"""Physics: pure k-space functions (fft), undersampling masks, and the forward operators."""

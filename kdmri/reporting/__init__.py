@@ -1,0 +1,1 @@
+"""Reporting: reports, statistics, tables, published numbers and plots."""

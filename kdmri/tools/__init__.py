@@ -1,0 +1,1 @@
+"""Tools: the command line, the notebook batch runner, notebook-file tooling, benchmarks."""

@@ -1,0 +1,1 @@
+"""Training: stages described as data, recipes built from them, one engine with a strategy."""
