@@ -13,33 +13,15 @@ crash mid-write leaves the previous file intact.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from kdmri.errors import DataError
+from kdmri.io import atomic_save  # noqa: F401  (re-exported: checkpoints are written with it)
 
 LAST = "model.pt"
 BEST = "best_model.pt"
-
-
-def atomic_save(obj: Any, path: Path | str) -> Path:
-    """``torch.save`` to ``<path>.tmp``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict:

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from kdmri.errors import ConfigError
+from kdmri.io import atomic_text
 from kdmri.paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, params_dir, project_root
 
 
@@ -213,9 +214,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def save_config(cfg: Config, path: Path) -> None:
     """Write the resolved configuration as YAML, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
-    tmp.replace(path)
+    atomic_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=True))
 
 
 def seed_everything(seed: int) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from kdmri.config import FIELDS, Config, load_config, read_params, resolve_params
 from kdmri.errors import ConfigError, DataError
+from kdmri.io import atomic_path
 from kdmri.paths import project_root
 
 #: The repository address: a placeholder until the repository is published. Set it here,
@@ -423,10 +424,8 @@ def read_notebook(path: str | Path):
 def write_notebook(nb, path: str | Path) -> None:
     import nbformat
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    nbformat.write(nb, str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        nbformat.write(nb, str(tmp))
 
 
 def strip_outputs(nb):

@@ -12,8 +12,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from kdmri.reporting import plots  # noqa: E402
 from kdmri.physics.masks import cartesian_mask  # noqa: E402
+from kdmri.reporting import plots  # noqa: E402
 
 
 def _img(shape=(24, 20), seed=0):

@@ -510,7 +510,7 @@ def test_manifest_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken_dump(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(json, "dump", broken_dump)
+    monkeypatch.setattr(json, "dumps", broken_dump)
     with pytest.raises(OSError, match="disk full"):
         prepare("cardiac", src, tmp_path / "out", PrepareOptions(accs=("4x",), **QUIET))
     assert leftovers(tmp_path / "out") == []

@@ -30,6 +30,7 @@ import numpy as np
 
 from kdmri.data import write_volume
 from kdmri.errors import DataError
+from kdmri.io import atomic_text
 from kdmri.paths import datasets_dir
 from kdmri.physics.masks import ACCELERATIONS, DATASET_SHAPES, load_dataset_mask
 
@@ -127,9 +128,7 @@ def build_demo(out: Path | str | None = None, accs=ACCELERATIONS, overwrite: boo
         "train_slices": sum(v for k, v in counts.items() if k.startswith("train/")),
         "validation_slices": sum(v for k, v in counts.items() if k.startswith("validation/")),
     }
-    tmp = manifest_path.with_name("manifest.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    tmp.replace(manifest_path)
+    atomic_text(manifest_path, json.dumps(manifest, indent=2))
     if verbose:
         print(f"demo dataset: {manifest['train_slices']} training and "
               f"{manifest['validation_slices']} validation slices in {folder}")

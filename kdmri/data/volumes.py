@@ -19,7 +19,6 @@ in a folder without reopening files per item.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from kdmri.errors import DataError
+from kdmri.io import atomic_path
 from kdmri.paths import acc_tag
 from kdmri.physics.fft import fft2, ifft2
 
@@ -103,22 +103,15 @@ def write_volume(
         raise DataError(f"{path}: no masks given; expected at least one acceleration")
     checked = {acc_tag(a): _check_mask(m, volfs.shape[:2], f"{path} mask {acc_tag(a)}")
                for a, m in masks.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with h5py.File(tmp, "w") as fh:
-            fh.create_dataset(FS_KEY, data=volfs.astype(np.float32))
-            for tag, mask in checked.items():
-                img, k = undersample_volume(volfs, mask)
-                fh.create_dataset(img_key(tag), data=img)
-                fh.create_dataset(kspace_key(tag), data=k)
-                fh.create_dataset(mask_key(tag), data=mask)
-            for key, value in (attrs or {}).items():
-                fh.attrs[key] = value
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
+        fh.create_dataset(FS_KEY, data=volfs.astype(np.float32))
+        for tag, mask in checked.items():
+            img, k = undersample_volume(volfs, mask)
+            fh.create_dataset(img_key(tag), data=img)
+            fh.create_dataset(kspace_key(tag), data=k)
+            fh.create_dataset(mask_key(tag), data=mask)
+        for key, value in (attrs or {}).items():
+            fh.attrs[key] = value
     return path
 
 

@@ -37,6 +37,7 @@ from kdmri.data import FS_KEY, img_key, kspace_key, write_volume
 from kdmri.errors import ConfigError, DataError
 from kdmri.physics.masks import DATASET_SHAPES, load_dataset_mask
 from kdmri.paths import acc_tag, mask_path, project_root
+from kdmri.io import atomic_text
 
 SPLITS = ("train", "validation")
 FIT_MODES = ("crop-pad", "strict")
@@ -282,17 +283,7 @@ def split_subjects(subjects: Iterable[str], val_fraction: float, seed: int) -> d
 
 def write_json_atomic(path: Path, payload: Mapping[str, object]) -> Path:
     """Write ``payload`` as JSON to ``path.tmp`` then rename; the tmp file never survives."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
 def read_manifest(path: Path) -> dict | None:

@@ -16,7 +16,6 @@ super-resolution) is evaluated the same way with ``stage="zf"`` / ``"sr-lr"``.
 
 from __future__ import annotations
 
-import csv
 import json
 import platform
 import subprocess
@@ -30,6 +29,7 @@ from tqdm.auto import tqdm
 
 from kdmri.checkpoint import BEST, load_model
 from kdmri.config import Config, seed_everything
+from kdmri.io import atomic_path, atomic_text, write_csv
 from kdmri.metrics import METRICS, slice_metrics, summarize, volume_metrics
 from kdmri.models.dccnn import count_parameters
 from kdmri.paths import project_root
@@ -68,22 +68,9 @@ def _resolve(stage: str) -> tuple[Task, str, bool]:
 
 
 def _write_h5(path: Path, recon: np.ndarray, slices: list[int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with h5py.File(tmp, "w") as fh:
-            fh.create_dataset("reconstruction", data=recon.astype(np.float32))
-            fh.create_dataset("slices", data=np.asarray(slices, dtype=np.int64))
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
+        fh.create_dataset("reconstruction", data=recon.astype(np.float32))
+        fh.create_dataset("slices", data=np.asarray(slices, dtype=np.int64))
 
 
 def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
@@ -135,12 +122,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
         vol_rows.append(volume_metrics(t, p))
         if save_reconstructions:
             _write_h5(out_dir / "results" / f"{vol}.h5", p, slices)
-    tmp = out_dir / "metrics.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["volume", "slice", *METRICS])
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(out_dir / "metrics.csv")
+    write_csv(out_dir / "metrics.csv", rows, ["volume", "slice", *METRICS])
     report = {
         "dataset": cfg.dataset, "acc": cfg.acc, "task": task.name, "method": cfg.method,
         "role": role, "stage": stage,
@@ -158,7 +140,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
         "versions": library_versions(),
         "git_commit": git_commit(),
     }
-    _atomic_text(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True))
+    atomic_text(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True))
     return report
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kdmri.errors import DataError
+from kdmri.io import atomic_path
 from kdmri.paths import acc_tag, mask_path
 
 #: Reference image sizes (H, W) per dataset, as in the KD-MRI masks.
@@ -134,11 +135,8 @@ def sampled_fraction(mask: np.ndarray) -> float:
 def save_mask(mask: np.ndarray, path: Path | str) -> Path:
     """Write ``mask`` (unshifted layout) to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.asarray(mask, dtype=np.float32))
-    tmp.replace(path)
     return path
 
 

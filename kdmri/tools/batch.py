@@ -50,6 +50,7 @@ import yaml
 from kdmri.config import FIELDS, Config, load_config
 from kdmri.config import notebook_parameters as notebook_parameters_of
 from kdmri.errors import ConfigError
+from kdmri.io import atomic_text
 from kdmri.paths import project_root, runs_dir
 
 NUMBERED = re.compile(r"^(\d+)_")
@@ -204,9 +205,7 @@ def write_resolved_params(job: Job, overrides: Mapping[str, Any] | None = None) 
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# Resolved by `python -m kdmri batch` from {job.params}"
               + (f" with --set {dict(overrides)}" if overrides else "") + "\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(header + yaml.safe_dump(job.cfg.to_dict(), sort_keys=True))
-    tmp.replace(path)
+    atomic_text(path, header + yaml.safe_dump(job.cfg.to_dict(), sort_keys=True))
     return path
 
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from kdmri.checkpoint import BEST, arch_of, atomic_save
 from kdmri.config import Config, seed_everything
 from kdmri.data import write_volume
+from kdmri.io import atomic_text
 from kdmri.models.dccnn import build_dccnn, count_parameters
 from kdmri.physics.masks import cartesian_mask
 from kdmri.training.engine import RECON, STAGES, _epoch_loader, to_device
@@ -190,10 +191,7 @@ def register_cli(sub) -> None:
         text = to_markdown(res, "python -m kdmri " + " ".join(sys.argv[1:]))
         print(text)
         if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = args.out.with_name(args.out.name + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(args.out)
+            atomic_text(args.out, text)
         return 0
 
     p.set_defaults(func=run)

@@ -27,7 +27,6 @@ written atomically every epoch, ``train_log.csv`` rewritten every epoch, the res
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from tqdm.auto import tqdm
 from kdmri.checkpoint import BEST, LAST, arch_of, atomic_save, load_checkpoint, load_model
 from kdmri.config import Config, check_resumable, save_config, seed_everything
 from kdmri.errors import ConfigError, DataError
+from kdmri.io import write_csv
 from kdmri.models.dccnn import ReconOutput
 
 # ---------------------------------------------------------------- tasks: recon and SR
@@ -367,15 +367,7 @@ def default_method(cfg: Config, task: Task) -> Config:
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
-    keys: list[str] = []
-    for row in history:
-        keys += [k for k in row if k not in keys]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    tmp.replace(path)
+    write_csv(path, history)
 
 
 def _epoch_loader(ds: Dataset, cfg: Config, epoch: int) -> DataLoader:

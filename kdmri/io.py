@@ -1,0 +1,70 @@
+"""The one atomic-write helper: every file kdmri writes goes through :func:`atomic_path`.
+
+A file is written to ``<name>.tmp`` beside its destination, flushed, then renamed over it
+(``os.replace`` is atomic on POSIX and Windows), so a crash or an error mid-write leaves the
+previous file intact and no half-written file under the final name. The temporary file is
+removed when writing fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TMP_SUFFIX = ".tmp"
+
+
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
+
+    >>> with atomic_path("report.json") as tmp:   # doctest: +SKIP
+    ...     tmp.write_text("{}")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    try:
+        yield tmp
+        if tmp.exists():
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_text(path: Path | str, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_save(obj: Any, path: Path | str) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (checkpoints)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+    return Path(path)
+
+
+def write_csv(path: Path | str, rows: list[dict], fieldnames: list[str] | None = None) -> Path:
+    """Write ``rows`` (dicts) as CSV atomically; columns in first-seen order unless given."""
+    import csv
+
+    if fieldnames is None:
+        fieldnames = []
+        for row in rows:
+            fieldnames += [k for k in row if k not in fieldnames]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)
