@@ -19,6 +19,7 @@ import torch
 
 from kdmri.errors import DataError
 from kdmri.io import atomic_save  # noqa: F401  (re-exported: checkpoints are written with it)
+from kdmri.models import arch_of, build_from_arch  # noqa: F401  (importing kdmri.models registers every network)
 
 LAST = "model.pt"
 BEST = "best_model.pt"
@@ -36,33 +37,6 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise DataError(f"{path}: expected a kdmri checkpoint dict with a 'model' state dict")
     return ckpt
-
-
-def build_from_arch(arch: dict) -> torch.nn.Module:
-    """Rebuild a network from the ``arch`` metadata stored in a checkpoint."""
-    arch = dict(arch)
-    kind = arch.pop("kind", None)
-    if kind == "dccnn":
-        from kdmri.models.dccnn import DCCNN, DCCNNConfig
-
-        return DCCNN(DCCNNConfig(**arch))
-    if kind == "vdsr":
-        from kdmri.models.vdsr import VDSR, VDSRConfig
-
-        return VDSR(VDSRConfig(**arch))
-    if kind == "sft":
-        from kdmri.training.sft import SFTTeacher
-
-        return SFTTeacher.from_arch(arch)
-    raise DataError(f"checkpoint arch kind {kind!r}: expected 'dccnn', 'vdsr' or 'sft'")
-
-
-def arch_of(model: torch.nn.Module) -> dict:
-    """Plain-dict architecture description of a kdmri model (inverse of build_from_arch)."""
-    if hasattr(model, "arch"):
-        return model.arch()
-    kind = type(model).__name__.lower()
-    return {"kind": kind, **model.config.to_dict()}
 
 
 def load_model(path: Path | str, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:

@@ -224,7 +224,7 @@ def validation_slice(cfg: Config, index: int | None = None) -> dict:
     the middle one."""
     from torch.utils.data import default_collate
 
-    from kdmri.training.engine import RECON
+    from kdmri.models.tasks import RECON
 
     ensure_data(cfg)
     ds = RECON.dataset(cfg, "validation")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from kdmri.models import DCCNN, STUDENT, TEACHER, build_dccnn, count_parameters
-from kdmri.models.dccnn import data_consistency
+from kdmri.physics.operators import data_consistency
 from kdmri.physics.fft import fft2
 
 

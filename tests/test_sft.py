@@ -10,17 +10,16 @@ from kdmri.checkpoint import BEST, LAST, arch_of, build_from_arch, load_checkpoi
 from kdmri.config import ConfigError
 from kdmri.errors import DataError
 from kdmri.evaluation.evaluate import evaluate
-from kdmri.models.dccnn import DCCNN, STUDENT, DCCNNConfig, count_parameters, data_consistency
+from kdmri.models.dccnn import DCCNN, STUDENT, DCCNNConfig, count_parameters
+from kdmri.physics.operators import data_consistency
 from kdmri.tools.cli import main
-from kdmri.training.engine import RECON, resolve_stage, train
-from kdmri.training.sft import (
-    SFT_STAGES,
-    SFTFeatureStage,
-    SFTKDStage,
-    SFTTeacher,
-    init_student_from_sft,
-    sft_loss,
-)
+from kdmri.distill.sft import sft_loss
+from kdmri.models.sft import SFTTeacher
+from kdmri.training import train
+from kdmri.training.engine import StageRunner
+from kdmri.training.stages import get_stage
+from kdmri.training.stages import load_sft_branches as init_student_from_sft
+from kdmri.training.strategy import SingleProcess
 
 STUDENT_CASCADE = 9_857  # 1->32->32->1, 3x3 convs with bias
 
@@ -125,11 +124,13 @@ def test_sft_loss_random_values_and_gradient_flow():
     assert not torch.allclose(gt_free, gt_det)
 
 
-def test_resolve_stage_finds_sft_stages():
-    for name, cls in SFT_STAGES.items():
-        assert resolve_stage(name) == (cls, RECON)
+def test_sft_stages_are_registered():
+    for name in ("sft-teacher", "sft-feature", "sft-kd"):
+        spec = get_stage(name)
+        assert spec.name == name and spec.task == "recon"
+    assert get_stage("sft-teacher").arch == "sft" and get_stage("sft-kd").teacher_method == "sft"
     with pytest.raises(ConfigError, match="sft-feature"):
-        resolve_stage("sft-nope")
+        get_stage("sft-nope")
 
 
 def test_sft_stages_end_to_end(tiny_cfg):
@@ -163,9 +164,9 @@ def test_sft_stages_end_to_end(tiny_cfg):
         assert all(torch.equal(a[k], b[k]) for k in b)
 
     # the sft-feature stage starts from the branches and distils from the SFT teacher
-    st = SFTFeatureStage(tiny_cfg, RECON, torch.device("cpu"))  # method kdmri is overridden
-    assert st.cfg.feature_init == "sft" and st.experiment() == cfg.experiment("feature", "sft")
-    ds = RECON.dataset(st.cfg, "train")
+    st = StageRunner(get_stage("sft-feature"), tiny_cfg, SingleProcess())  # method kdmri is overridden
+    assert st.cfg.feature_init == "sft" and st.experiment == cfg.experiment("feature", "sft")
+    ds = st.task.dataset(st.cfg, "train")
     model = st.build_model()
     st.setup(model, ds)
     assert isinstance(st.teacher, SFTTeacher)
@@ -175,7 +176,8 @@ def test_sft_stages_end_to_end(tiny_cfg):
 
     feat = train(cfg, "sft-feature")
     assert feat.name == "sft_feature" and "train_feature" in load_checkpoint(feat / LAST)["history"][0]
-    assert SFTKDStage(cfg, RECON, torch.device("cpu")).init_path() == feat / BEST
+    kd_cfg = get_stage("sft-kd").configure(cfg)
+    assert kd_cfg.kd_init == "feature" and kd_cfg.experiment("feature") == feat
     kd = train(cfg, "sft-kd")
     assert kd.name == "sft_kd"
     assert {"train_l1", "train_imitation"} <= set(load_checkpoint(kd / LAST)["history"][0])

@@ -77,16 +77,19 @@ def test_kdmri_stages_and_teacher_cache(tiny_cfg):
     feat = load_checkpoint(cfg.experiment("feature") / LAST)
     assert "train_feature" in feat["history"][0]
     # the cached teacher outputs equal a fresh teacher forward pass
-    from kdmri.training.engine import RECON, KDStage
+    from kdmri.training.engine import StageRunner
+    from kdmri.training.stages import get_stage
+    from kdmri.training.strategy import SingleProcess
 
-    stage = KDStage(cfg, RECON, torch.device("cpu"))
-    ds = RECON.dataset(cfg, "train")
+    stage = StageRunner(get_stage("kd"), cfg, SingleProcess())
+    ds = stage.task.dataset(stage.cfg, "train")
     model = stage.build_model()
     stage.setup(model, ds)
+    assert stage.cache is not None and stage.cache.shape[0] == len(ds)
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=3)))
     with torch.no_grad():
         fresh = stage.teacher(batch["input"], batch["kspace"], batch["mask"]).image
-    assert torch.allclose(stage.teacher_image(batch), fresh, atol=1e-6)
+    assert torch.allclose(stage._teacher_fn(batch)(False), fresh, atol=1e-6)
     # kd was initialised from the feature stage, not from scratch
     scratch = cfg.replace(kd_init="scratch", method="scratch")
     with pytest.raises(DataError, match="best_model.pt"):

@@ -23,104 +23,13 @@ import torch
 
 from kdmri.data import FS_KEY, H5Volumes, list_volumes
 from kdmri.errors import DataError
-from kdmri.physics.fft import fft2c, ifft2c
-
-Array = torch.Tensor | np.ndarray
-Keep = int | tuple[int, int]
-
-
-def _keep_pair(keep: Keep, shape: tuple[int, int]) -> tuple[int, int]:
-    """Validate ``keep`` against an image size ``(H, W)``; return ``(kh, kw)``."""
-    if isinstance(keep, (int, np.integer)) and not isinstance(keep, bool):
-        pair = (int(keep), int(keep))
-    elif (isinstance(keep, (tuple, list)) and len(keep) == 2
-          and all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in keep)):
-        pair = (int(keep[0]), int(keep[1]))
-    else:
-        raise ValueError(f"keep={keep!r}: expected an int or a pair of ints (kh, kw)")
-    h, w = shape
-    if not (0 < pair[0] <= h and 0 < pair[1] <= w):
-        raise ValueError(f"keep={keep!r}: expected 0 < kh <= {h} and 0 < kw <= {w} "
-                         f"for an image of size {(h, w)}")
-    return pair
-
-
-def central_block_mask(shape: tuple[int, int], keep: Keep) -> np.ndarray:
-    """Boolean ``(H, W)`` mask, True on the central ``keep`` block of **centred** k-space.
-
-    Args:
-        shape: image size ``(H, W)``.
-        keep: block size, an int (square) or ``(kh, kw)``; ``0 < kh <= H``, ``0 < kw <= W``.
-
-    Returns:
-        bool array ``(H, W)``; exactly ``kh * kw`` entries are True, the block around
-        ``(H // 2, W // 2)`` (see the module docstring for the exact index range).
-    """
-    if len(shape) != 2:
-        raise ValueError(f"shape={shape!r}: expected an image size (H, W)")
-    h, w = int(shape[0]), int(shape[1])
-    kh, kw = _keep_pair(keep, (h, w))
-    mask = np.zeros((h, w), dtype=bool)
-    r0, c0 = h // 2 - kh // 2, w // 2 - kw // 2
-    mask[r0:r0 + kh, c0:c0 + kw] = True
-    return mask
-
-
-def _check_image(image: Array) -> tuple[int, int]:
-    if not isinstance(image, (np.ndarray, torch.Tensor)):
-        raise TypeError(f"image: expected a numpy array or torch tensor, got {type(image).__name__}")
-    if image.ndim < 2:
-        raise ValueError(f"image: expected shape (..., H, W), got {tuple(image.shape)}")
-    is_complex = torch.is_complex(image) if isinstance(image, torch.Tensor) else np.iscomplexobj(image)
-    if is_complex:
-        raise ValueError(f"image: expected a real image, got dtype {image.dtype}")
-    return int(image.shape[-2]), int(image.shape[-1])
-
-
-def truncate_kspace_complex(image: Array, keep: Keep) -> Array:
-    """Complex low-resolution image: inverse of the central ``keep`` block of centred k-space.
-
-    Args:
-        image: real image ``(..., H, W)``, numpy array or torch tensor.
-        keep: kept block size (int or ``(kh, kw)``).
-
-    Returns:
-        complex ``(..., H, W)`` of the same kind as ``image`` (complex128 for numpy; complex64
-        or complex128 for torch, following the input precision). Its :func:`fft2c` is the
-        input's inside :func:`central_block_mask` and zero outside.
-    """
-    h, w = _check_image(image)
-    mask = central_block_mask((h, w), keep)
-    if isinstance(image, np.ndarray):
-        k = fft2c(image.astype(np.float64, copy=False))
-        return ifft2c(k * mask)
-    x = image if image.is_floating_point() else image.float()
-    k = fft2c(x)
-    return ifft2c(k * torch.from_numpy(mask).to(device=x.device))
-
-
-def truncate_kspace(image: Array, keep: Keep = 64) -> Array:
-    """Low-resolution image of the KD-MRI super-resolution experiment.
-
-    Keeps the central ``keep`` block of the centred orthonormal k-space of ``image``, zero
-    elsewhere, and returns the **magnitude** of the inverse transform at full size.
-
-    Args:
-        image: real image ``(..., H, W)``, numpy array or torch tensor.
-        keep: kept block size, int (square) or ``(kh, kw)``; 64 for 256 x 256 in the paper.
-
-    Returns:
-        float32 ``(..., H, W)`` of the same kind (numpy/torch) and device as ``image``.
-        With ``keep == (H, W)`` it is ``abs(image)``.
-
-    Raises:
-        ValueError: ``keep`` not positive or larger than the image, or ``image`` complex.
-        TypeError: ``image`` is neither a numpy array nor a torch tensor.
-    """
-    low = truncate_kspace_complex(image, keep)
-    if isinstance(low, np.ndarray):
-        return np.abs(low).astype(np.float32)
-    return low.abs().to(torch.float32)
+from kdmri.physics.operators import (  # noqa: F401  (the SR input, re-exported for readers)
+    Keep,
+    _keep_pair,
+    central_block_mask,
+    truncate_kspace,
+    truncate_kspace_complex,
+)
 
 
 class SRSliceDataset(H5Volumes):
@@ -205,7 +114,7 @@ def validation_item(cfg, index: int | None = None) -> dict:
     """
     from torch.utils.data import default_collate
 
-    from kdmri.training.engine import SR
+    from kdmri.models.tasks import SR
 
     ds = SR.dataset(cfg, "validation")
     i = len(ds) // 2 if index is None else index

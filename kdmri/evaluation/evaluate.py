@@ -24,18 +24,21 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from kdmri.checkpoint import BEST, load_model
 from kdmri.config import Config, seed_everything
+from kdmri.errors import ConfigError
 from kdmri.io import atomic_path, atomic_text, write_csv
 from kdmri.metrics import METRICS, slice_metrics, summarize, volume_metrics
 from kdmri.models.dccnn import count_parameters
+from kdmri.models.tasks import TASKS, Task
 from kdmri.paths import project_root
-from kdmri.training.engine import RECON, SR, Task, default_method, resolve_stage, to_device
+from kdmri.training.stages import STAGES, get_stage, task_method
+from kdmri.training.strategy import default_strategy, to_device
 
-BASELINES = {"zf": RECON, "sr-lr": SR}
+#: Network-free baselines by evaluation name: ``zf`` (zero-filled), ``sr-lr`` (low resolution).
+BASELINES: dict[str, Task] = {t.stage_prefix + t.baseline_role: t for t in TASKS.values()}
 
 
 def library_versions() -> dict[str, str]:
@@ -58,13 +61,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _resolve(stage: str) -> tuple[Task, str, bool]:
-    """(task, role, is_baseline) for an evaluation target such as ``kd``, ``sr-kd``, ``zf``."""
+def _resolve(cfg: Config, stage: str) -> tuple[Config, Task, str, bool]:
+    """(configured cfg, task, role, is_baseline) for an evaluation target (``kd``, ``sr-kd``, ``zf``)."""
     if stage in BASELINES:
         task = BASELINES[stage]
-        return task, "zf" if task is RECON else "lr", True
-    stage_cls, task = resolve_stage(stage)
-    return task, stage_cls.role, False
+        return cfg.replace(method=task_method(cfg, task)), task, task.baseline_role, True
+    spec = get_stage(stage) if stage in STAGES else None
+    if spec is None:
+        raise ConfigError(f"stage {stage!r}: expected one of {sorted(STAGES)} or a baseline "
+                          f"{sorted(BASELINES)}")
+    return spec.configure(cfg), spec.task_obj, spec.role, False
 
 
 def _write_h5(path: Path, recon: np.ndarray, slices: list[int]) -> None:
@@ -79,11 +85,9 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
 
     Returns the report dict (also written to ``report.json``).
     """
-    task, role, baseline = _resolve(stage)
-    cfg = default_method(cfg, task)
-    if not baseline:  # a stage may fix settings (SFT stages: method "sft")
-        cfg = resolve_stage(stage)[0].configure(cfg)
-    device = cfg.torch_device()
+    cfg, task, role, baseline = _resolve(cfg, stage)
+    strategy = default_strategy(cfg)
+    device = strategy.device
     seed_everything(cfg.seed)
     out_dir = cfg.experiment(role)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +104,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     preds: dict[str, dict[int, np.ndarray]] = {}
     targets: dict[str, dict[int, np.ndarray]] = {}
     rows = []
-    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False)
+    loader = strategy.eval_loader(ds, cfg.batch_size)
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"evaluate {stage}", disable=not cfg.progress, leave=False):
             b = to_device(batch, device)
@@ -126,7 +130,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     report = {
         "dataset": cfg.dataset, "acc": cfg.acc, "task": task.name, "method": cfg.method,
         "role": role, "stage": stage,
-        "label": task.baseline_name if baseline else role,
+        "label": task.baseline_label if baseline else role,
         "checkpoint": str(ckpt_path.name) if ckpt_path else None,
         "n_slices": len(rows), "n_volumes": len(vol_rows),
         "parameters": params,
@@ -142,24 +146,3 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     }
     atomic_text(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True))
     return report
-
-
-def register_cli(sub) -> None:
-    from kdmri.tools.cli import add_config_arguments, config_from_args
-
-    p = sub.add_parser("evaluate", help="evaluate a trained stage (or the zf / sr-lr baseline) "
-                       "on the validation set")
-    p.add_argument("--stage", required=True, help="teacher | student | feature | kd | zf | "
-                   "sr-teacher | ... | sr-lr | sft-teacher | sft-feature | sft-kd")
-    p.add_argument("--checkpoint", help="a checkpoint to evaluate instead of the stage's best")
-    add_config_arguments(p)
-
-    def run(args):
-        rep = evaluate(config_from_args(args), args.stage, args.checkpoint)
-        m = rep["metrics"]
-        print(f"{args.stage}: PSNR {m['psnr']['mean']:.2f} +/- {m['psnr']['std']:.2f} dB, "
-              f"SSIM {m['ssim']['mean']:.4f} +/- {m['ssim']['std']:.4f} "
-              f"({rep['n_slices']} slices)")
-        return 0
-
-    p.set_defaults(func=run)

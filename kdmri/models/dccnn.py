@@ -18,63 +18,17 @@ post-ReLU for every conv but the last) that feature distillation pairs by name.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from kdmri.physics.fft import fft2, ifft2
-
-
-class ReconOutput(NamedTuple):
-    """What a reconstruction network returns."""
-
-    image: torch.Tensor
-    """Final reconstruction ``(B, 1, H, W)``."""
-    features: dict[str, torch.Tensor]
-    """Named intermediate activations, e.g. ``features["cascade1.conv3"]``."""
-    cascades: list[torch.Tensor]
-    """Image after each cascade (after its DC layer)."""
-
-
-def _mask_as_batch(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Broadcastable ``(B or 1, 1, H, W)`` real mask on the device/dtype of ``like``."""
-    if mask.dim() == 2:
-        mask = mask[None, None]
-    elif mask.dim() == 3:
-        mask = mask[:, None]
-    elif mask.dim() != 4:
-        raise ValueError(f"mask: expected (H, W), (B, H, W) or (B, 1, H, W), got {tuple(mask.shape)}")
-    if mask.shape[-2:] != like.shape[-2:]:
-        raise ValueError(
-            f"mask: spatial shape {tuple(mask.shape[-2:])} does not match image {tuple(like.shape[-2:])}"
-        )
-    return mask.to(device=like.device, dtype=like.real.dtype if like.is_complex() else like.dtype)
-
-
-def data_consistency(x: torch.Tensor, kspace_us: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``Re F^-1[ m * k_us + (1 - m) * F(x) ]`` for a real image batch ``x`` ``(B, 1, H, W)``.
-
-    Where ``m == 1`` the measured samples replace the network's; elsewhere the network's
-    k-space is kept. ``F`` is the orthonormal unshifted 2-D DFT.
-    """
-    if not torch.is_complex(kspace_us):
-        raise TypeError(f"kspace_us: expected a complex tensor, got {kspace_us.dtype}")
-    if kspace_us.shape[-2:] != x.shape[-2:]:
-        raise ValueError(
-            f"kspace_us: shape {tuple(kspace_us.shape)} does not match image {tuple(x.shape)}"
-        )
-    m = _mask_as_batch(mask, x)
-    k_pred = fft2(x.to(kspace_us.dtype))
-    k = m * kspace_us + (1 - m) * k_pred
-    return ifft2(k).real.to(x.dtype)
-
-
-class DataConsistency(nn.Module):
-    """Module form of :func:`data_consistency` (no parameters; the mask comes with the data)."""
-
-    def forward(self, x: torch.Tensor, kspace_us: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return data_consistency(x, kspace_us, mask)
+from kdmri.models.blocks import (
+    ConvBlock,
+    ReconOutput,
+    cascade_step,
+    count_parameters,  # noqa: F401  (re-exported for older imports)
+)
+from kdmri.models.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -95,34 +49,7 @@ TEACHER = DCCNNConfig(n_cascades=5, n_convs=5, channels=32)
 STUDENT = DCCNNConfig(n_cascades=5, n_convs=3, channels=32)
 
 
-class ConvBlock(nn.Module):
-    """``n_convs`` 3x3 convolutions in_ch -> ch -> ... -> ch -> in_ch, ReLU between.
-
-    Returns the block output and its activations, named ``conv1`` .. ``conv<n>``
-    (post-ReLU for all but the last conv).
-    """
-
-    def __init__(self, n_convs: int, channels: int, in_channels: int = 1):
-        super().__init__()
-        if n_convs < 2:
-            raise ValueError(f"n_convs={n_convs}: a cascade needs at least 2 conv layers")
-        widths = [in_channels] + [channels] * (n_convs - 1) + [in_channels]
-        self.convs = nn.ModuleList(
-            nn.Conv2d(widths[i], widths[i + 1], kernel_size=3, padding=1) for i in range(n_convs)
-        )
-        self.act = nn.ReLU(inplace=False)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        feats = {}
-        last = len(self.convs) - 1
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if i < last:
-                x = self.act(x)
-            feats[f"conv{i + 1}"] = x
-        return x, feats
-
-
+@register_model("dccnn")
 class DCCNN(nn.Module):
     """Cascade of CNN blocks, each followed by data consistency.
 
@@ -137,24 +64,22 @@ class DCCNN(nn.Module):
             ConvBlock(config.n_convs, config.channels, config.in_channels)
             for _ in range(config.n_cascades)
         )
-        self.dc = DataConsistency()
 
-    def cascade_step(self, i: int, x, kspace_us, mask, feats: dict | None = None):
-        """Run cascade ``i`` (0-based) and its DC layer; record features as ``cascade<i+1>.*``."""
-        out, block_feats = self.cascades[i](x)
-        if self.config.residual:
-            out = x + out
-        if feats is not None:
-            for name, value in block_feats.items():
-                feats[f"cascade{i + 1}.{name}"] = value
-        return self.dc(out, kspace_us, mask)
+    # ---- checkpoint metadata (kdmri.models.registry)
+    def arch(self) -> dict:
+        return {"kind": "dccnn", **self.config.to_dict()}
+
+    @classmethod
+    def from_arch(cls, arch: dict) -> DCCNN:
+        return cls(DCCNNConfig(**arch))
 
     def forward(self, x: torch.Tensor, kspace_us: torch.Tensor, mask: torch.Tensor,
                 return_features: bool = True) -> ReconOutput:
         feats: dict[str, torch.Tensor] = {}
         images = []
-        for i in range(len(self.cascades)):
-            x = self.cascade_step(i, x, kspace_us, mask, feats if return_features else None)
+        for i, block in enumerate(self.cascades):
+            x = cascade_step(block, x, kspace_us, mask, self.config.residual,
+                             feats if return_features else None, f"cascade{i + 1}.")
             images.append(x)
         return ReconOutput(x, feats, images)
 
@@ -166,17 +91,26 @@ class DCCNN(nn.Module):
             for j in range(self.config.n_convs)
         ]
 
+    @staticmethod
+    def default_feature_pairs(n_cascades: int = 5, student_layer: str = "conv2",
+                              teacher_layer: str = "conv3") -> list[tuple[str, str]]:
+        """KD-MRI's layer pairs: student ``conv2`` <-> teacher ``conv3`` in every cascade.
+
+        ``[("cascade1.conv2", "cascade1.conv3"), ..., ("cascade5.conv2", "cascade5.conv3")]``.
+        """
+        if not isinstance(n_cascades, int) or isinstance(n_cascades, bool) or n_cascades < 1:
+            raise ValueError(f"n_cascades: expected a positive int, got {n_cascades!r}")
+        return [(f"cascade{i}.{student_layer}", f"cascade{i}.{teacher_layer}")
+                for i in range(1, n_cascades + 1)]
+
+
+PRESETS = {"teacher": TEACHER, "student": STUDENT}
+
 
 def build_dccnn(role: str | DCCNNConfig) -> DCCNN:
     """``build_dccnn("teacher")``, ``build_dccnn("student")`` or from a config."""
     if isinstance(role, DCCNNConfig):
         return DCCNN(role)
-    presets = {"teacher": TEACHER, "student": STUDENT}
-    if role not in presets:
-        raise ValueError(f"model role {role!r}: expected one of {sorted(presets)}")
-    return DCCNN(presets[role])
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    if role not in PRESETS:
+        raise ValueError(f"model role {role!r}: expected one of {sorted(PRESETS)}")
+    return DCCNN(PRESETS[role])

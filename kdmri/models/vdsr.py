@@ -10,7 +10,7 @@ residual connection ``out = x + net(x)``.
 * teacher: 11 layers (1->64, nine 64->64, 64->1): 333,569 parameters
 * student: 7 layers (1->64, five 64->64, 64->1): 185,857 parameters
 
-The body is the same looped :class:`~kdmri.models.dccnn.ConvBlock` a DC-CNN cascade uses.
+The body is the same looped :class:`~kdmri.models.blocks.ConvBlock` a DC-CNN cascade uses.
 Features are named ``"conv1"`` .. ``"conv<n>"`` (post-ReLU, the last one raw); the
 KD-MRI attention pair is teacher ``conv6`` <-> student ``conv4``
 (:data:`VDSR_DEFAULT_PAIRS`).
@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from kdmri.models.dccnn import ConvBlock, ReconOutput
+from kdmri.models.blocks import ConvBlock, ReconOutput
+from kdmri.models.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ VDSR_STUDENT = VDSRConfig(7)
 VDSR_DEFAULT_PAIRS: list[tuple[str, str]] = [("conv4", "conv6")]
 
 
+@register_model("vdsr")
 class VDSR(nn.Module):
     """Very deep super-resolution network with a global residual connection.
 
@@ -74,6 +76,19 @@ class VDSR(nn.Module):
         super().__init__()
         self.config = config
         self.body = ConvBlock(config.n_layers, config.channels, config.in_channels)
+
+    # ---- checkpoint metadata (kdmri.models.registry)
+    def arch(self) -> dict:
+        return {"kind": "vdsr", **self.config.to_dict()}
+
+    @classmethod
+    def from_arch(cls, arch: dict) -> VDSR:
+        return cls(VDSRConfig(**arch))
+
+    @staticmethod
+    def default_feature_pairs() -> list[tuple[str, str]]:
+        """KD-MRI's super-resolution attention pair: student ``conv4`` <-> teacher ``conv6``."""
+        return list(VDSR_DEFAULT_PAIRS)
 
     def forward(self, x: torch.Tensor, return_features: bool = True) -> ReconOutput:
         """Super-resolve ``x`` ``(B, C, H, W)``; ``return_features=False`` leaves the dict empty."""

@@ -44,7 +44,7 @@ def run_kdmri(cfg: Config, stages=KDMRI_STAGES, verbose: bool = True) -> dict:
 
 
 def register_cli(sub) -> None:
-    from kdmri.tools.cli import add_config_arguments, config_from_args
+    from kdmri.tools.args import add_config_arguments, config_from_args
 
     p = sub.add_parser("pipeline", help="train + evaluate teacher, student, feature and KD stages")
     add_config_arguments(p)

@@ -25,8 +25,8 @@ from kdmri.config import Config
 from kdmri.errors import ConfigError
 from kdmri.evaluation.evaluate import evaluate
 from kdmri.reporting.results import comparison_table
-from kdmri.training.engine import resolve_stage, train
-from kdmri.training.sft import SFT_METHOD
+from kdmri.training.engine import train
+from kdmri.training.stages import SFT_METHOD, get_stage
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,8 @@ def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",)) -> pd.DataFram
 def variant_experiment(cfg: Config, name: str) -> Path:
     """The experiment folder of ablation ``name``'s final (evaluated) stage."""
     vcfg = variant_config(cfg, name)
-    stage_cls, _ = resolve_stage(ABLATIONS[name].final)
-    return stage_cls.configure(vcfg).experiment(stage_cls.role)
+    spec = get_stage(ABLATIONS[name].final)
+    return spec.configure(vcfg).experiment(spec.role)
 
 
 def ablation_summary(cfg: Config, names, baseline: str = "neither", metrics=("psnr", "ssim"),

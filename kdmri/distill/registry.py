@@ -1,0 +1,230 @@
+"""The feature-loss registry: one interface, one signature, wiring owned by each loss.
+
+Models return their intermediate activations as a dict ``name -> tensor (B, C, H, W)``,
+e.g. ``features["cascade1.conv3"]`` (see :mod:`kdmri.models.dccnn`). A feature loss is
+configured with the layer ``pairs`` it compares, ``[(student_name, teacher_name), ...]``,
+and is called as ``loss(student_feats, teacher_feats)``; it returns a scalar tensor, the
+**mean over its pairs** of the per-pair loss (papers that sum over layers differ from this
+by the constant number of pairs). Teacher features are detached: they are targets.
+
+Each loss is one file that registers its class with :func:`register_feature_loss` and may
+override :meth:`FeatureLoss.from_config` -- how it reads its options, default pairs and
+channel counts from the run's configuration (as torchdistill's registry does). Training
+builds every feature loss through :func:`feature_loss_from_config`, so a figure and a run
+always build the same loss.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from kdmri.errors import ConfigError, KDMRIError
+
+FeatureDict = Mapping[str, torch.Tensor]
+"""Named activations of one forward pass, ``name -> (B, C, H, W)``."""
+
+LayerPair = tuple[str, str]
+"""``(student_layer, teacher_layer)``."""
+
+FSPPair = tuple[tuple[str, str], tuple[str, str]]
+"""``((student_a, student_b), (teacher_a, teacher_b))`` for :class:`FSPLoss`."""
+
+class MissingFeatureError(KDMRIError, ValueError, KeyError):
+    """A feature name configured in a loss is absent from the model's feature dict.
+
+    A ValueError (like every kdmri input error) that is also a KeyError.
+    """
+
+    __str__ = BaseException.__str__  # KeyError would quote the whole message
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _expect_4d(x: torch.Tensor, what: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what}: expected a torch.Tensor (B, C, H, W), got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{what}: expected a (B, C, H, W) tensor, got shape {tuple(x.shape)}")
+
+
+def _same_batch(s: torch.Tensor, t: torch.Tensor, what: str) -> None:
+    if s.shape[0] != t.shape[0]:
+        raise ValueError(
+            f"{what}: student batch size {s.shape[0]} does not match teacher batch size "
+            f"{t.shape[0]}"
+        )
+
+
+def _same_spatial(s: torch.Tensor, t: torch.Tensor, what: str) -> None:
+    if s.shape[2:] != t.shape[2:]:
+        raise ValueError(
+            f"{what}: student spatial size {tuple(s.shape[2:])} does not match teacher "
+            f"{tuple(t.shape[2:])}; pair layers of the same resolution"
+        )
+
+
+def _check_map_pair(student: torch.Tensor, teacher: torch.Tensor, where: str) -> None:
+    """Both (B, C, H, W), same batch and spatial size: what attention maps need."""
+    _expect_4d(student, f"{where}: student")
+    _expect_4d(teacher, f"{where}: teacher")
+    _same_batch(student, teacher, where)
+    _same_spatial(student, teacher, where)
+
+
+
+def _normalise_pair(pair: Any, index: int) -> LayerPair:
+    if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(k, str) for k in pair):
+        return (pair[0], pair[1])
+    raise ValueError(
+        f"pairs[{index}]: expected (student_layer, teacher_layer) as two strings, got {pair!r}"
+    )
+
+
+def _lookup(feats: FeatureDict, key: str, side: str) -> torch.Tensor:
+    if not isinstance(feats, Mapping):
+        raise TypeError(
+            f"{side}: expected a dict of named features (name -> tensor), "
+            f"got {type(feats).__name__}"
+        )
+    try:
+        return feats[key]
+    except KeyError:
+        raise MissingFeatureError(
+            f"{side}: no feature named {key!r}; available: {sorted(feats)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------- base + registry
+
+
+class FeatureLoss(nn.Module):
+    """Base class: mean over layer ``pairs`` of :meth:`pair_loss`.
+
+    ``forward(student_feats, teacher_feats) -> scalar tensor``: for each configured pair,
+    looks up both features by name (a missing name raises :class:`MissingFeatureError`
+    listing the available names), detaches the teacher's, and averages the per-pair losses.
+    Subclasses implement ``pair_loss(index, student, teacher)``; ``student``/``teacher``
+    are tensors for ordinary pairs and tuples of tensors for :class:`FSPLoss`.
+    """
+
+    name: str = ""
+    """Registry name, set by :func:`register_feature_loss`."""
+
+    def __init__(self, pairs: Sequence[LayerPair]):
+        super().__init__()
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or not pairs:
+            raise ValueError(
+                f"pairs: expected a non-empty list of (student_layer, teacher_layer), "
+                f"got {pairs!r}"
+            )
+        self.pairs = [self._normalise(p, i) for i, p in enumerate(pairs)]
+
+    def _normalise(self, pair: Any, index: int) -> Any:
+        return _normalise_pair(pair, index)
+
+    def _gather(self, feats: FeatureDict, key: Any, side: str, detach: bool) -> Any:
+        if isinstance(key, tuple):
+            return tuple(self._gather(feats, k, side, detach) for k in key)
+        x = _lookup(feats, key, side)
+        return x.detach() if detach else x
+
+    def forward(self, student_feats: FeatureDict, teacher_feats: FeatureDict) -> torch.Tensor:
+        total = None
+        for i, (s_key, t_key) in enumerate(self.pairs):
+            s = self._gather(student_feats, s_key, "student_feats", detach=False)
+            t = self._gather(teacher_feats, t_key, "teacher_feats", detach=True)
+            value = self.pair_loss(i, s, t)
+            total = value if total is None else total + value
+        return total / len(self.pairs)
+
+    def pair_loss(self, index: int, student: Any, teacher: Any) -> torch.Tensor:
+        """Loss of pair ``index`` (scalar tensor)."""
+        raise NotImplementedError
+
+    def _where(self, index: int) -> str:
+        return f"{self.name or type(self).__name__} pair {index} {self.pairs[index]}"
+
+    def extra_repr(self) -> str:
+        return f"pairs={self.pairs}"
+
+    @classmethod
+    def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
+        """Build from a run configuration: ``cfg.feature_pairs`` or ``default_pairs``, and
+        ``cfg.feature_options`` as keyword options. Losses that need more override this."""
+        pairs = [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
+        return build_feature_loss(cls.name, pairs, **dict(cfg.feature_options))
+
+
+FEATURE_LOSSES: dict[str, type[FeatureLoss]] = {}
+"""Registry ``name -> FeatureLoss subclass``; fill it with :func:`register_feature_loss`."""
+
+
+def register_feature_loss(name: str) -> Callable[[type[FeatureLoss]], type[FeatureLoss]]:
+    """Class decorator adding a :class:`FeatureLoss` subclass to :data:`FEATURE_LOSSES`."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name: expected a non-empty string, got {name!r}")
+
+    def decorator(cls: type[FeatureLoss]) -> type[FeatureLoss]:
+        if not (isinstance(cls, type) and issubclass(cls, FeatureLoss)):
+            raise TypeError(f"register_feature_loss({name!r}): expected a FeatureLoss subclass")
+        if name in FEATURE_LOSSES and FEATURE_LOSSES[name] is not cls:
+            raise ValueError(
+                f"name: feature loss {name!r} is already registered "
+                f"({FEATURE_LOSSES[name].__name__})"
+            )
+        cls.name = name
+        FEATURE_LOSSES[name] = cls
+        return cls
+
+    return decorator
+
+
+def build_feature_loss(name: str, pairs: Sequence[Any], **options: Any) -> FeatureLoss:
+    """Build the registered feature loss ``name`` for layer ``pairs`` with its ``options``.
+
+    Example: ``build_feature_loss("at_kdmri", default_pairs(), mode="batch")``.
+    An unknown ``name`` or option raises ValueError listing what is accepted.
+    """
+    if name not in FEATURE_LOSSES:
+        raise ValueError(f"name: unknown feature loss {name!r}; known: {sorted(FEATURE_LOSSES)}")
+    cls = FEATURE_LOSSES[name]
+    params = list(inspect.signature(cls.__init__).parameters)[2:]  # drop self, pairs
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ValueError(
+            f"options: unknown option(s) {unknown} for feature loss {name!r}; "
+            f"accepted: {params or 'none'}"
+        )
+    return cls(pairs, **options)
+
+
+
+def feature_probe(student_feats: FeatureDict, teacher_feats: FeatureDict) -> dict:
+    """Shapes of a probe forward pass, ``{"student": {name: shape}, "teacher": {...}}``,
+    for losses whose wiring depends on channel counts (FitNets)."""
+    return {"student": {k: tuple(v.shape) for k, v in student_feats.items()},
+            "teacher": {k: tuple(v.shape) for k, v in teacher_feats.items()}}
+
+
+def feature_loss_from_config(cfg: Any, default_pairs: Sequence[Any], probe: dict | None = None,
+                             name: str | None = None) -> FeatureLoss:
+    """The feature loss a run with configuration ``cfg`` trains with.
+
+    ``name`` (default ``cfg.feature_loss``) picks the registered class; its
+    :meth:`FeatureLoss.from_config` reads ``cfg.feature_pairs`` (else ``default_pairs``, the
+    networks' own), ``cfg.feature_options`` and whatever else it needs (``probe``: the
+    shapes of one forward pass, :func:`feature_probe`). Errors name the setting.
+    """
+    name = name or cfg.feature_loss
+    if name not in FEATURE_LOSSES:
+        raise ConfigError(f"feature_loss={name!r}: expected one of {sorted(FEATURE_LOSSES)}")
+    try:
+        return FEATURE_LOSSES[name].from_config(cfg, default_pairs, probe or {})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"feature_loss={name!r}: {exc}") from exc

@@ -1,0 +1,129 @@
+"""The two problems, as registered tasks: what differs between reconstruction and
+super-resolution is an object, not an if/else.
+
+A :class:`Task` knows its forward operator (:mod:`kdmri.physics.operators`), its slice
+dataset, its network family (teacher / student presets) and how to call a network on a
+batch. Stages name their task (:mod:`kdmri.training.stages`); evaluation and the
+tutorial helpers use the same objects.
+
+=========  =====================================  =======================  =========
+task       operator                                networks                 baseline
+=========  =====================================  =======================  =========
+``recon``  Cartesian undersampling (line mask)    DC-CNN teacher/student   ``ZF``
+``sr``     k-space truncation (``sr_keep``)       VDSR teacher/student     ``LR``
+=========  =====================================  =======================  =========
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from kdmri.data.sr import SRSliceDataset
+from kdmri.data.views import Indexed
+from kdmri.data.volumes import SliceDataset
+from kdmri.errors import ConfigError
+from kdmri.models.blocks import ReconOutput
+from kdmri.models.dccnn import DCCNN, build_dccnn
+from kdmri.models.sft import SFTTeacher
+from kdmri.models.vdsr import VDSR, build_vdsr
+from kdmri.physics.operators import CartesianUndersampling, KspaceTruncation
+
+
+@dataclass(frozen=True)
+class Task:
+    """Base of a task. Subclasses implement :meth:`base_dataset`, :meth:`build`,
+    :meth:`forward` and :meth:`operator`."""
+
+    name: str
+    default_method: str  # experiment method of its stages unless the config names another
+    stage_prefix: str  # "" or "sr-": stage names of this task
+    baseline_label: str  # "ZF" / "LR": the network-free baseline in tables
+    baseline_role: str  # experiment role of that baseline ("zf" / "lr")
+
+    def base_dataset(self, cfg, folder) -> Dataset:
+        raise NotImplementedError
+
+    def dataset(self, cfg, split: str) -> Dataset:
+        """The ``train`` or ``validation`` view of ``cfg``'s data (``max_*_slices`` applied)."""
+        if split not in ("train", "validation"):
+            raise ConfigError(f"split={split!r}: expected 'train' or 'validation'")
+        folder = cfg.train_dir if split == "train" else cfg.val_dir
+        limit = cfg.max_train_slices if split == "train" else cfg.max_val_slices
+        return Indexed(self.base_dataset(cfg, folder), limit)
+
+    def build(self, arch: str) -> nn.Module:
+        raise NotImplementedError
+
+    def forward(self, model: nn.Module, batch: dict, features: bool = True) -> ReconOutput:
+        raise NotImplementedError
+
+    def default_pairs(self) -> list:
+        return self.build("student").default_feature_pairs()
+
+    def operator(self, cfg, shape: tuple[int, int], mask=None) -> nn.Module:
+        raise NotImplementedError
+
+
+class ReconTask(Task):
+    """Reconstruction from undersampled k-space with the DC-CNN."""
+
+    def base_dataset(self, cfg, folder) -> Dataset:
+        return SliceDataset(folder, cfg.acc, mask=cfg.mask, in_memory=cfg.in_memory)
+
+    def build(self, arch: str) -> nn.Module:
+        if arch == "sft":
+            return SFTTeacher()
+        return build_dccnn(arch)
+
+    def forward(self, model, batch, features=True) -> ReconOutput:
+        return model(batch["input"], batch["kspace"], batch["mask"], return_features=features)
+
+    def default_pairs(self) -> list:
+        return DCCNN.default_feature_pairs()
+
+    def operator(self, cfg, shape, mask=None):
+        if mask is None:
+            raise ConfigError("the reconstruction operator needs a mask (H, W)")
+        return CartesianUndersampling(mask)
+
+
+class SRTask(Task):
+    """Super-resolution of a k-space-truncated image with VDSR (the KD-MRI extension)."""
+
+    def base_dataset(self, cfg, folder) -> Dataset:
+        return SRSliceDataset(folder, keep=cfg.sr_keep, in_memory=cfg.in_memory)
+
+    def build(self, arch: str) -> nn.Module:
+        return build_vdsr(arch)
+
+    def forward(self, model, batch, features=True) -> ReconOutput:
+        return model(batch["input"], return_features=features)
+
+    def default_pairs(self) -> list:
+        return VDSR.default_feature_pairs()
+
+    def operator(self, cfg, shape, mask=None):
+        return KspaceTruncation(shape, cfg.sr_keep)
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    if task.name in TASKS and TASKS[task.name] != task:
+        raise ValueError(f"task {task.name!r} is already registered")
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ConfigError(f"task {name!r}: expected one of {sorted(TASKS)}")
+    return TASKS[name]
+
+
+RECON = register_task(ReconTask("recon", "kdmri", "", "ZF", "zf"))
+SR = register_task(SRTask("sr", "sr", "sr-", "LR", "lr"))

@@ -1,0 +1,80 @@
+"""The commands of the lower layers (train, evaluate, masks, check-env): their parsers live
+here so that no module below the tools imports the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+from kdmri.evaluation import evaluate
+from kdmri.paths import acc_tag
+from kdmri.tools.args import add_config_arguments, config_from_args
+from kdmri.training import train
+from kdmri.training.stages import STAGES
+
+
+def _cmd_check_env(args) -> int:
+    import numpy
+    import torch
+
+    import kdmri
+
+    print(f"kdmri {kdmri.__version__} | torch {torch.__version__} | numpy {numpy.__version__} "
+          f"| cuda available: {torch.cuda.is_available()}")
+    return 0
+
+
+def register_check_env(sub) -> None:
+    p = sub.add_parser("check-env", help="print versions of kdmri, torch, numpy")
+    p.set_defaults(func=_cmd_check_env)
+
+
+def _cmd_masks(args) -> int:
+    import numpy as np
+
+    from kdmri.physics.masks import DATASET_SHAPES, make_dataset_masks, sampled_fraction
+
+    names = list(DATASET_SHAPES) if args.all or not args.dataset else args.dataset
+    for path in make_dataset_masks(names, tuple(int(acc_tag(a)[:-1]) for a in args.acc)):
+        print(f"{path}  sampled fraction {sampled_fraction(np.load(path)):.4f}")
+    return 0
+
+
+def register_masks(sub) -> None:
+    p = sub.add_parser("masks", help="(re)generate the committed masks in us_masks/")
+    p.add_argument("--dataset", nargs="*", help="datasets (default: all known)")
+    p.add_argument("--acc", nargs="*", default=["4x", "5x", "8x"],
+                   help="accelerations: 4, 4x, ... (default: 4x 5x 8x)")
+    p.add_argument("--all", action="store_true", help="every known dataset")
+    p.set_defaults(func=_cmd_masks)
+
+
+def register_train(sub) -> None:
+    p = sub.add_parser("train", help="train one stage (" + ", ".join(STAGES) + ")")
+    p.add_argument("--stage", required=True, help=" | ".join(STAGES))
+    add_config_arguments(p)
+
+    def run(args: argparse.Namespace) -> int:
+        out = train(config_from_args(args), args.stage)
+        print(f"trained {args.stage}: {out}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def register_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a trained stage (or the zf / sr-lr baseline) "
+                       "on the validation set")
+    p.add_argument("--stage", required=True, help="teacher | student | feature | kd | zf | "
+                   "sr-teacher | ... | sr-lr | sft-teacher | sft-feature | sft-kd")
+    p.add_argument("--checkpoint", help="a checkpoint to evaluate instead of the stage's best")
+    add_config_arguments(p)
+
+    def run(args):
+        rep = evaluate(config_from_args(args), args.stage, args.checkpoint)
+        m = rep["metrics"]
+        print(f"{args.stage}: PSNR {m['psnr']['mean']:.2f} +/- {m['psnr']['std']:.2f} dB, "
+              f"SSIM {m['ssim']['mean']:.4f} +/- {m['ssim']['std']:.4f} "
+              f"({rep['n_slices']} slices)")
+        return 0
+
+    p.set_defaults(func=run)
