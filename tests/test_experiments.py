@@ -1,8 +1,9 @@
 import pytest
 
 from kdmri.config import ConfigError
+from kdmri.runs import run_ablation, run_sft_comparison
 from kdmri.training.engine import train
-from kdmri.training.recipes import ABLATIONS, run_ablation, run_sft_comparison, variant_config
+from kdmri.training.recipes import ABLATIONS, variant_config
 
 
 def test_variant_configs():

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from kdmri.models import DCCNN, STUDENT, TEACHER, build_dccnn, count_parameters
-from kdmri.physics.operators import data_consistency
 from kdmri.physics.fft import fft2
+from kdmri.physics.operators import data_consistency
 
 
 def _batch(b=2, h=16, w=12, device="cpu"):

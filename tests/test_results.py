@@ -11,7 +11,8 @@ from scipy import stats
 from kdmri.config import Config
 from kdmri.errors import DataError
 from kdmri.reporting import results
-from kdmri.training.recipes import ablation_summary, sft_summary, variant_experiment
+from kdmri.runs import ablation_summary, sft_summary
+from kdmri.training.recipes import variant_experiment
 
 SLICES = [("vol1", 0), ("vol1", 1), ("vol2", 0), ("vol2", 1)]
 

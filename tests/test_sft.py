@@ -8,13 +8,13 @@ import torch.nn.functional as F
 
 from kdmri.checkpoint import BEST, LAST, arch_of, build_from_arch, load_checkpoint, load_model
 from kdmri.config import ConfigError
+from kdmri.distill.sft import sft_loss
 from kdmri.errors import DataError
 from kdmri.evaluation.evaluate import evaluate
 from kdmri.models.dccnn import DCCNN, STUDENT, DCCNNConfig, count_parameters
+from kdmri.models.sft import SFTTeacher
 from kdmri.physics.operators import data_consistency
 from kdmri.tools.cli import main
-from kdmri.distill.sft import sft_loss
-from kdmri.models.sft import SFTTeacher
 from kdmri.training import train
 from kdmri.training.engine import StageRunner
 from kdmri.training.stages import get_stage

@@ -326,7 +326,7 @@ def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str | 
                       b_label: str | None = "b", unit: str | None = None, show_values: bool = True,
                       title: str | None = None) -> Figure:
     """Paired comparisons from :func:`kdmri.reporting.results.comparison_table` (also
-    :func:`kdmri.training.recipes.ablation_summary`, :func:`kdmri.training.recipes.sft_summary`), one
+    :func:`kdmri.runs.ablation_summary`, :func:`kdmri.runs.sft_summary`), one
     row of the table per line of the figure.
 
     Left (``show_values``): both sides' ``metric`` as mean ± std over slices (``a_label``,
