@@ -63,11 +63,30 @@ ABLATIONS: dict[str, Variant] = {
 }
 
 
+def register_ablation(name: str, variant: Variant) -> Variant:
+    """Add a named ablation (one call from anywhere; ``variant.stages`` must be registered)."""
+    if name in ABLATIONS and ABLATIONS[name] != variant:
+        raise ValueError(f"ablation {name!r} is already registered")
+    for stage in variant.stages:
+        get_stage(stage)
+    ABLATIONS[name] = variant
+    return variant
+
+
+#: Experiment-method prefixes of the grids: ablations, and the two arms of the SFT comparison.
+ABLATION_PREFIX, STANDARD_PREFIX, SFT_PREFIX = "abl-", "std-", "sft-"
+
+
+def ablation_method(name: str) -> str:
+    """Experiment method of ablation ``name`` (``abl-<name>``)."""
+    return ABLATION_PREFIX + name
+
+
 def variant_config(cfg: Config, name: str) -> Config:
     """The config of ablation ``name``: method ``abl-<name>``, the KD-MRI teacher."""
     if name not in ABLATIONS:
         raise ConfigError(f"ablation {name!r}: expected one of {sorted(ABLATIONS)}")
-    return cfg.replace(method=f"abl-{name}", teacher_method=cfg.teacher_method or cfg.method,
+    return cfg.replace(method=ablation_method(name), teacher_method=cfg.teacher_method or cfg.method,
                        **ABLATIONS[name].changes)
 
 
@@ -77,9 +96,9 @@ def sft_method_configs(cfg: Config, feature_loss: str) -> tuple[Config, Config]:
     Standard: method ``std-<loss>`` with the KD-MRI teacher; SFT: method ``sft-<loss>`` with
     ``sft_teacher`` and the student's cascades 2..5 initialised from the SFT branches.
     """
-    std = cfg.replace(method=f"std-{feature_loss}", teacher_method=cfg.teacher_method or cfg.method,
-                      feature_loss=feature_loss)
-    sft = cfg.replace(method=f"sft-{feature_loss}", feature_loss=feature_loss)
+    std = cfg.replace(method=STANDARD_PREFIX + feature_loss,
+                      teacher_method=cfg.teacher_method or cfg.method, feature_loss=feature_loss)
+    sft = cfg.replace(method=SFT_PREFIX + feature_loss, feature_loss=feature_loss)
     return std, sft
 
 
