@@ -80,7 +80,7 @@ def _load_registrars() -> None:
     import importlib
 
     for name in ("kdmri.demo", "kdmri.train", "kdmri.evaluate", "kdmri.pipeline", "kdmri.prepare",
-                 "kdmri.batch", "kdmri.benchmark"):
+                 "kdmri.batch", "kdmri.benchmark", "kdmri.reconstruct", "kdmri.export"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
