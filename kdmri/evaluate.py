@@ -9,6 +9,8 @@ For an experiment folder ``experiments/<dataset>/acc_<acc>/<method>_<role>/`` it
   the KD-MRI style (``volume_metrics``), slice and volume counts, the parameter count,
   the configuration, seed, library versions and git commit. Nothing time-dependent goes
   into the report, so the same seed on the same machine gives the same file.
+* ``MODEL_CARD.md`` (not for the baselines): data, acceleration, mask, metrics, parameters,
+  config summary, commit, intended use and limits (:func:`kdmri.model_card.model_card`).
 
 The network-free baseline (zero-filled for reconstruction, the low-resolution input for
 super-resolution) is evaluated the same way with ``stage="zf"`` / ``"sr-lr"``.
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 from .checkpoint import BEST, load_model
 from .config import Config, seed_everything
 from .metrics import METRICS, slice_metrics, summarize, volume_metrics
+from .model_card import model_card
 from .models.dccnn import count_parameters
 from .paths import project_root
 from .train import RECON, SR, Task, default_method, resolve_stage, to_device
@@ -159,6 +162,8 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
         "git_commit": git_commit(),
     }
     _atomic_text(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True))
+    if not baseline:  # a model card beside every evaluated checkpoint
+        _atomic_text(out_dir / "MODEL_CARD.md", model_card(report))
     return report
 
 
