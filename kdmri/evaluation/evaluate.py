@@ -9,6 +9,8 @@ For an experiment folder ``experiments/<dataset>/acc_<acc>/<method>_<role>/`` it
   the KD-MRI style (``volume_metrics``), slice and volume counts, the parameter count,
   the configuration, seed, library versions and git commit. Nothing time-dependent goes
   into the report, so the same seed on the same machine gives the same file.
+* ``MODEL_CARD.md`` (not for the baselines): data, acceleration, mask, metrics, parameters,
+  config summary, commit, intended use and limits (:func:`kdmri.evaluation.model_card.model_card`).
 
 The network-free baseline (zero-filled for reconstruction, the low-resolution input for
 super-resolution) is evaluated the same way with ``stage="zf"`` / ``"sr-lr"``.
@@ -29,6 +31,7 @@ from tqdm.auto import tqdm
 from kdmri.checkpoint import BEST, load_model
 from kdmri.config import Config, seed_everything
 from kdmri.errors import ConfigError
+from kdmri.evaluation.model_card import model_card
 from kdmri.io import atomic_path, atomic_text, write_csv
 from kdmri.metrics import METRICS, slice_metrics, summarize, volume_metrics
 from kdmri.models.dccnn import count_parameters
@@ -145,4 +148,6 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
         "git_commit": git_commit(),
     }
     atomic_text(out_dir / "report.json", json.dumps(report, indent=2, sort_keys=True))
+    if not baseline:  # a model card beside every evaluated checkpoint
+        atomic_text(out_dir / "MODEL_CARD.md", model_card(report))
     return report

@@ -12,7 +12,9 @@ machine that produced it. Figures:
 3. the KD-stage step against the student-only step (target <= 1.3x; the frozen teacher's
    outputs are computed once per run, ``teacher_cache``);
 4. inference latency of student against teacher (batch 1; target >= 1.8x; the paper
-   reports 2x on CPU) and the parameter reduction (65 %), on CPU and on CUDA when present.
+   reports 2x on CPU) and the parameter reduction (65 %), on CPU and on CUDA when present;
+5. CPU latency of the exported ONNX model under onnxruntime against PyTorch eager
+   (:func:`onnx_latency`; skipped when onnxruntime is not installed).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from kdmri.data import write_volume
 from kdmri.io import atomic_text
 from kdmri.models.dccnn import build_dccnn, count_parameters
 from kdmri.physics.masks import cartesian_mask
+from kdmri.tools.export import TorchDCCNN, example_inputs, save_onnx
 from kdmri.training.engine import StageRunner
 from kdmri.training.stages import get_stage
 from kdmri.training.strategy import SingleProcess
@@ -117,6 +120,40 @@ def _latency(arch: str, size, device: str, runs: int = 20, warmup: int = 3) -> f
     return min(times[warmup:])
 
 
+@torch.no_grad()
+def onnx_latency(arch: str = "student", size=(240, 240), runs: int = 20, warmup: int = 3) -> dict:
+    """CPU latency (batch 1, fastest of ``runs``) of a DC-CNN (random weights) in PyTorch eager
+    and exported to ONNX (:mod:`kdmri.tools.export`) under onnxruntime with as many intra-op
+    threads as torch uses. Returns ``{"arch", "size", "eager_ms", "onnxruntime_ms", "threads"}``.
+    """
+    import onnxruntime as ort
+
+    seed_everything(0)
+    net = build_dccnn(arch).eval()
+    inputs = example_inputs(net, tuple(size))
+    eager = TorchDCCNN(net).eval()
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "model.onnx")
+        save_onnx(net, tuple(size), path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    feed = {n: t.numpy() for n, t in zip(("image", "kspace", "mask"), inputs)}
+
+    def fastest(fn) -> float:
+        times = []
+        for _ in range(runs + warmup):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times[warmup:])
+
+    return {"arch": arch, "size": f"{size[0]}x{size[1]}", "threads": threads,
+            "eager_ms": fastest(lambda: eager(*inputs)) * 1e3,
+            "onnxruntime_ms": fastest(lambda: session.run(None, feed)) * 1e3}
+
+
 def run_benchmarks(sizes=((96, 96), (240, 240)), batch: int = 4, steps: int = 20,
                    latency_sizes=((240, 240), (640, 368)), device: str = "cpu") -> dict:
     """All figures as a dict (see the module docstring)."""
@@ -143,6 +180,12 @@ def run_benchmarks(sizes=((96, 96), (240, 240)), batch: int = 4, steps: int = 20
         lt, ls = _latency("teacher", size, device), _latency("student", size, device)
         res["latency"].append({"size": f"{size[0]}x{size[1]}", "teacher_ms": lt * 1e3,
                                "student_ms": ls * 1e3, "speedup": lt / ls})
+    try:
+        import onnxruntime  # noqa: F401  (optional: the `deploy` extra)
+    except ImportError:
+        res["onnx"] = []
+    else:
+        res["onnx"] = [onnx_latency(a, size) for size in latency_sizes[:1] for a in ("teacher", "student")]
     nt, ns = count_parameters(build_dccnn("teacher")), count_parameters(build_dccnn("student"))
     res["parameters"] = {"teacher": nt, "student": ns, "reduction": 1 - ns / nt}
     res["machine"] = {"device": device, "cpu": platform.processor() or platform.machine(),
@@ -175,6 +218,14 @@ def to_markdown(res: dict, command: str) -> str:
     p = res["parameters"]
     lines += ["", f"Target: >= 1.8x (paper: 2x on CPU, 1.5x on GPU). Parameters: teacher "
               f"{p['teacher']:,}, student {p['student']:,} ({100 * p['reduction']:.1f} % fewer).", ""]
+    if res.get("onnx"):
+        lines += ["## ONNX Runtime against PyTorch eager (CPU, batch 1, fastest of 20 runs)", "",
+                  "| model | size | PyTorch eager ms | onnxruntime ms | eager / onnxruntime |",
+                  "|---|---|---|---|---|"]
+        for r in res["onnx"]:
+            lines.append(f"| {r['arch']} | {r['size']} | {r['eager_ms']:.1f} | "
+                         f"{r['onnxruntime_ms']:.1f} | {r['eager_ms'] / r['onnxruntime_ms']:.2f}x |")
+        lines += ["", "ONNX graph: kdmri.tools.export (data consistency as DFT matrix products).", ""]
     return "\n".join(lines)
 
 
