@@ -44,6 +44,11 @@ class Config:
     lr_gamma: float = 0.1
     seed: int = 42
     device: str = "cpu"  # "cpu", "cuda", or "auto"
+    # fast paths (kdmri.training.strategy): bf16 autocast (FFTs and DC stay complex64),
+    # channels-last memory format, torch.compile
+    precision: str = "fp32"  # "fp32" or "bf16"
+    channels_last: bool = False
+    compile: bool = False
     # experiment layout: experiments/<dataset>/acc_<acc>/<method>_<role>/
     experiments_root: str | None = None
     method: str = "kdmri"
@@ -76,6 +81,8 @@ class Config:
         self.acc = acc_tag(self.acc)
         if self.at_mode not in ("sample", "batch"):
             raise ConfigError(f"at_mode={self.at_mode!r}: expected 'sample' or 'batch'")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision={self.precision!r}: expected 'fp32' or 'bf16'")
         if self.imitation_reduction not in ("mean", "reference"):
             raise ConfigError(
                 f"imitation_reduction={self.imitation_reduction!r}: expected 'mean' or 'reference'")

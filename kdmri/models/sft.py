@@ -79,8 +79,11 @@ class SFTTeacher(nn.Module):
 
     # ---- forward passes
     def forward(self, x: torch.Tensor, kspace_us: torch.Tensor, mask: torch.Tensor,
-                return_features: bool = True) -> ReconOutput:
-        """The teacher's reconstruction (branches are not run)."""
+                return_features: bool = True, branches: bool = False):
+        """The teacher's reconstruction (branches are not run); with ``branches=True``,
+        :meth:`forward_branches` (so that a data-parallel wrapper sees the training pass)."""
+        if branches:
+            return self.forward_branches(x, kspace_us, mask, return_features)
         return self.teacher(x, kspace_us, mask, return_features=return_features)
 
     def branch_step(self, j: int, x: torch.Tensor, kspace_us: torch.Tensor,

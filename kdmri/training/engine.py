@@ -62,7 +62,7 @@ class StageRunner:
 
     def forward(self, model: nn.Module, batch: dict, features: bool = False):
         if self.spec.arch == "sft" and model.training:
-            return model.forward_branches(batch["input"], batch["kspace"], batch["mask"])
+            return model(batch["input"], batch["kspace"], batch["mask"], False, branches=True)
         return self.task.forward(model, batch, features)
 
     # ---- set-up: teacher, initialisation, feature loss, teacher cache
@@ -99,13 +99,14 @@ class StageRunner:
         first = ds[0]["target"]
         if len(ds) * first.numel() * 4 > TEACHER_CACHE_LIMIT:
             return None
-        out = torch.empty((len(ds), *first.shape))
-        loader = DataLoader(ds, batch_size=max(8, self.cfg.batch_size), shuffle=False)
+        out = torch.zeros((len(ds), *first.shape))
+        # each process computes its share of the slices; the sum over processes fills them all
+        loader = DataLoader(self.strategy.shard(ds), batch_size=max(8, self.cfg.batch_size), shuffle=False)
         for batch in tqdm(loader, desc="teacher outputs", leave=False,
                           disable=not (self.cfg.progress and self.strategy.progress())):
             b = to_device(batch, self.device)
-            out[batch["index"]] = self.task.forward(self.teacher, b, False).image.cpu()
-        return out
+            out[batch["index"]] = self.task.forward(self.teacher, b, False).image.float().cpu()
+        return self.strategy.all_reduce_sum_(out)
 
     # ---- losses
     def _teacher_fn(self, batch: dict):
@@ -145,6 +146,7 @@ class StageRunner:
                             f"(volume {batch['volume'][0]}, slice {int(batch['slice'][0])})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.strategy.average_gradients(self.extra)  # loss modules are not inside the DDP wrapper
         optimizer.step()
         return loss, logs
 
@@ -227,10 +229,11 @@ def fit(runner: StageRunner, model: nn.Module, train_ds: Dataset, val_ds: Datase
                 sums[k] = sums.get(k, 0.0) + v * bs
         scheduler.step()
         net.eval()
+        eval_net = strategy.eval_model(net)
         val, nv = 0.0, 0
-        for batch in strategy.batches(strategy.eval_loader(val_ds, cfg.batch_size)):
+        for batch in strategy.batches(strategy.eval_loader(val_ds, cfg.batch_size)):  # this rank's share
             bs = batch["target"].shape[0]
-            val += runner.val_loss(net, batch) * bs
+            val += runner.val_loss(eval_net, batch) * bs
             nv += bs
         keys = list(sums)  # "loss" first, then the objective's terms in order
         totals = strategy.reduce_sum([sums[k] for k in keys] + [n, val, nv])

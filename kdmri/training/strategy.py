@@ -1,24 +1,41 @@
-"""How training runs: the strategy decides device placement, the sampler, how losses are
-reduced across processes and which process writes files.
+"""How training runs: the strategy decides device placement, the sampler, how sums are
+reduced across processes, numeric precision and which process writes files.
 
-:class:`SingleProcess` (the default) trains on one device. Every epoch visits the
-training slices in a seeded permutation, ``torch.randperm(n)`` from a generator seeded with
-``seed * 100_003 + epoch`` -- the permutation PyTorch's ``DistributedSampler`` draws with
-that seed on one rank -- so a resumed run (and, with the distributed strategy, a run over
-several processes) sees the same batches as an uninterrupted one.
+* :class:`SingleProcess` (the default): one process, one device.
+* :class:`Distributed`: PyTorch DDP, chosen when the process was launched with
+  ``WORLD_SIZE > 1`` (``torchrun``); NCCL on CUDA, gloo on CPU. ``batch_size`` stays the
+  *global* batch, split evenly over the processes; rank 0 alone writes files; sums (training
+  losses, the validation loss) are all-reduced; the frozen teacher's output cache is
+  computed once, each process doing its share.
+
+Both visit the training slices of epoch ``e`` in the permutation ``torch.randperm(n)`` of a
+generator seeded with ``seed * 100_003 + e`` (PyTorch's ``DistributedSampler`` with that
+seed), rank ``r`` of ``W`` taking positions ``r, r + W, ...``. So a global batch of a
+W-process run holds the same slices as the single-process batch, a run resumed after epoch
+k sees the same batches as an uninterrupted one, and with equal per-rank batches the
+averaged DDP gradient equals the single-process one. (A last batch that does not divide
+evenly is padded by DistributedSampler with slices from the start of the permutation;
+keep the number of training slices a multiple of the global batch for exact agreement.)
+
+Fast paths, all in the configuration: ``precision: bf16`` (autocast; the FFTs and data
+consistency stay in complex64), ``channels_last``, ``compile`` (``torch.compile``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+
+from kdmri.errors import ConfigError
 
 #: Multiplier of the seed in the per-epoch permutation seed (kept from the first release).
 EPOCH_SEED_STRIDE = 100_003
+PRECISIONS = ("fp32", "bf16")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -32,11 +49,17 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 class Strategy:
-    """Interface of a training strategy (see :class:`SingleProcess`)."""
+    """One process on one device; subclasses change how several processes cooperate."""
 
-    device: torch.device
     rank: int = 0
     world_size: int = 1
+
+    def __init__(self, device: torch.device | str = "cpu", precision: str = "fp32",
+                 channels_last: bool = False, compile: bool = False):
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
+        self.device = torch.device(device)
+        self.precision, self.channels_last, self.compile = precision, channels_last, compile
 
     @property
     def is_writer(self) -> bool:
@@ -44,50 +67,151 @@ class Strategy:
         return self.rank == 0
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
-        """The module to train (e.g. wrapped for data parallelism)."""
+        """The module to train: channels-last / compiled as configured (parameters shared)."""
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.compile:
+            model = torch.compile(model)
         return model
 
-    def unwrap(self, model: nn.Module) -> nn.Module:
-        """The plain model (what checkpoints store)."""
-        return model
+    def eval_model(self, net: nn.Module) -> nn.Module:
+        """The module to run validation with (no gradient synchronisation needed)."""
+        return net
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def per_rank_batch(self, batch_size: int) -> int:
+        if batch_size % self.world_size:
+            raise ConfigError(f"batch_size={batch_size} is the global batch: it must divide evenly "
+                              f"over the {self.world_size} processes")
+        return batch_size // self.world_size
 
     def train_loader(self, ds: Dataset, batch_size: int, seed: int, epoch: int,
                      num_workers: int = 0) -> DataLoader:
-        raise NotImplementedError
+        gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+        return DataLoader(ds, batch_size=batch_size, sampler=RandomSampler(ds, generator=gen),
+                          num_workers=num_workers)
+
+    def shard(self, ds: Dataset) -> Dataset:
+        """This process's share of ``ds`` (items ``rank, rank + W, ...``), for evaluation work."""
+        if self.world_size == 1:
+            return ds
+        return Subset(ds, range(self.rank, len(ds), self.world_size))
 
     def eval_loader(self, ds: Dataset, batch_size: int) -> DataLoader:
-        return DataLoader(ds, batch_size=batch_size, shuffle=False)
-
-    def reduce_sum(self, values: list[float]) -> list[float]:
-        """Sum ``values`` over processes (identity in one process)."""
-        return values
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        return contextlib.nullcontext()
-
-    def barrier(self) -> None:
-        """Wait for every process (no-op in one process)."""
-
-    def progress(self) -> bool:
-        return self.is_writer
+        return DataLoader(self.shard(ds), batch_size=batch_size, shuffle=False)
 
     def batches(self, loader: DataLoader) -> Iterator[dict]:
         for batch in loader:
-            yield to_device(batch, self.device)
+            batch = to_device(batch, self.device)
+            if self.channels_last:
+                batch["input"] = batch["input"].contiguous(memory_format=torch.channels_last)
+            yield batch
+
+    # ---- cooperation between processes (identities in one process)
+    def reduce_sum(self, values: list[float]) -> list[float]:
+        return values
+
+    def all_reduce_sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def average_gradients(self, module: nn.Module) -> None:
+        """Average the gradients of parameters outside the data-parallel wrapper."""
+
+    def barrier(self) -> None:
+        """Wait for every process."""
+
+    def progress(self) -> bool:
+        return self.is_writer
 
 
 class SingleProcess(Strategy):
     """One process, one device (``cfg.device``: cpu, cuda or auto)."""
 
-    def __init__(self, device: torch.device | str = "cpu"):
-        self.device = torch.device(device)
+
+class Distributed(Strategy):
+    """PyTorch DistributedDataParallel over the processes ``torchrun`` started.
+
+    Reads ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` from the environment; on CUDA each
+    process uses GPU ``LOCAL_RANK`` and NCCL, on CPU gloo. Checkpoints store the unwrapped
+    model, so they load in one process as well.
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", precision: str = "fp32",
+                 channels_last: bool = False, compile: bool = False, backend: str | None = None):
+        import torch.distributed as dist
+
+        super().__init__(device, precision, channels_last, compile)
+        self.dist = dist
+        try:
+            self.rank = int(os.environ["RANK"])
+            self.world_size = int(os.environ["WORLD_SIZE"])
+            self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
+        except KeyError as exc:
+            raise ConfigError(f"distributed training: environment variable {exc} is not set; "
+                              "launch with torchrun") from None
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(self.device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend or ("nccl" if self.device.type == "cuda" else "gloo"))
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = super().prepare_model(model)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        # some stages leave parameters out of the loss (e.g. the feature stage never reaches
+        # the last conv of the last cascade), hence find_unused_parameters
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+    def eval_model(self, net: nn.Module) -> nn.Module:
+        return net.module
 
     def train_loader(self, ds, batch_size, seed, epoch, num_workers=0) -> DataLoader:
-        gen = torch.Generator().manual_seed(epoch_seed(seed, epoch))
-        return DataLoader(ds, batch_size=batch_size, sampler=RandomSampler(ds, generator=gen),
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(ds, num_replicas=self.world_size, rank=self.rank, shuffle=True,
+                                     seed=epoch_seed(seed, 0))
+        sampler.set_epoch(epoch)
+        return DataLoader(ds, batch_size=self.per_rank_batch(batch_size), sampler=sampler,
                           num_workers=num_workers)
+
+    def reduce_sum(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self._comm_device())
+        self.dist.all_reduce(t)
+        return t.tolist()
+
+    def all_reduce_sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        t = tensor.to(self._comm_device())
+        self.dist.all_reduce(t)
+        tensor.copy_(t.to(tensor.device))
+        return tensor
+
+    def average_gradients(self, module: nn.Module) -> None:
+        for p in module.parameters():
+            if p.grad is not None:
+                self.dist.all_reduce(p.grad)
+                p.grad /= self.world_size
+
+    def barrier(self) -> None:
+        self.dist.barrier()
+
+    def _comm_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+
+def launched_distributed() -> bool:
+    """Whether this process is one of several started by torchrun (``WORLD_SIZE > 1``)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def default_strategy(cfg) -> Strategy:
-    """The strategy for ``cfg`` in this process."""
-    return SingleProcess(cfg.torch_device())
+    """The strategy for ``cfg`` in this process: DDP under torchrun, else one process."""
+    options = dict(precision=cfg.precision, channels_last=cfg.channels_last, compile=cfg.compile)
+    if launched_distributed():
+        return Distributed(cfg.torch_device(), **options)
+    return SingleProcess(cfg.torch_device(), **options)

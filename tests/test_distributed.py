@@ -1,0 +1,127 @@
+"""DDP on CPU with the gloo backend: 2 processes started by torchrun (1 torch thread each)
+reproduce a 1-process run of the same seed, resume exactly after a kill, and only rank 0
+writes files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import smooth_volume
+
+from kdmri.checkpoint import LAST, load_checkpoint
+from kdmri.config import Config
+from kdmri.data import write_volume
+from kdmri.physics.masks import cartesian_mask
+from kdmri.training import train
+from kdmri.training.strategy import Distributed, SingleProcess
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+
+
+@pytest.fixture
+def even_data(tmp_path):
+    """8 training slices (a multiple of the global batch 4) and 2 validation slices."""
+    masks = {4: cartesian_mask((32, 24), 4, seed=4)}
+    root = tmp_path / "data"
+    for i in range(2):
+        write_volume(root / "train" / f"t{i}.h5", smooth_volume((32, 24, 4), i), masks)
+    write_volume(root / "validation" / "v.h5", smooth_volume((32, 24, 2), 9), masks)
+    return root
+
+
+def _cfg(root, exp, method, **changes) -> Config:
+    return Config(dataset="tiny", acc="4x", data_root=str(root), experiments_root=str(exp), epochs=3,
+                  batch_size=4, lr_step=2, lr_gamma=0.5, method=method, progress=False, **changes)
+
+
+def _torchrun(spec: dict, tmp_path: Path) -> None:
+    path = tmp_path / f"spec_{len(list(tmp_path.glob('spec_*')))}.json"
+    path.write_text(json.dumps(spec))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(WORKER), str(path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+#: The last conv's bias in each cascade only adds a constant image, whose k-space is the DC
+#: sample, which every mask measures: data consistency removes it, so its gradient is 0 in
+#: exact arithmetic and Adam turns the rounding noise (which differs with the reduction
+#: order) into steps of size lr. These biases do not change the network's output.
+def _dc_nullified(state: dict) -> set[str]:
+    last = max(int(k.split(".")[3]) for k in state if k.startswith("cascades.0.convs."))
+    return {k for k in state if k.endswith(f".convs.{last}.bias")}
+
+
+def _relative_errors(a: dict, b: dict) -> dict[str, float]:
+    """Per tensor ``||a - b|| / ||b||`` over the parameters that reach the output."""
+    skip = _dc_nullified(b)
+    assert len(skip) == 5  # one per cascade
+    return {k: float((a[k] - v).norm() / v.norm()) for k, v in b.items() if k not in skip}
+
+
+def test_two_processes_reproduce_one_and_resume_exactly(even_data, tmp_path):
+    torch.set_num_threads(1)
+    exp = tmp_path / "exp"
+    single = _cfg(even_data, exp, "single")
+    for stage in ("teacher", "kd"):
+        train(single.replace(kd_init="scratch"), stage)
+    writes = tmp_path / "writes"
+    writes.mkdir()
+    ddp, killed = _cfg(even_data, exp, "ddp"), _cfg(even_data, exp, "killed")
+    runs = [{"config": ddp.replace(kd_init="scratch").to_dict(), "stage": s} for s in ("teacher", "kd")]
+    runs += [{"config": killed.to_dict(), "stage": "teacher", "stop_after": 1},
+             {"config": killed.to_dict(), "stage": "teacher"}]
+    _torchrun({"writes_dir": str(writes), "runs": runs}, tmp_path)
+
+    for stage in ("teacher", "kd"):
+        one = load_checkpoint(single.experiment(stage) / LAST)
+        two = load_checkpoint(ddp.experiment(stage) / LAST)
+        errors = _relative_errors(two["model"], one["model"])
+        worst = max(errors, key=errors.get)
+        assert errors[worst] < 1e-5, f"{stage}: {worst} differs by {errors[worst]:.2e} (relative)"
+        for r1, r2 in zip(one["history"], two["history"], strict=True):
+            for key in ("train_loss", "val_loss"):
+                assert r2[key] == pytest.approx(r1[key], rel=1e-5), (stage, key, r1, r2)
+        assert two["config"]["batch_size"] == 4  # the global batch is recorded
+    # killed after epoch 1 and resumed: the same weights as the uninterrupted 2-process run
+    resumed = load_checkpoint(killed.experiment("teacher") / LAST)
+    uninterrupted = load_checkpoint(ddp.experiment("teacher") / LAST)
+    assert all(torch.equal(resumed["model"][k], uninterrupted["model"][k]) for k in resumed["model"])
+    assert resumed["optimizer"]["state"].keys() == uninterrupted["optimizer"]["state"].keys()
+    # only rank 0 wrote files
+    assert not (writes / "rank1.txt").exists()
+    written = (writes / "rank0.txt").read_text().split()
+    assert any(w.endswith("best_model.pt") for w in written) and any(w.endswith("train_log.csv")
+                                                                     for w in written)
+
+
+def test_strategy_errors_and_seeded_permutation(monkeypatch, even_data, tmp_path):
+    from kdmri.errors import ConfigError
+    from kdmri.models.tasks import RECON
+
+    cfg = _cfg(even_data, tmp_path, "x")
+    ds = RECON.dataset(cfg, "train")
+    # one process: the permutation DistributedSampler draws with that seed on one rank
+    from torch.utils.data.distributed import DistributedSampler
+
+    single = [int(i) for b in SingleProcess().train_loader(ds, 4, 42, 3) for i in b["index"]]
+    sampler = DistributedSampler(ds, num_replicas=1, rank=0, seed=42 * 100_003)
+    sampler.set_epoch(3)
+    assert single == list(sampler)
+    with pytest.raises(ConfigError, match="precision='fp16'"):
+        SingleProcess(precision="fp16")
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(ConfigError, match="torchrun"):
+        Distributed()
+    strategy = SingleProcess()
+    strategy.world_size = 3
+    with pytest.raises(ConfigError, match="batch_size=4 is the global batch"):
+        strategy.per_rank_batch(4)
