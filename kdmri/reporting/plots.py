@@ -299,7 +299,7 @@ def paired_difference_plot(differences, summary: Mapping[str, float] | None = No
                            label: str = "KD - student", unit: str = "dB") -> Figure:
     """Per-slice paired differences (e.g. PSNR of the KD student minus the student) as a
     strip of points by slice, with the mean and its confidence interval from
-    ``summary`` (:func:`kdmri.reporting.results.paired_comparison`). Axes: 1.
+    ``summary`` (:func:`kdmri.reporting.statistics.paired_comparison`). Axes: 1.
     """
     d = np.asarray(differences, dtype=float).ravel()
     if d.size == 0:
@@ -325,7 +325,7 @@ def paired_difference_plot(differences, summary: Mapping[str, float] | None = No
 def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str | None = "a",
                       b_label: str | None = "b", unit: str | None = None, show_values: bool = True,
                       title: str | None = None) -> Figure:
-    """Paired comparisons from :func:`kdmri.reporting.results.comparison_table` (also
+    """Paired comparisons from :func:`kdmri.reporting.statistics.comparison_table` (also
     :func:`kdmri.runs.ablation_summary`, :func:`kdmri.runs.sft_summary`), one
     row of the table per line of the figure.
 
