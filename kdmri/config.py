@@ -24,8 +24,8 @@ from kdmri.paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, 
 
 @dataclass
 class Config:
-    """Every setting of a run. Defaults are the KD-MRI reference settings (section 2 of
-    DESIGN.md) on the demo data; params/*.yaml override them."""
+    """Every setting of a run. Defaults are the KD-MRI reference settings (docs/REFERENCE.md)
+    on the demo data; params/*.yaml override them."""
 
     # data
     dataset: str = "demo"

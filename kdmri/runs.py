@@ -13,7 +13,7 @@ import pandas as pd
 from kdmri.config import Config
 from kdmri.errors import ConfigError
 from kdmri.evaluation import evaluate
-from kdmri.reporting.results import comparison_table
+from kdmri.reporting.statistics import comparison_table
 from kdmri.training import train
 from kdmri.training.recipes import (
     ABLATIONS,
@@ -59,7 +59,7 @@ def ablation_summary(cfg: Config, names, baseline: str = "neither", metrics=("ps
                      confidence: float = 0.95) -> pd.DataFrame:
     """One row per ablation in ``names`` (index ``variant``), ``baseline`` (the plain student)
     always first: its description, mean +/- std per slice and the paired difference to the
-    baseline with its confidence interval (:func:`kdmri.reporting.results.comparison_table`; side ``a`` =
+    baseline with its confidence interval (:func:`kdmri.reporting.statistics.comparison_table`; side ``a`` =
     the variant, ``b`` = the baseline). Every variant and the baseline must have been evaluated."""
     names = list(dict.fromkeys([baseline, *names]))
     for name in [baseline, *names]:
@@ -86,7 +86,7 @@ def run_ablations(cfg: Config, names, baseline: str = "neither", metrics=("psnr"
 
 def sft_summary(cfg: Config, feature_losses=("at_kdmri",), metrics=("psnr", "ssim"),
                 confidence: float = 0.95) -> pd.DataFrame:
-    """The SFT-KD-Recon comparison as a :func:`kdmri.reporting.results.comparison_table` frame: side
+    """The SFT-KD-Recon comparison as a :func:`kdmri.reporting.statistics.comparison_table` frame: side
     ``a`` = with the SFT teacher, ``b`` = with the standard teacher; rows ``teacher`` (the two
     teachers themselves) and one per feature method (the distilled students of
     :func:`run_sft_comparison`). Everything must have been evaluated."""

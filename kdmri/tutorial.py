@@ -1,27 +1,17 @@
-"""Small helpers the tutorial notebooks call, and the tools that keep notebook files tidy.
+"""Small helpers the tutorial notebooks call (``from kdmri import tutorial as nb``).
 
-Notebook conventions (docs/NOTEBOOKS.md has the full text):
-
-* opening cells: (1) a markdown title with the "Open in Colab" badge
-  (:func:`colab_badge`); (2) the set-up cell (:func:`setup_source`, identical in every
-  notebook) that installs kdmri where it is not importable; (3) imports ending with
-  ``print(nb.environment_report())``; (4) the one cell tagged ``parameters`` holding plain
-  literals (the quick CI profile of ``params/ci.yaml``, plus ``params_file = None``);
-  (5) ``cfg = nb.notebook_config(params_file, name=name, ...)`` with every parameter.
-* precedence: Config defaults < the ``params_file`` YAML < the parameters cell (values
-  ``None`` there defer to the file). A batch run sets both consistently.
-* committed notebooks keep outputs only in cells tagged ``nbval-check-output`` (executed,
-  with their execution count); :func:`strip_outputs`, :func:`check_notebook`.
-
-:data:`REPO_URL` is the one place the repository address lives; after changing it run
-``python -m kdmri notebooks sync`` to rewrite the badges and set-up cells.
+Configuration (:func:`notebook_config`: Config defaults < the ``params_file`` YAML < the
+notebook's parameters cell, ``None`` values deferring), data (:func:`ensure_data`,
+:func:`validation_slice`), models (:func:`trained_model`, :func:`forward`,
+:func:`attention_maps`, :func:`feature_loss_value`) and results (:func:`reconstructions`,
+:func:`results_for`, :func:`slice_differences`, :func:`markdown`), each a thin layer over the
+package. The notebook files' conventions and tools are :mod:`kdmri.tools.notebooks`
+(docs/NOTEBOOKS.md).
 """
 
 from __future__ import annotations
 
-import ast
 import platform
-import re
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -31,75 +21,10 @@ import numpy as np
 
 from kdmri.config import FIELDS, Config, load_config, read_params, resolve_params
 from kdmri.errors import ConfigError, DataError
-from kdmri.io import atomic_path
 from kdmri.paths import project_root
-
-#: The repository address: a placeholder until the repository is published. Set it here,
-#: then run ``python -m kdmri notebooks sync`` (badges and set-up cells follow it).
-REPO_URL = "https://github.com/<org>/kdmri"
-BRANCH = "main"
-NOTEBOOK_FOLDER = "notebooks"
-CLONE_DIR = "kdmri-repo"
 
 # Without ipywidgets tqdm.auto falls back to text bars; its warning about that is noise here.
 warnings.filterwarnings("ignore", message="IProgress not found")
-
-PARAMETERS_TAG = "parameters"
-CHECK_TAG = "nbval-check-output"
-COLAB_BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
-BINDER_BADGE_SVG = "https://mybinder.org/badge_logo.svg"
-
-
-# =========================================================================== links
-
-
-def _repo_path(repo_url: str) -> str:
-    return repo_url.rstrip("/").removeprefix("https://github.com/")
-
-
-def colab_url(notebook: str | Path, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
-    """Colab address of ``notebooks/<name>`` on GitHub."""
-    return (f"https://colab.research.google.com/github/{_repo_path(repo_url)}/blob/{branch}/"
-            f"{NOTEBOOK_FOLDER}/{Path(notebook).name}")
-
-
-def colab_badge(notebook: str | Path, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
-    """The markdown "Open in Colab" badge of a notebook."""
-    return f"[![Open In Colab]({COLAB_BADGE_SVG})]({colab_url(notebook, repo_url, branch)})"
-
-
-def binder_url(notebook: str | Path | None = None, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
-    """Binder address opening JupyterLab on ``notebooks/<name>`` (or on the folder)."""
-    target = f"{NOTEBOOK_FOLDER}/{Path(notebook).name}" if notebook else NOTEBOOK_FOLDER
-    return f"https://mybinder.org/v2/gh/{_repo_path(repo_url)}/{branch}?urlpath=lab/tree/{target}"
-
-
-def binder_badge(notebook: str | Path | None = None, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
-    """The markdown "launch binder" badge."""
-    return f"[![Binder]({BINDER_BADGE_SVG})]({binder_url(notebook, repo_url, branch)})"
-
-
-def setup_source(repo_url: str = REPO_URL) -> str:
-    """Source of the set-up cell (the second cell of every notebook).
-
-    It runs before kdmri can be imported, so it is plain Python: where kdmri is missing
-    (Colab, a bare kernel) it clones the repository -- kdmri with params/ and us_masks/ --
-    and installs it in editable mode; elsewhere it does nothing.
-    """
-    return f'''# Set-up: where kdmri is not installed (Colab, a bare kernel) clone the repository, which
-# brings params/ and us_masks/ along, and install it; elsewhere this cell does nothing.
-import importlib.util
-import os
-import subprocess
-import sys
-
-REPO_URL = "{repo_url}"  # kdmri.tutorial.REPO_URL (docs/NOTEBOOKS.md)
-if importlib.util.find_spec("kdmri") is None:
-    if not os.path.isdir("{CLONE_DIR}"):
-        subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "{CLONE_DIR}"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", "{CLONE_DIR}"], check=True)
-    sys.path.insert(0, os.path.abspath("{CLONE_DIR}"))'''
-
 
 # =========================================================================== environment, config
 
@@ -218,16 +143,21 @@ def equispaced_mask(shape: tuple[int, int], acc: int, centre_fraction: float | N
     return np.fft.ifftshift(np.broadcast_to(lines[None, :], (h, w)).astype(np.float32))
 
 
-def validation_slice(cfg: Config, index: int | None = None) -> dict:
-    """One validation item as a batch of one (tensors ``(1, 1, H, W)``, ``volume`` and
-    ``slice`` lists), from the same slices :func:`kdmri.evaluation.evaluate.evaluate` uses; default:
-    the middle one."""
+def validation_slice(cfg: Config, index: int | None = None, task: str = "recon") -> dict:
+    """One validation item as a batch of one, from the same slices
+    :func:`kdmri.evaluation.evaluate` uses (``max_val_slices`` applied); default: the middle
+    one. ``task="recon"``: tensors ``input`` (zero-filled), ``target``, ``kspace``, ``mask``
+    ``(1, 1, H, W)``; ``task="sr"``: ``input`` (the low-resolution image, k-space block
+    ``cfg.sr_keep``) and ``target``. Both with ``volume`` and ``slice`` lists."""
     from torch.utils.data import default_collate
 
-    from kdmri.models.tasks import RECON
+    from kdmri.models.tasks import RECON, SR
 
+    tasks = {"recon": RECON, "sr": SR}
+    if task not in tasks:
+        raise ConfigError(f"task={task!r}: expected one of {sorted(tasks)}")
     ensure_data(cfg)
-    ds = RECON.dataset(cfg, "validation")
+    ds = tasks[task].dataset(cfg, "validation")
     i = len(ds) // 2 if index is None else index
     if not -len(ds) <= i < len(ds):
         raise IndexError(f"index {i}: the validation set has {len(ds)} slices")
@@ -272,14 +202,23 @@ def describe_cascade(model) -> str:
 
 
 def forward(model, batch: Mapping[str, Any], features: bool = True):
-    """Run a DC-CNN on a batch from :func:`validation_slice` without gradients."""
+    """Run a model on a batch from :func:`validation_slice` without gradients: a DC-CNN
+    (the batch has ``kspace``: ``model(input, kspace, mask)``) or a VDSR
+    (``model(input)``), through the task's own forward as in training."""
     import torch
 
-    device = next(model.parameters()).device
+    from kdmri.training.strategy import to_device
+
     model.eval()
     with torch.no_grad():
-        return model(batch["input"].to(device), batch["kspace"].to(device), batch["mask"].to(device),
-                     return_features=features)
+        return _task(batch).forward(model, to_device(dict(batch), next(model.parameters()).device), features)
+
+
+def _task(batch: Mapping[str, Any]):
+    """The task a validation batch belongs to: reconstruction (with k-space) or SR."""
+    from kdmri.models.tasks import RECON, SR
+
+    return RECON if "kspace" in batch else SR
 
 
 def initial_model(cfg: Config, arch: str):
@@ -302,30 +241,33 @@ def trained_model(cfg: Config, role: str, method: str | None = None):
 
 def attention_maps(model, batch: Mapping[str, Any], layers: Iterable[str], mode: str = "sample") -> list:
     """KD-MRI attention maps (:func:`kdmri.distill.losses.attention_map`) of the named features of
-    ``model`` on the first item of ``batch``, each as an ``(H, W)`` numpy array."""
+    ``model`` -- a DC-CNN (``"cascade1.conv3"`` ...) or a VDSR (``"conv1"`` ...) -- on the
+    first item of ``batch``, each as an ``(H, W)`` numpy array."""
     from kdmri.distill.losses import attention_map
 
-    out = forward(model, batch, features=True)
+    features = forward(model, batch, features=True).features
     h, w = batch["input"].shape[-2:]
     maps = []
     for name in layers:
-        if name not in out.features:
-            raise KeyError(f"layer {name!r}: not among the model's features {sorted(out.features)}")
-        maps.append(attention_map(out.features[name], mode)[0].reshape(h, w).cpu().numpy())
+        if name not in features:
+            raise KeyError(f"layer {name!r}: not among the model's features {sorted(features)}")
+        maps.append(attention_map(features[name][:1], mode)[0].reshape(h, w).cpu().numpy())
     return maps
 
 
 def feature_loss_value(cfg: Config, student, teacher, batch: Mapping[str, Any]) -> float:
-    """The feature-stage loss of ``cfg`` (``feature_loss`` on the default layer pairs)
-    between ``student`` and ``teacher`` on ``batch``."""
-    from kdmri.distill.losses import build_feature_loss, default_pairs
+    """The feature loss of ``cfg`` between ``student`` and ``teacher`` on ``batch``, built as
+    the training stages build it (:func:`kdmri.distill.registry.feature_loss_from_config`:
+    ``feature_loss``, ``feature_pairs`` or the network's default pairs, ``feature_options``;
+    FitNets regressors freshly initialised), so a figure shows what the stage trains on."""
+    import torch
 
-    options = dict(cfg.feature_options)
-    if cfg.feature_loss == "at_kdmri":
-        options.setdefault("mode", cfg.at_mode)
-    pairs = [tuple(p) for p in (cfg.feature_pairs or default_pairs())]
-    loss = build_feature_loss(cfg.feature_loss, pairs, **options)
-    return float(loss(forward(student, batch).features, forward(teacher, batch).features))
+    from kdmri.distill.registry import feature_loss_from_config, feature_probe
+
+    s, t = forward(student, batch).features, forward(teacher, batch).features
+    loss = feature_loss_from_config(cfg, _task(batch).default_pairs(), feature_probe(s, t))
+    with torch.no_grad():
+        return float(loss.to(next(student.parameters()).device)(s, t))
 
 
 # =========================================================================== results
@@ -368,22 +310,44 @@ def reconstructions(cfg: Config, roles: Mapping[str, str], batch: Mapping[str, A
     return images
 
 
+def available_reconstructions(cfg: Config, batch: Mapping[str, Any], rows=None,
+                              target_after: str = "ZF") -> tuple[dict, list[str]]:
+    """``({label: image (H, W)}, missing)``: the reconstructions of the validation slice in
+    ``batch`` (:func:`validation_slice`) by every model of ``rows`` (default
+    :data:`kdmri.reporting.tables.RECON_ROWS`) that has been evaluated, with the fully
+    sampled image as ``"target"`` after ``target_after`` (first if that row is absent),
+    ready for :func:`kdmri.reporting.plots.reconstruction_figure`; rows without
+    reconstructions are named in ``missing``."""
+    from kdmri.reporting.tables import RECON_ROWS, find_row_experiments
+
+    found, missing = find_row_experiments(cfg, rows or RECON_ROWS, needs=f"results/{batch['volume'][0]}.h5")
+    images = {} if target_after in found else reconstructions(cfg, {"target": "target"}, batch)
+    for label, (method, role, _) in found.items():
+        try:
+            images.update(reconstructions(cfg.replace(method=method), {label: role}, batch))
+        except DataError as exc:
+            missing.append(f"{label}: {exc}")
+        if label == target_after:
+            images.update(reconstructions(cfg, {"target": "target"}, batch))
+    return images, missing
+
+
 def results_for(cfg: Config, roles: Iterable[str], method: str | None = None):
-    """The paper-style table (:func:`kdmri.reporting.results.results_table`) of ``roles`` of one
+    """The paper-style table (:func:`kdmri.reporting.reports.results_table`) of ``roles`` of one
     dataset and acceleration, from the reports under ``cfg``'s experiments folder."""
-    from kdmri.reporting.results import collect_reports, results_table
+    from kdmri.reporting.reports import collect_reports, results_table
 
     reports = collect_reports(cfg.experiments_path / cfg.dataset / f"acc_{cfg.acc}")
     return results_table(reports, [(method or cfg.method, r) for r in roles])
 
 
 def slice_differences(cfg: Config, role_a: str, role_b: str, metric: str = "psnr"):
-    """Per-slice ``metric`` of ``role_a`` minus ``role_b`` (paired on volume and slice), from
-    the two experiments' ``metrics.csv``."""
-    from kdmri.reporting.results import read_slice_metrics
+    """Per-slice ``metric`` of ``role_a`` minus ``role_b`` (paired on volume and slice, see
+    :func:`kdmri.reporting.statistics.paired_slices`), from the two experiments'
+    ``metrics.csv``."""
+    from kdmri.reporting.statistics import paired_slices
 
-    a, b = read_slice_metrics(cfg.experiment(role_a)), read_slice_metrics(cfg.experiment(role_b))
-    merged = a.merge(b, on=["volume", "slice"], suffixes=("_a", "_b"))
+    merged = paired_slices(cfg.experiment(role_a), cfg.experiment(role_b))
     return (merged[f"{metric}_a"] - merged[f"{metric}_b"]).to_numpy()
 
 
@@ -398,219 +362,6 @@ def markdown(table) -> Any:
     """A results table as rendered markdown in a notebook."""
     from IPython.display import Markdown
 
-    from kdmri.reporting.results import to_markdown
+    from kdmri.reporting.reports import to_markdown
 
     return Markdown(to_markdown(table))
-
-
-# =========================================================================== notebook files
-
-
-def _tags(cell) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
-
-
-def _source(cell) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
-
-
-def read_notebook(path: str | Path):
-    import nbformat
-
-    return nbformat.read(str(path), as_version=4)
-
-
-def write_notebook(nb, path: str | Path) -> None:
-    import nbformat
-
-    with atomic_path(path) as tmp:
-        nbformat.write(nb, str(tmp))
-
-
-def strip_outputs(nb):
-    """Apply the output rule in place and return ``nb``: code cells keep outputs and
-    execution counts only when tagged ``nbval-check-output``; papermill's injected cells
-    and execution metadata are removed."""
-    nb.cells = [c for c in nb.cells if "injected-parameters" not in _tags(c)]
-    for key in ("papermill", "widgets"):
-        nb.metadata.pop(key, None)
-    for cell in nb.cells:
-        for key in ("papermill", "execution", "collapsed", "scrolled"):
-            cell.metadata.pop(key, None)
-        if cell.cell_type != "code":
-            continue
-        if CHECK_TAG not in _tags(cell):
-            cell.outputs = []
-            cell.execution_count = None
-        else:
-            cell.outputs = _coalesce_streams(cell.outputs)
-    return nb
-
-
-def _coalesce_streams(outputs: list) -> list:
-    """Merge consecutive stream outputs of the same name (stdout split into chunks)."""
-    merged: list = []
-    for out in outputs:
-        prev = merged[-1] if merged else None
-        if (out.get("output_type") == "stream" and prev is not None
-                and prev.get("output_type") == "stream" and prev.get("name") == out.get("name")):
-            prev["text"] = "".join(prev["text"]) + "".join(out["text"])
-            continue
-        merged.append(out)
-    return merged
-
-
-def parameters_cell(nb) -> tuple[int, Any]:
-    """``(index, cell)`` of the one cell tagged ``parameters``; ConfigError otherwise."""
-    found = [(i, c) for i, c in enumerate(nb.cells) if PARAMETERS_TAG in _tags(c)]
-    if len(found) != 1:
-        raise ConfigError(f"expected exactly one cell tagged {PARAMETERS_TAG!r}, found {len(found)}")
-    return found[0]
-
-
-def parameter_defaults(nb) -> dict[str, Any]:
-    """The plain-literal defaults of the parameters cell, ``{name: value}``; ConfigError
-    if the cell holds anything but ``name = <literal>`` statements."""
-    _, cell = parameters_cell(nb)
-    try:
-        tree = ast.parse(_source(cell))
-    except SyntaxError as exc:
-        raise ConfigError(f"parameters cell: not valid Python ({exc})") from exc
-    values = {}
-    for stmt in tree.body:
-        ok = (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-              and isinstance(stmt.targets[0], ast.Name))
-        if ok:
-            try:
-                values[stmt.targets[0].id] = ast.literal_eval(stmt.value)
-                continue
-            except ValueError:
-                pass
-        raise ConfigError(f"parameters cell, line {stmt.lineno}: expected `name = <plain literal>`, "
-                          f"got {ast.get_source_segment(_source(cell), stmt)!r}")
-    return values
-
-
-_ABSOLUTE = re.compile(r"(?<![\w.~])(?:/(?:home|Users|work|tmp|root|mnt|content|private|var|opt)/"
-                       r"|[A-Za-z]:\\Users\\)")
-
-
-def check_notebook(path: str | Path) -> list[str]:
-    """Every breach of the notebook conventions in one notebook file (empty if none)."""
-    import nbformat
-
-    path = Path(path)
-    problems: list[str] = []
-    try:
-        nb = read_notebook(path)
-        nbformat.validate(nb)
-    except Exception as exc:
-        return [f"not a valid notebook: {exc}"]
-    cells = nb.cells
-    if len(cells) < 5:
-        return [f"expected at least the 5 opening cells, found {len(cells)} cells"]
-    title = _source(cells[0])
-    if cells[0].cell_type != "markdown" or not title.startswith("# "):
-        problems.append("cell 1: expected a markdown title starting with '# '")
-    if colab_badge(path.name) not in title:
-        problems.append(f"cell 1: missing the Colab badge {colab_badge(path.name)} "
-                        "(python -m kdmri notebooks sync)")
-    if cells[1].cell_type != "code" or _source(cells[1]) != setup_source():
-        problems.append("cell 2: expected the standard set-up cell (python -m kdmri notebooks sync)")
-    if cells[2].cell_type != "code" or "environment_report()" not in _source(cells[2]):
-        problems.append("cell 3: expected the imports cell printing nb.environment_report()")
-    try:
-        index, _ = parameters_cell(nb)
-        defaults = parameter_defaults(nb)
-        if index != 3:
-            problems.append(f"the parameters cell is cell {index + 1}; expected cell 4")
-        if defaults.get("params_file", "missing") is not None:
-            problems.append("parameters cell: expected `params_file = None`")
-        later = "\n".join(_source(c) for c in cells[index + 1:] if c.cell_type == "code")
-        for name in defaults:
-            if not re.search(rf"\b{re.escape(name)}\b", later):
-                problems.append(f"parameter {name!r} is never used after the parameters cell")
-    except ConfigError as exc:
-        problems.append(str(exc))
-    for i, cell in enumerate(cells, 1):
-        text = _source(cell)
-        if cell.cell_type == "code":
-            checked = CHECK_TAG in _tags(cell)
-            if not checked and (cell.outputs or cell.execution_count is not None):
-                problems.append(f"cell {i}: outputs or an execution count in a cell not tagged "
-                                f"{CHECK_TAG!r} (python -m kdmri notebooks strip)")
-            if checked:
-                if cell.execution_count is None or not cell.outputs:
-                    problems.append(f"cell {i}: tagged {CHECK_TAG!r} but not executed with outputs "
-                                    "(python -m kdmri notebooks refresh)")
-                for out in cell.outputs:
-                    if out.get("output_type") == "stream" and out.get("name") == "stdout":
-                        text += "".join(out.get("text", ""))
-                    elif out.get("output_type") == "execute_result" and set(out.get("data", {})) <= {
-                            "text/plain"}:
-                        text += "".join(out["data"].get("text/plain", ""))
-                    else:
-                        problems.append(f"cell {i}: checked outputs must be stdout or plain text, "
-                                        f"got {out.get('output_type')} {sorted(out.get('data', {}))}")
-        if "injected-parameters" in _tags(cell):
-            problems.append(f"cell {i}: a papermill injected-parameters cell was committed")
-        if _ABSOLUTE.search(text):
-            problems.append(f"cell {i}: contains an absolute path ({_ABSOLUTE.search(text).group(0)}...)")
-    if "papermill" in nb.metadata:
-        problems.append("notebook metadata: papermill metadata was committed "
-                        "(python -m kdmri notebooks strip)")
-    return problems
-
-
-def sync_notebook(path: str | Path, repo_url: str = REPO_URL) -> bool:
-    """Rewrite the Colab badge and the set-up cell of ``path`` for ``repo_url``; returns
-    whether the file changed."""
-    path = Path(path)
-    nb = read_notebook(path)
-    before = nb.cells[0].source, nb.cells[1].source
-    badge = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
-    title = _source(nb.cells[0])
-    new_badge = colab_badge(path.name, repo_url)
-    title = badge.sub(lambda _: new_badge, title) if badge.search(title) else f"{title}\n\n{new_badge}"
-    nb.cells[0].source = title
-    nb.cells[1].source = setup_source(repo_url)
-    if (nb.cells[0].source, nb.cells[1].source) == before:
-        return False
-    write_notebook(nb, path)
-    return True
-
-
-def opening_cells(name: str, title: str, parameters: Mapping[str, Any], imports: str = "") -> list:
-    """The fixed opening cells of a new notebook ``name`` (see the module docstring)."""
-    import nbformat.v4 as nbf
-
-    params = "\n".join(["params_file = None  # a params YAML (path or name in params/); batch runs set it",
-                        *(f"{k} = {v!r}" for k, v in parameters.items() if k != "params_file")])
-    config = "cfg = nb.notebook_config(\n    params_file,\n" + "".join(
-        f"    {k}={k},\n" for k in parameters if k != "params_file") + ")\ndata_folder = nb.ensure_data(cfg)"
-    imports = imports or "from kdmri import tutorial as nb\nfrom kdmri.reporting import plots"
-    return [
-        nbf.new_markdown_cell(f"# {title}\n\n{colab_badge(name)}"),
-        nbf.new_code_cell(setup_source()),
-        nbf.new_code_cell(f"%matplotlib inline\n{imports}\n\nprint(nb.environment_report())"),
-        nbf.new_code_cell(params, metadata={"tags": [PARAMETERS_TAG]}),
-        nbf.new_code_cell(config),
-    ]
-
-
-def new_notebook(path: str | Path, title: str, parameters: Mapping[str, Any] | None = None) -> Path:
-    """Write a new notebook with the opening cells; parameters default to ``params/ci.yaml``."""
-    import nbformat.v4 as nbf
-
-    path = Path(path)
-    if path.exists():
-        raise ConfigError(f"{path}: already exists")
-    params = dict(parameters) if parameters is not None else read_params("ci")
-    nb = nbf.new_notebook(cells=opening_cells(path.name, title, params))
-    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python",
-                                 "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_notebook(nb, path)
-    return path

@@ -1,5 +1,5 @@
-"""The committed notebooks follow the conventions (docs/NOTEBOOKS.md), the checker catches
-breaches, and the helpers the notebooks call work."""
+"""The committed notebooks follow the conventions (docs/NOTEBOOKS.md), the checker of
+kdmri.tools.notebooks catches breaches, and the kdmri.tutorial helpers the notebooks call work."""
 
 import math
 
@@ -11,7 +11,8 @@ import torch
 from kdmri import tutorial as nb
 from kdmri.config import FIELDS, ConfigError, load_config, read_params
 from kdmri.errors import DataError
-from kdmri.tools.batch import discover_notebooks
+from kdmri.tools import notebooks as nbt
+from kdmri.tools.notebooks import discover_notebooks
 
 NOTEBOOKS = discover_notebooks()
 
@@ -21,12 +22,12 @@ NOTEBOOKS = discover_notebooks()
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_follows_the_conventions(path):
-    assert nb.check_notebook(path) == []
+    assert nbt.check_notebook(path) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_parameter_defaults_are_the_ci_profile(path):
-    defaults = nb.parameter_defaults(nb.read_notebook(path))
+    defaults = nbt.parameter_defaults(nbt.read_notebook(path))
     ci = read_params("ci")
     missing = sorted(set(ci) - set(defaults))
     assert not missing, f"{path.name}: parameters cell lacks the ci.yaml keys {missing}"
@@ -37,7 +38,7 @@ def test_parameter_defaults_are_the_ci_profile(path):
 
 
 def test_there_are_notebooks_with_checked_outputs():
-    checked = [c for p in NOTEBOOKS for c in nb.read_notebook(p).cells if nb.CHECK_TAG in nb._tags(c)]
+    checked = [c for p in NOTEBOOKS for c in nbt.read_notebook(p).cells if nbt.CHECK_TAG in nbt._tags(c)]
     assert len(checked) >= 6 and all(c.execution_count and c.outputs for c in checked)
 
 
@@ -46,26 +47,26 @@ def test_there_are_notebooks_with_checked_outputs():
 
 @pytest.fixture
 def good(tmp_path):
-    path = nb.new_notebook(tmp_path / "05_example.ipynb", "05 · Example")
-    notebook = nb.read_notebook(path)
-    notebook.cells.append(nbf.new_code_cell("print(1)", metadata={"tags": [nb.CHECK_TAG]},
+    path = nbt.new_notebook(tmp_path / "05_example.ipynb", "05 · Example")
+    notebook = nbt.read_notebook(path)
+    notebook.cells.append(nbf.new_code_cell("print(1)", metadata={"tags": [nbt.CHECK_TAG]},
                                             execution_count=3, outputs=[nbf.new_output(
                                                 "stream", name="stdout", text="1\n")]))
-    nb.write_notebook(notebook, path)
+    nbt.write_notebook(notebook, path)
     return path
 
 
 def _breach(path, change):
-    notebook = nb.read_notebook(path)
+    notebook = nbt.read_notebook(path)
     change(notebook)
-    nb.write_notebook(notebook, path)
-    return nb.check_notebook(path)
+    nbt.write_notebook(notebook, path)
+    return nbt.check_notebook(path)
 
 
 def test_a_new_notebook_passes(good):
-    assert nb.check_notebook(good) == []
+    assert nbt.check_notebook(good) == []
     with pytest.raises(ConfigError, match="already exists"):
-        nb.new_notebook(good, "again")
+        nbt.new_notebook(good, "again")
 
 
 def test_outputs_in_an_unchecked_cell(good):
@@ -128,7 +129,7 @@ def test_badge_setup_cell_and_papermill_leftovers(good):
 
 
 def test_strip_outputs_keeps_only_checked_cells(good):
-    notebook = nb.read_notebook(good)
+    notebook = nbt.read_notebook(good)
     notebook.metadata["papermill"] = {}
     notebook.cells[4].outputs = [nbf.new_output("stream", name="stdout", text="x\n")]
     notebook.cells[4].execution_count = 7
@@ -136,9 +137,9 @@ def test_strip_outputs_keeps_only_checked_cells(good):
     notebook.cells[-1].outputs = [nbf.new_output("stream", name="stdout", text="a\n"),
                                   nbf.new_output("stream", name="stdout", text="b\n")]
     notebook.cells.insert(4, nbf.new_code_cell("y = 2", metadata={"tags": ["injected-parameters"]}))
-    stripped = nb.strip_outputs(notebook)
+    stripped = nbt.strip_outputs(notebook)
     assert "papermill" not in stripped.metadata
-    assert not any("injected-parameters" in nb._tags(c) for c in stripped.cells)
+    assert not any("injected-parameters" in nbt._tags(c) for c in stripped.cells)
     assert stripped.cells[4].outputs == [] and stripped.cells[4].execution_count is None
     assert "execution" not in stripped.cells[4].metadata
     assert [o["text"] for o in stripped.cells[-1].outputs] == ["a\nb\n"]  # streams coalesced
@@ -147,24 +148,37 @@ def test_strip_outputs_keeps_only_checked_cells(good):
 
 def test_sync_rewrites_badge_and_setup_cell(good):
     url = "https://github.com/someone/kdmri"
-    assert nb.sync_notebook(good, url) is True
-    notebook = nb.read_notebook(good)
-    assert nb.colab_badge(good.name, url) in notebook.cells[0].source
+    assert nbt.sync_notebook(good, url) is True
+    notebook = nbt.read_notebook(good)
+    assert nbt.colab_badge(good.name, url) in notebook.cells[0].source
     assert f'REPO_URL = "{url}"' in notebook.cells[1].source
-    assert any("Colab badge" in p for p in nb.check_notebook(good))  # differs from nb.REPO_URL now
-    assert nb.sync_notebook(good, url) is False
-    nb.sync_notebook(good)
-    assert nb.check_notebook(good) == []
+    assert any("Colab badge" in p for p in nbt.check_notebook(good))  # differs from nbt.REPO_URL now
+    assert nbt.sync_notebook(good, url) is False
+    nbt.sync_notebook(good)
+    assert nbt.check_notebook(good) == []
+
+
+def test_notebooks_command_checks_and_strips(good, capsys):
+    from kdmri.tools.cli import main
+
+    assert main(["notebooks", "check", str(good)]) == 0 and capsys.readouterr().out == ""
+    notebook = nbt.read_notebook(good)
+    notebook.cells[4].outputs = [nbf.new_output("stream", name="stdout", text="x\n")]
+    nbt.write_notebook(notebook, good)
+    assert main(["notebooks", "check", str(good)]) == 1
+    assert "outputs or an execution count" in capsys.readouterr().out
+    assert main(["notebooks", "strip", str(good)]) == 0
+    assert main(["notebooks", "check", str(good)]) == 0
 
 
 def test_links():
     url = "https://github.com/org/kdmri"
-    assert nb.colab_url("01_masks.ipynb", url) == (
+    assert nbt.colab_url("01_masks.ipynb", url) == (
         "https://colab.research.google.com/github/org/kdmri/blob/main/notebooks/01_masks.ipynb")
-    assert nb.binder_url("01_masks.ipynb", url) == (
+    assert nbt.binder_url("01_masks.ipynb", url) == (
         "https://mybinder.org/v2/gh/org/kdmri/main?urlpath=lab/tree/notebooks/01_masks.ipynb")
-    assert nb.binder_badge(repo_url=url).startswith("[![Binder]")
-    assert f'"{nb.REPO_URL}"' in nb.setup_source()
+    assert nbt.binder_badge(repo_url=url).startswith("[![Binder]")
+    assert f'"{nbt.REPO_URL}"' in nbt.setup_source()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -220,6 +234,26 @@ def test_models_features_attention_and_parameters(tiny_cfg):
     assert nb.image(batch["target"]).shape == (32, 24)
     with pytest.raises(IndexError):
         nb.validation_slice(tiny_cfg, 99)
+
+
+def test_feature_loss_value_is_the_training_stages_loss(tiny_cfg):
+    """Built by the feature stage itself: feature_pairs, fsp's own pairs and fitnet's
+    regressors follow the config, as in training."""
+    from kdmri.distill.losses import build_feature_loss, default_fsp_pairs
+
+    batch = nb.validation_slice(tiny_cfg)
+    teacher, student = nb.initial_model(tiny_cfg, "teacher"), nb.initial_model(tiny_cfg, "student")
+    s_feat, t_feat = nb.forward(student, batch).features, nb.forward(teacher, batch).features
+    pair = [["cascade1.conv2", "cascade1.conv3"]]
+    one = nb.feature_loss_value(tiny_cfg.replace(feature_pairs=pair), student, teacher, batch)
+    want = build_feature_loss("at_kdmri", [tuple(pair[0])], mode="sample")(s_feat, t_feat)
+    assert one == pytest.approx(float(want), rel=1e-6)
+    assert one != pytest.approx(nb.feature_loss_value(tiny_cfg, student, teacher, batch), rel=1e-3)
+    fsp = nb.feature_loss_value(tiny_cfg.replace(feature_loss="fsp"), student, teacher, batch)
+    want = build_feature_loss("fsp", default_fsp_pairs())(s_feat, t_feat)
+    assert fsp == pytest.approx(float(want), rel=1e-6)
+    fitnet = nb.feature_loss_value(tiny_cfg.replace(feature_loss="fitnet"), student, teacher, batch)
+    assert math.isfinite(fitnet) and fitnet > 0
 
 
 def test_results_helpers_after_training(tiny_cfg):

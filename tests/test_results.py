@@ -1,5 +1,6 @@
-"""Paper-style tables, paired comparisons and the efficiency table, on fake experiment
-folders (report.json + metrics.csv as kdmri.evaluation.evaluate writes them)."""
+"""kdmri.reporting: reports, paper-style tables, paired comparisons, latency and the
+efficiency table, on fake experiment folders (report.json + metrics.csv as
+kdmri.evaluation.evaluate writes them)."""
 
 import json
 
@@ -8,9 +9,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from kdmri import tutorial as nb
 from kdmri.config import Config
 from kdmri.errors import DataError
-from kdmri.reporting import results
+from kdmri.reporting import latency, paper, statistics, tables
+from kdmri.reporting import reports as rp
 from kdmri.runs import ablation_summary, sft_summary
 from kdmri.training.recipes import variant_experiment
 
@@ -62,7 +65,7 @@ def root(tmp_path):
 
 
 def test_collect_reports_has_slice_and_volume_metrics(root):
-    reports = results.collect_reports(root)
+    reports = rp.collect_reports(root)
     assert len(reports) == 13
     row = reports[(reports["method"] == "kdmri") & (reports["role"] == "zf")
                   & (reports["acc"] == "4x")].iloc[0]
@@ -73,8 +76,8 @@ def test_collect_reports_has_slice_and_volume_metrics(root):
 
 
 def test_paper_table_columns_per_acceleration_and_missing_entries(root):
-    reports = results.collect_reports(root)
-    table = results.paper_table(reports, "demo")
+    reports = rp.collect_reports(root)
+    table = tables.paper_table(reports, "demo")
     assert list(table.columns) == ["4x PSNR", "4x SSIM", "8x PSNR", "8x SSIM"]
     assert list(table.index) == ["ZF", "Teacher", "Student", "KD student", "SFT teacher",
                                  "KD student (05, standard teacher)", "SFT-KD student"]
@@ -82,63 +85,63 @@ def test_paper_table_columns_per_acceleration_and_missing_entries(root):
     assert table.loc["ZF", "4x PSNR"] == f"25.00 ± {np.std([24, 25, 26, 25]):.2f}"
     assert table.loc["Teacher", "8x PSNR"] == "30.00 ± 0.71"
     assert table.loc["ZF", "4x SSIM"].startswith("0.9250 ± ")  # 4 decimals for SSIM
-    assert table.loc["KD student", "8x PSNR"] == results.MISSING
+    assert table.loc["KD student", "8x PSNR"] == rp.MISSING
     # SFT-KD: the at_kdmri student of notebook 05 is preferred over a plain "sft" one
     assert table.loc["SFT-KD student", "4x PSNR"].startswith("33.60 ± ")
     # a row without any report is left out, unless asked for
-    only_8x = results.paper_table(reports[reports["acc"] == "8x"], "demo")
+    only_8x = tables.paper_table(reports[reports["acc"] == "8x"], "demo")
     assert list(only_8x.index) == ["ZF", "Teacher", "Student"]
-    assert len(results.paper_table(reports[reports["acc"] == "8x"], "demo", drop_empty=False)) == 7
+    assert len(tables.paper_table(reports[reports["acc"] == "8x"], "demo", drop_empty=False)) == 7
     # volume-level statistics
-    vol = results.paper_table(reports, "demo", level="volume")
+    vol = tables.paper_table(reports, "demo", level="volume")
     assert vol.loc["ZF", "4x PSNR"] == "25.00 ± 0.50"
     with pytest.raises(ValueError, match="level"):
-        results.paper_table(reports, "demo", level="subject")
+        tables.paper_table(reports, "demo", level="subject")
 
 
 def test_paper_table_dataset_selection_and_tasks(root):
-    reports = results.collect_reports(root)
+    reports = rp.collect_reports(root)
     with pytest.raises(ValueError, match="several datasets"):
-        results.paper_table(reports)
-    assert list(results.paper_table(reports[reports["dataset"] == "other"]).columns) == ["5x PSNR", "5x SSIM"]
-    tables = results.paper_tables(reports)
-    assert sorted(tables) == ["demo", "other"]
-    assert list(tables["other"].index) == ["ZF"]
-    sr = results.paper_tables(reports, results.SR_ROWS, task="sr")
+        tables.paper_table(reports)
+    assert list(tables.paper_table(reports[reports["dataset"] == "other"]).columns) == ["5x PSNR", "5x SSIM"]
+    per_dataset = tables.paper_tables(reports)
+    assert sorted(per_dataset) == ["demo", "other"]
+    assert list(per_dataset["other"].index) == ["ZF"]
+    sr = tables.paper_tables(reports, tables.SR_ROWS, task="sr")
     assert list(sr) == ["demo"] and list(sr["demo"].index) == ["LR"]
-    assert "LR" not in tables["demo"].index
-    empty = results.paper_table(results.collect_reports(root / "nothing"), "demo")
+    assert "LR" not in per_dataset["demo"].index
+    empty = tables.paper_table(rp.collect_reports(root / "nothing"), "demo")
     assert empty.empty and list(empty.columns) == []
 
 
 def test_acceleration_sort_is_numeric():
-    assert sorted(["8x", "10x", "4x", "5x"], key=results.acc_key) == ["4x", "5x", "8x", "10x"]
+    assert sorted(["8x", "10x", "4x", "5x"], key=tables.acc_key) == ["4x", "5x", "8x", "10x"]
 
 
 def test_missing_entries_and_markdown(root):
-    reports = results.collect_reports(root)
-    missing = results.missing_entries(reports, "demo")
+    reports = rp.collect_reports(root)
+    missing = tables.missing_entries(reports, "demo")
     assert "demo 8x: KD student missing (kdmri_kd; notebook 04 (stages feature, kd))" in missing
     assert any(m.startswith("demo 8x: SFT-KD student missing (sft-at_kdmri_kd or sft_kd;") for m in missing)
     assert not any(m.startswith("demo 4x") for m in missing)
-    text = results.paper_tables_markdown(reports)
+    text = tables.paper_tables_markdown(reports)
     assert "### demo" in text and "### other" in text and "| 4x PSNR | 4x SSIM | 8x PSNR | 8x SSIM |" in text
     assert "* demo 8x: KD student missing" in text
-    none = results.paper_tables_markdown(results.collect_reports(root / "nothing"), where="experiments/x")
+    none = tables.paper_tables_markdown(rp.collect_reports(root / "nothing"), where="experiments/x")
     assert none.startswith("No recon evaluation reports under experiments/x yet: run notebook 03, ")
 
 
 def test_describe_reports(root):
-    text = results.describe_reports(results.collect_reports(root))
+    text = rp.describe_reports(rp.collect_reports(root))
     assert text.splitlines()[0] == "13 evaluation reports under the experiments folder:"
     assert "  demo 8x: kdmri_student, kdmri_teacher, kdmri_zf" in text
-    assert results.describe_reports(pd.DataFrame(), "x") == "no report.json under x"
+    assert rp.describe_reports(pd.DataFrame(), "x") == "no report.json under x"
 
 
 def test_compare_experiments_values(root):
     a, b = [32.5, 33.2, 34.6, 33.3], [32, 33, 34, 33]
     exp = root / "demo" / "acc_4x"
-    out = results.compare_experiments(exp / "kdmri_kd", exp / "kdmri_student")
+    out = statistics.compare_experiments(exp / "kdmri_kd", exp / "kdmri_student")
     d = np.subtract(a, b)
     half = stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2
     assert out["n"] == 4
@@ -149,7 +152,7 @@ def test_compare_experiments_values(root):
     assert out["d_psnr_ci_high"] == pytest.approx(d.mean() + half)
     assert out["d_ssim_mean"] == pytest.approx(d.mean() / 1000)
     # the same numbers as paired_comparison
-    pc = results.paired_comparison(exp / "kdmri_kd", exp / "kdmri_student")
+    pc = statistics.paired_comparison(exp / "kdmri_kd", exp / "kdmri_student")
     assert (pc["mean"], pc["ci_low"]) == pytest.approx((out["d_psnr_mean"], out["d_psnr_ci_low"]))
 
 
@@ -157,14 +160,14 @@ def test_compare_experiments_refuses_different_slices(tmp_path):
     a = _experiment(tmp_path, "d", "4x", "m", "kd", [1, 2, 3, 4])
     b = _experiment(tmp_path, "d", "4x", "m", "student", [1, 2, 3], slices=SLICES[:3])
     with pytest.raises(DataError, match="different slices"):
-        results.compare_experiments(a, b)
+        statistics.compare_experiments(a, b)
     with pytest.raises(DataError, match="metrics.csv: not found"):
-        results.compare_experiments(a, tmp_path / "nowhere")
+        statistics.compare_experiments(a, tmp_path / "nowhere")
 
 
 def test_report_comparisons_and_formatting(root):
-    reports = results.collect_reports(root)
-    table, missing = results.report_comparisons(reports)
+    reports = rp.collect_reports(root)
+    table, missing = statistics.report_comparisons(reports)
     assert list(table.index) == ["demo 4x: KD - student", "demo 4x: SFT teacher - teacher",
                                  "demo 4x: SFT-KD - KD"]
     assert table.loc["demo 4x: KD - student", "d_psnr_mean"] == pytest.approx(0.4)
@@ -173,53 +176,53 @@ def test_report_comparisons_and_formatting(root):
     assert "demo 8x: KD - student needs KD student" in missing
     assert "demo 8x: SFT-KD - KD needs SFT-KD student and standard-teacher KD student" in missing
     assert "other 5x: KD - student needs KD student and Student" in missing
-    shown = results.format_comparison(table, a_label=None, b_label=None)
+    shown = statistics.format_comparison(table, a_label=None, b_label=None)
     assert list(shown.columns) == ["Δ PSNR [95 % CI]", "Δ SSIM [95 % CI]", "slices"]
     lo, hi = table.loc["demo 4x: KD - student", ["d_psnr_ci_low", "d_psnr_ci_high"]]
     assert shown.loc["demo 4x: KD - student", "Δ PSNR [95 % CI]"] == f"+0.40 [{lo:+.2f}, {hi:+.2f}]"
-    both = results.format_comparison(table, ("psnr",), "KD", "student")
+    both = statistics.format_comparison(table, ("psnr",), "KD", "student")
     assert list(both.columns) == ["KD PSNR", "student PSNR", "Δ PSNR [95 % CI]", "slices"]
     assert both.iloc[0]["student PSNR"] == f"33.00 ± {np.std([32, 33, 34, 33]):.2f}"
-    assert results.to_markdown(both).startswith("| comparison | KD PSNR | student PSNR |")
+    assert rp.to_markdown(both).startswith("| comparison | KD PSNR | student PSNR |")
     # ... and with KD-MRI's student where notebook 05 has not run
     no_grid = reports[reports["method"] != "std-at_kdmri"]
-    table, _ = results.report_comparisons(no_grid)
+    table, _ = statistics.report_comparisons(no_grid)
     assert table.loc["demo 4x: SFT-KD - KD", "d_psnr_mean"] == pytest.approx(33.6 - 33.4)
-    empty, everything = results.report_comparisons(results.collect_reports(root / "nothing"))
+    empty, everything = statistics.report_comparisons(rp.collect_reports(root / "nothing"))
     assert empty.empty and everything == ["no recon evaluation reports yet"]
     with pytest.raises(ValueError, match="'Tutor'"):
-        results.report_comparisons(reports, (("x", "Tutor", "Student"),))
+        statistics.report_comparisons(reports, (("x", "Tutor", "Student"),))
 
 
 def test_format_comparison_handles_a_single_slice(tmp_path):
     a = _experiment(tmp_path, "d", "4x", "m", "kd", [31.0], slices=SLICES[:1])
     b = _experiment(tmp_path, "d", "4x", "m", "student", [30.0], slices=SLICES[:1])
-    shown = results.format_comparison(results.comparison_table({"one": (a, b)}))
-    assert shown.loc["one", "Δ PSNR [95 % CI]"] == f"+1.00 [{results.MISSING}, {results.MISSING}]"
+    shown = statistics.format_comparison(statistics.comparison_table({"one": (a, b)}))
+    assert shown.loc["one", "Δ PSNR [95 % CI]"] == f"+1.00 [{rp.MISSING}, {rp.MISSING}]"
 
 
 def test_results_table_labels(root):
-    reports = results.collect_reports(root)
-    table = results.results_table(reports, [("kdmri", "teacher"), ("sft", "teacher")], dataset="demo",
+    reports = rp.collect_reports(root)
+    table = rp.results_table(reports, [("kdmri", "teacher"), ("sft", "teacher")], dataset="demo",
                                   acc="4x", labels=["teacher", "SFT teacher"])
     assert list(table.index) == ["teacher", "SFT teacher"]
-    assert list(results.results_table(reports, [("kdmri", "zf")], dataset="demo", acc="4x").index) == ["ZF"]
+    assert list(rp.results_table(reports, [("kdmri", "zf")], dataset="demo", acc="4x").index) == ["ZF"]
     with pytest.raises(ValueError, match="labels"):
-        results.results_table(reports, [("kdmri", "zf")], dataset="demo", acc="4x", labels=["a", "b"])
+        rp.results_table(reports, [("kdmri", "zf")], dataset="demo", acc="4x", labels=["a", "b"])
 
 
 def test_efficiency_table(root):
-    reports = results.collect_reports(root)
+    reports = rp.collect_reports(root)
     lat = {"size": "96x96", "teacher_ms": 10.0, "student_ms": 5.0, "speedup": 2.0}
-    table = results.efficiency_table(reports, [lat])
+    table = tables.efficiency_table(reports, [lat])
     assert table.loc["Teacher", "parameters"] == 141_765 and table.loc["Student", "parameters"] == 49_285
     assert table.loc["Student", "vs teacher"] == "65.2 % fewer"
     assert table.loc["Student", "source"] == "kdmri_student/report.json"
     students = reports[(reports["role"] != "student") & (reports["method"] != "kdmri")]
-    assert results.efficiency_table(students).loc["Student", "source"] == "sft_kd/report.json"
+    assert tables.efficiency_table(students).loc["Student", "source"] == "sft_kd/report.json"
     assert table.loc["Teacher", "latency 96x96 (ms)"] == "10.0"
     assert table.loc["Student", "speed-up 96x96"] == "2.00x"
-    bare = results.efficiency_table(results.collect_reports(root / "nothing"))
+    bare = tables.efficiency_table(rp.collect_reports(root / "nothing"))
     assert bare.loc["Student", "source"] == "architecture" and bare.loc["Teacher", "parameters"] == 141_765
     assert list(bare.columns) == ["parameters", "source", "vs teacher"]
 
@@ -227,7 +230,7 @@ def test_efficiency_table(root):
 def test_latency_measured_and_read_back(tmp_path):
     from kdmri.tools.benchmark import to_markdown
 
-    lat = results.measure_latency((16, 12))
+    lat = latency.measure_latency((16, 12))
     assert lat["size"] == "16x12" and lat["teacher_ms"] > 0 and lat["student_ms"] > 0
     res = {"training": [], "latency": [lat, {"size": "640x368", "teacher_ms": 120.0, "student_ms": 60.0,
                                              "speedup": 2.0}],
@@ -235,24 +238,24 @@ def test_latency_measured_and_read_back(tmp_path):
            "machine": {"device": "cpu", "cpu": "x86", "threads": 2, "torch": "2", "python": "3.11"}}
     path = tmp_path / "results.md"
     path.write_text(to_markdown(res, "python -m kdmri benchmark"))
-    rows = results.read_benchmark_latency(path)
+    rows = latency.read_benchmark_latency(path)
     assert [r["size"] for r in rows] == ["16x12", "640x368"]
     assert rows[1] == {"size": "640x368", "teacher_ms": 120.0, "student_ms": 60.0, "speedup": 2.0}
     assert rows[0]["teacher_ms"] == pytest.approx(lat["teacher_ms"], abs=0.05)
-    assert results.read_benchmark_latency(tmp_path / "none.md") == []
+    assert latency.read_benchmark_latency(tmp_path / "none.md") == []
     cuda = tmp_path / "cuda.md"
     cuda.write_text(to_markdown({**res, "machine": {**res["machine"], "device": "cuda", "gpu": "G"}}, "x"))
-    assert results.read_benchmark_latency(cuda) == []  # measured on another device
-    assert len(results.read_benchmark_latency(cuda, device="cuda")) == 2
+    assert latency.read_benchmark_latency(cuda) == []  # measured on another device
+    assert len(latency.read_benchmark_latency(cuda, device="cuda")) == 2
 
 
 def test_paper_reference_tables():
-    kd = results.kdmri_paper_table()
+    kd = paper.kdmri_paper_table()
     assert kd.loc["Cardiac 4x", "KD student"] == "32.07 / 0.9084"
     assert kd.loc["Knee 8x", "Teacher"] == "32.53 / 0.8887"
     assert kd.loc["Calgary-Campinas SR", "Student"] == "29.87 / 0.8596"
     assert len(kd) == 10 and "paper" in kd.index.name
-    sft = results.sft_paper_table()
+    sft = paper.sft_paper_table()
     assert list(sft["Δ PSNR"]) == ["+0.18", "+0.31", "+0.08"]
     assert list(sft["SFT teacher PSNR"]) == ["40.23", "40.07", "32.03"]
     assert "paper" in sft.index.name
@@ -275,7 +278,7 @@ def test_ablation_and_sft_summaries_from_folders(tmp_path):
     assert summary.loc["both", "d_psnr_mean"] == pytest.approx(0.5)
     assert summary.loc["imitation", "d_psnr_mean"] == pytest.approx(0.05)
     assert summary.loc["both", "description"].startswith("KD-MRI")
-    assert list(results.format_comparison(summary, ("psnr",), "variant", None).columns) == [
+    assert list(statistics.format_comparison(summary, ("psnr",), "variant", None).columns) == [
         "description", "variant PSNR", "Δ PSNR [95 % CI]", "slices"]
     with pytest.raises(DataError, match="abl-attention_kd"):
         ablation_summary(cfg, ["attention"])
@@ -292,14 +295,32 @@ def test_ablation_and_sft_summaries_from_folders(tmp_path):
     assert sft.loc["at_kdmri student", "b_psnr_mean"] == pytest.approx(33.0)
 
 
+def test_role_order_names_the_roles_stages_write():
+    from kdmri.models.tasks import TASKS
+    from kdmri.training.stages import STAGES
+
+    written = {spec.role for spec in STAGES.values()} | {task.baseline_role for task in TASKS.values()}
+    assert set(rp.ROLE_ORDER) == written  # the SFT teacher is method "sft", role "teacher"
+
+
+def test_slice_differences_pair_the_same_slices(tmp_path):
+    cfg = Config(dataset="demo", acc="4x", experiments_root=str(tmp_path))
+    _experiment(tmp_path, "demo", "4x", "kdmri", "kd", [31, 32, 33, 34])
+    _experiment(tmp_path, "demo", "4x", "kdmri", "student", [30, 30, 30, 30])
+    assert nb.slice_differences(cfg, "kd", "student").tolist() == [1, 2, 3, 4]
+    _experiment(tmp_path, "demo", "4x", "kdmri", "teacher", [30, 30, 30], slices=SLICES[:3])
+    with pytest.raises(DataError, match="different slices"):
+        nb.slice_differences(cfg, "kd", "teacher")
+
+
 def test_models_markdown(root):
-    reports = results.collect_reports(root)
-    text = results.models_markdown(reports, "demo", "8x")
+    reports = rp.collect_reports(root)
+    text = rp.models_markdown(reports, "demo", "8x")
     assert text.startswith("| model | PSNR | SSIM | parameters | slices |")
     assert "| teacher | 30.00 ± 0.71 |" in text
-    assert results.models_markdown(reports, "demo", "5x", "x") == (
+    assert rp.models_markdown(reports, "demo", "5x", "x") == (
         "No evaluation reports for demo 5x under x yet.")
-    assert results.models_markdown(pd.DataFrame(), "demo", "4x").startswith("No evaluation reports")
+    assert rp.models_markdown(pd.DataFrame(), "demo", "4x").startswith("No evaluation reports")
 
 
 def test_available_experiments_and_reconstructions(root):
@@ -307,11 +328,11 @@ def test_available_experiments_and_reconstructions(root):
     import torch
 
     cfg = Config(dataset="demo", acc="4x", experiments_root=str(root))
-    found, missing = results.available_experiments(cfg)
+    found, missing = tables.available_experiments(cfg)
     assert list(found) == ["ZF", "Teacher", "Student", "KD student", "SFT teacher",
                            "KD student (05, standard teacher)", "SFT-KD student"]
     assert found["SFT-KD student"].name == "sft-at_kdmri_kd" and missing == []
-    found, missing = results.available_experiments(cfg.replace(acc="8x"), needs="metrics.csv")
+    found, missing = tables.available_experiments(cfg.replace(acc="8x"), needs="metrics.csv")
     assert list(found) == ["ZF", "Teacher", "Student"]
     assert missing[0] == "KD student: no metrics.csv in kdmri_kd (notebook 04 (stages feature, kd))"
 
@@ -322,12 +343,28 @@ def test_available_experiments_and_reconstructions(root):
             fh["reconstruction"] = np.full((6, 5, 2), float(i), dtype=np.float32)
             fh["slices"] = np.array([3, 4])
     batch = {"volume": ["vol1"], "slice": torch.tensor([4]), "target": torch.ones(1, 1, 6, 5)}
-    images, missing = results.available_reconstructions(cfg, batch)
+    images, missing = nb.available_reconstructions(cfg, batch)
     assert list(images) == ["ZF", "target", "KD student", "SFT-KD student"]
     assert images["SFT-KD student"].shape == (6, 5) and images["SFT-KD student"][0, 0] == 2
     assert images["target"][0, 0] == 1
     assert [m.split(":")[0] for m in missing] == ["Teacher", "Student", "SFT teacher",
                                                   "KD student (05, standard teacher)"]
     batch["slice"] = torch.tensor([7])  # a slice that was not evaluated: named, not fatal
-    images, missing = results.available_reconstructions(cfg, batch)
+    images, missing = nb.available_reconstructions(cfg, batch)
     assert list(images) == ["target"] and any("slice 7 was not evaluated" in m for m in missing)
+
+
+def test_reference_page_lists_the_published_numbers():
+    """docs/REFERENCE.md (the facts the code relies on) shows the numbers paper.py holds."""
+    from kdmri.paths import project_root
+
+    text = (project_root() / "docs" / "REFERENCE.md").read_text()
+    for table in paper.KDMRI_RECON.values():
+        row = " | ".join(f"{p:.2f} / {s:.4f}" for p, s in table.rows.values())
+        assert row in text, table.title
+    sr = ", ".join(f"{p:.2f} / {s:.4f}" for p, s in paper.KDMRI_SR_CALGARY.rows.values())
+    assert all(cell in text for cell in sr.split(", "))
+    for data, model, a, b in paper.SFT_PAPER:
+        assert f"| {data} | {model} | {a:.2f} | {b:.2f} |" in text
+    for count in ("141,765", "49,285", "333,569", "185,857"):
+        assert count in text

@@ -1,10 +1,12 @@
-"""The published numbers the notebooks compare against (DESIGN.md section 2).
+"""The published numbers the notebooks compare against (docs/REFERENCE.md lists them).
 
-Each table is a :class:`PaperTable`: rows keyed by the labels of
-:func:`kdmri.reporting.results.results_table` (``"ZF"`` / ``"LR"`` for the network-free baseline,
-then ``"teacher"``, ``"student"``, ``"kd"``), values ``(PSNR dB, SSIM)`` as the paper
-reports them (means). :func:`with_paper` puts them next to a measured table, in columns
-labelled as the paper's, so a reader never mistakes one for the other.
+KD-MRI's tables are :class:`PaperTable` objects: rows keyed by the labels of
+:func:`kdmri.reporting.reports.results_table` (``"ZF"`` / ``"LR"`` for the network-free
+baseline, then ``"teacher"``, ``"student"``, ``"kd"``), values ``(PSNR dB, SSIM)`` as the
+paper reports them (means). :func:`with_paper` puts them next to a measured table, in
+columns labelled as the paper's, so a reader never mistakes one for the other.
+:func:`kdmri_paper_table` and :func:`sft_paper_table` show KD-MRI's and SFT-KD-Recon's
+published results on their own.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def paper_table(paper: PaperTable) -> pd.DataFrame:
 
 
 def with_paper(measured: pd.DataFrame, paper: PaperTable) -> pd.DataFrame:
-    """``measured`` (a :func:`kdmri.reporting.results.results_table`, index = labels) with the paper's
+    """``measured`` (a :func:`kdmri.reporting.reports.results_table`, index = labels) with the paper's
     PSNR and SSIM appended as ``PSNR (paper)`` / ``SSIM (paper)``; rows the paper does not
     report get ``"—"``. The measured columns keep their names (``PSNR``, ``SSIM``...)."""
     out = measured.copy()
@@ -76,3 +78,40 @@ def with_paper(measured: pd.DataFrame, paper: PaperTable) -> pd.DataFrame:
         out[column] = [f"{paper.rows[label][j]:.{digits}f}" if label in paper.rows else "—"
                        for label in measured.index]
     return out
+
+
+#: SFT-KD-Recon (Matcha et al., arXiv:2304.05057), PSNR dB: (data, model, standard teacher, SFT teacher).
+SFT_PAPER: tuple[tuple[str, str, float, float], ...] = (
+    ("MRBrainS 4x", "teacher", 40.05, 40.23),
+    ("MRBrainS 4x", "AT-distilled student", 39.76, 40.07),
+    ("Cardiac 4x", "AT-distilled student", 31.95, 32.03),
+)
+
+_PAPER_DATASETS = {"cardiac": "Cardiac", "mrbrain": "Brain", "knee": "Knee"}
+
+
+def kdmri_paper_table() -> pd.DataFrame:
+    """KD-MRI's published table (PSNR dB / SSIM; the last row is its super-resolution
+    experiment, LR input in the ZF column): the paper's numbers, not this repository's."""
+    names = {"ZF": "ZF (SR: LR)", "LR": "ZF (SR: LR)", "teacher": "Teacher", "student": "Student",
+             "kd": "KD student"}
+
+    def cells(rows: Mapping[str, tuple[float, float]]) -> dict[str, str]:
+        return {names[k]: f"{p:.2f} / {s:.4f}" for k, (p, s) in rows.items()}
+
+    table = {f"{_PAPER_DATASETS.get(d, d.capitalize())} {acc}": cells(t.rows)
+             for (d, acc), t in KDMRI_RECON.items()}
+    table["Calgary-Campinas SR"] = cells(KDMRI_SR_CALGARY.rows)
+    out = pd.DataFrame.from_dict(table, orient="index")
+    out.index.name = "data, acc (paper)"
+    return out
+
+
+def sft_paper_table() -> pd.DataFrame:
+    """SFT-KD-Recon's published PSNR (dB) with the standard and the SFT teacher: the paper's
+    numbers, not this repository's."""
+    table = pd.DataFrame(
+        [{"data": d, "model": m, "standard teacher PSNR": f"{a:.2f}", "SFT teacher PSNR": f"{b:.2f}",
+          "Δ PSNR": f"{b - a:+.2f}"} for d, m, a, b in SFT_PAPER]).set_index("data")
+    table.index.name = "data (paper)"
+    return table

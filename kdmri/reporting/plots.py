@@ -1,6 +1,7 @@
 """Every figure of the notebooks, as functions returning a :class:`matplotlib.figure.Figure`.
 
-Figures are built with the object-oriented API (``Figure()``, never ``pyplot``), so they
+Figures are built with the object-oriented API (``Figure()``, never ``pyplot``; the panel
+helpers are :mod:`kdmri.reporting.figures`), so they
 hold no global state: a batch run does not accumulate open figures, and a notebook shows
 a figure by leaving it as the cell's last expression (after ``%matplotlib inline``).
 Save one with ``fig.savefig("name.png")``.
@@ -37,42 +38,7 @@ from matplotlib.ticker import MaxNLocator
 
 from kdmri.physics.fft import fft2, fftshift, zero_filled
 from kdmri.physics.masks import sampled_fraction
-
-PANEL = 2.3  # inches per image panel
-Box = tuple[int, int, int, int]  # (row0, row1, col0, col1), end-exclusive
-
-
-def _grid(nrows: int, ncols: int, panel: float = PANEL,
-          height: float | None = None) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(ncols * panel, nrows * (height or panel)), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
-
-
-def _show(ax, img: np.ndarray, title: str | None = None, cmap: str = "gray", vmin=None, vmax=None):
-    im = ax.imshow(np.asarray(img), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
-    return im
-
-
-def _image(x, name: str) -> np.ndarray:
-    """A real 2-D numpy image from an array or tensor, squeezing leading unit axes."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    while arr.ndim > 2 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D image (H, W), got shape {arr.shape}")
-    return arr
-
-
-def _log_magnitude(k: np.ndarray) -> np.ndarray:
-    return np.log1p(np.abs(k) / (np.abs(k).max() + 1e-12) * 1e4)
-
+from kdmri.reporting.figures import Box, as_image, grid, log_magnitude, show
 
 # --------------------------------------------------------------------------- masks, k-space
 
@@ -88,7 +54,7 @@ def mask_gallery(masks: Mapping[tuple[str, str], np.ndarray]) -> Figure:
         raise ValueError("masks: expected at least one (dataset, acc) -> mask entry")
     datasets = list(dict.fromkeys(d for d, _ in masks))
     accs = sorted(dict.fromkeys(a for _, a in masks), key=lambda a: float(str(a).rstrip("x")))
-    fig, axes = _grid(len(datasets), len(accs))
+    fig, axes = grid(len(datasets), len(accs))
     for i, ds in enumerate(datasets):
         for j, acc in enumerate(accs):
             ax = axes[i, j]
@@ -96,9 +62,9 @@ def mask_gallery(masks: Mapping[tuple[str, str], np.ndarray]) -> Figure:
             if mask is None:
                 ax.set_axis_off()
                 continue
-            mask = _image(mask, f"masks[{ds!r}, {acc!r}]")
+            mask = as_image(mask, f"masks[{ds!r}, {acc!r}]")
             frac = sampled_fraction(mask)
-            _show(ax, fftshift(mask), f"{ds} {acc}: {100 * frac:.1f} %", vmin=0, vmax=1)
+            show(ax, fftshift(mask), f"{ds} {acc}: {100 * frac:.1f} %", vmin=0, vmax=1)
             if j == 0:
                 ax.set_ylabel(f"{ds}\n{mask.shape[0]}x{mask.shape[1]}", fontsize=9)
     fig.suptitle("Cartesian undersampling masks (centred; white = sampled phase-encode line)",
@@ -113,21 +79,21 @@ def kspace_figure(image, mask) -> Figure:
     Bottom row: the measured k-space ``m * F x``, the zero-filled image
     ``Re F^-1(m * F x)`` and the aliasing ``|zero-filled - image|``. Axes: 6.
     """
-    img = _image(image, "image")
-    m = _image(mask, "mask")
+    img = as_image(image, "image")
+    m = as_image(mask, "mask")
     if m.shape != img.shape:
         raise ValueError(f"mask: shape {m.shape} does not match image shape {img.shape}")
     k = fft2(img.astype(np.float64))
     k_us = k * m
     zf = zero_filled(k_us)
-    fig, axes = _grid(2, 3)
-    _show(axes[0, 0], img, "fully sampled image x", vmin=0)
-    _show(axes[0, 1], fftshift(_log_magnitude(k)), "k-space log|F x| (centred)", cmap="magma")
-    _show(axes[0, 2], fftshift(m), f"mask m: {100 * sampled_fraction(m):.1f} % sampled", vmin=0, vmax=1)
-    _show(axes[1, 0], fftshift(_log_magnitude(k) * m), "measured k-space m * F x", cmap="magma")
-    _show(axes[1, 1], zf, "zero-filled Re F^-1(m * F x)", vmin=0, vmax=img.max())
+    fig, axes = grid(2, 3)
+    show(axes[0, 0], img, "fully sampled image x", vmin=0)
+    show(axes[0, 1], fftshift(log_magnitude(k)), "k-space log|F x| (centred)", cmap="magma")
+    show(axes[0, 2], fftshift(m), f"mask m: {100 * sampled_fraction(m):.1f} % sampled", vmin=0, vmax=1)
+    show(axes[1, 0], fftshift(log_magnitude(k) * m), "measured k-space m * F x", cmap="magma")
+    show(axes[1, 1], zf, "zero-filled Re F^-1(m * F x)", vmin=0, vmax=img.max())
     err = np.abs(zf - img)
-    _show(axes[1, 2], err, f"aliasing |zero-filled - x| (max {err.max():.2f})", cmap="inferno", vmin=0)
+    show(axes[1, 2], err, f"aliasing |zero-filled - x| (max {err.max():.2f})", cmap="inferno", vmin=0)
     return fig
 
 
@@ -143,15 +109,15 @@ def image_grid(images: Mapping[str, object], ncols: int | None = None, cmap: str
     """
     if not images:
         raise ValueError("images: expected at least one image")
-    arrays = {k: _image(v, f"images[{k!r}]") for k, v in images.items()}
+    arrays = {k: as_image(v, f"images[{k!r}]") for k, v in images.items()}
     n = len(arrays)
     ncols = ncols or n
     nrows = -(-n // ncols)
     top = vmax if vmax is not None else max(float(a.max()) for a in arrays.values())
-    fig, axes = _grid(nrows, ncols)
+    fig, axes = grid(nrows, ncols)
     flat = axes.ravel()
     for ax, (label, arr) in zip(flat, arrays.items()):
-        _show(ax, arr, label, cmap=cmap, vmin=vmin, vmax=top)
+        show(ax, arr, label, cmap=cmap, vmin=vmin, vmax=top)
     for ax in flat[n:]:
         ax.set_axis_off()
     if title:
@@ -176,7 +142,7 @@ def training_curves(logs: Mapping[str, object]) -> Figure:
     """
     if not logs:
         raise ValueError("logs: expected at least one training log")
-    fig, axes = _grid(1, 2, panel=4.2, height=3.0)
+    fig, axes = grid(1, 2, panel=4.2, height=3.0)
     for label, log in logs.items():
         df = _read_log(log)
         for col in ("epoch", "train_loss", "val_loss"):
@@ -213,15 +179,15 @@ def attention_figure(maps: Mapping[str, Sequence[object]], column_labels: Sequen
     ncols = max(len(v) for v in maps.values())
     if column_labels is not None and len(column_labels) != ncols:
         raise ValueError(f"column_labels: expected {ncols} labels, got {len(column_labels)}")
-    fig, axes = _grid(len(maps), ncols, panel=1.9)
+    fig, axes = grid(len(maps), ncols, panel=1.9)
     for i, (label, row) in enumerate(maps.items()):
         for j in range(ncols):
             ax = axes[i, j]
             if j >= len(row):
                 ax.set_axis_off()
                 continue
-            arr = _image(row[j], f"maps[{label!r}][{j}]")
-            _show(ax, arr, column_labels[j] if (column_labels is not None and i == 0) else None,
+            arr = as_image(row[j], f"maps[{label!r}][{j}]")
+            show(ax, arr, column_labels[j] if (column_labels is not None and i == 0) else None,
                   cmap=cmap, vmin=0, vmax=float(arr.max()) or None)
             if j == 0:
                 ax.set_ylabel(label, fontsize=9)
@@ -265,7 +231,7 @@ def reconstruction_figure(images: Mapping[str, object], target_key: str = "targe
 
     if target_key not in images:
         raise KeyError(f"images: the target {target_key!r} is missing (keys: {list(images)})")
-    arrays = {k: _image(v, f"images[{k!r}]") for k, v in images.items()}
+    arrays = {k: as_image(v, f"images[{k!r}]") for k, v in images.items()}
     target = arrays[target_key]
     for k, a in arrays.items():
         if a.shape != target.shape:
@@ -275,19 +241,19 @@ def reconstruction_figure(images: Mapping[str, object], target_key: str = "targe
     rmax = residue_max or max((float(np.percentile(r, 99.5)) for r in residues.values()), default=1.0)
     vmax = float(target.max())
     n = len(arrays)
-    fig, axes = _grid(2, n)
+    fig, axes = grid(2, n)
     im = None
     for j, (label, arr) in enumerate(arrays.items()):
         if label == target_key:
             title = label
         else:
             title = f"{label}\n{psnr(target, arr):.2f} dB / {ssim(target, arr):.4f}"
-        _show(axes[0, j], arr, title, vmin=0, vmax=vmax)
+        show(axes[0, j], arr, title, vmin=0, vmax=vmax)
         _inset(axes[0, j], arr, box, 0, vmax)
         if label == target_key:
             axes[1, j].set_axis_off()
             continue
-        im = _show(axes[1, j], residues[label], None, cmap="inferno", vmin=0, vmax=rmax)
+        im = show(axes[1, j], residues[label], None, cmap="inferno", vmin=0, vmax=rmax)
         if j == 0 or (j == 1 and list(arrays)[0] == target_key):
             axes[1, j].set_ylabel("residue |x - target|", fontsize=9)
     if im is not None:
@@ -299,12 +265,12 @@ def paired_difference_plot(differences, summary: Mapping[str, float] | None = No
                            label: str = "KD - student", unit: str = "dB") -> Figure:
     """Per-slice paired differences (e.g. PSNR of the KD student minus the student) as a
     strip of points by slice, with the mean and its confidence interval from
-    ``summary`` (:func:`kdmri.reporting.results.paired_comparison`). Axes: 1.
+    ``summary`` (:func:`kdmri.reporting.statistics.paired_comparison`). Axes: 1.
     """
     d = np.asarray(differences, dtype=float).ravel()
     if d.size == 0:
         raise ValueError("differences: expected at least one value")
-    fig, axes = _grid(1, 1, panel=5.0, height=2.8)
+    fig, axes = grid(1, 1, panel=5.0, height=2.8)
     ax = axes[0, 0]
     ax.axhline(0, color="black", lw=0.8)
     ax.plot(np.arange(d.size), d, "o", ms=4, label="per slice")
@@ -325,7 +291,7 @@ def paired_difference_plot(differences, summary: Mapping[str, float] | None = No
 def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str | None = "a",
                       b_label: str | None = "b", unit: str | None = None, show_values: bool = True,
                       title: str | None = None) -> Figure:
-    """Paired comparisons from :func:`kdmri.reporting.results.comparison_table` (also
+    """Paired comparisons from :func:`kdmri.reporting.statistics.comparison_table` (also
     :func:`kdmri.runs.ablation_summary`, :func:`kdmri.runs.sft_summary`), one
     row of the table per line of the figure.
 
@@ -349,7 +315,7 @@ def comparison_figure(table: pd.DataFrame, metric: str = "psnr", a_label: str | 
     labels = [str(i) for i in table.index]
     y = np.arange(len(labels))[::-1].astype(float)
     ncols = 2 if show_values else 1
-    fig, axes = _grid(1, ncols, panel=4.2 if show_values else 6.0, height=0.9 + 0.45 * len(labels))
+    fig, axes = grid(1, ncols, panel=4.2 if show_values else 6.0, height=0.9 + 0.45 * len(labels))
     if show_values:
         ax = axes[0, 0]
         for side, label, dy, colour in (("a", a_label, 0.12, "C1"), ("b", b_label, -0.12, "C0")):
@@ -392,22 +358,22 @@ def sr_kspace_figure(image, keep) -> Figure:
     from kdmri.data.sr import central_block_mask, truncate_kspace
     from kdmri.physics.fft import fft2c
 
-    img = _image(image, "image").astype(np.float64)
+    img = as_image(image, "image").astype(np.float64)
     block = central_block_mask(img.shape, keep)
     low = truncate_kspace(img, keep)
     k = fft2c(img)
-    logk = _log_magnitude(k)
+    logk = log_magnitude(k)
     rows, cols = np.flatnonzero(block.any(axis=1)), np.flatnonzero(block.any(axis=0))
-    fig, axes = _grid(2, 3)
-    _show(axes[0, 0], img, f"target x ({img.shape[0]}x{img.shape[1]})", vmin=0)
-    _show(axes[0, 1], logk, "k-space log|F x| (centred)", cmap="magma")
+    fig, axes = grid(2, 3)
+    show(axes[0, 0], img, f"target x ({img.shape[0]}x{img.shape[1]})", vmin=0)
+    show(axes[0, 1], logk, "k-space log|F x| (centred)", cmap="magma")
     axes[0, 1].add_patch(Rectangle((cols[0] - 0.5, rows[0] - 0.5), len(cols), len(rows), fill=False,
                                    ec="cyan", lw=1.2))
-    _show(axes[0, 2], logk * block, f"kept: central {len(rows)}x{len(cols)} "
+    show(axes[0, 2], logk * block, f"kept: central {len(rows)}x{len(cols)} "
           f"({100 * block.mean():.2f} %)", cmap="magma", vmin=0, vmax=float(logk.max()))
-    _show(axes[1, 0], low, "low resolution |F^-1(block)|", vmin=0, vmax=float(img.max()))
+    show(axes[1, 0], low, "low resolution |F^-1(block)|", vmin=0, vmax=float(img.max()))
     err = np.abs(low - img)
-    _show(axes[1, 1], err, f"|LR - x| (max {err.max():.2f})", cmap="inferno", vmin=0)
+    show(axes[1, 1], err, f"|LR - x| (max {err.max():.2f})", cmap="inferno", vmin=0)
     mid = img.shape[0] // 2
     ax = axes[1, 2]
     ax.plot(img[mid], lw=1, label="target")
@@ -437,9 +403,9 @@ def demo_layout_figure(volume, val_slab: tuple[int, int], margin: int) -> Figure
                          "and a non-negative margin")
     sections = {"sagittal (x = middle)": np.rot90(vol[vol.shape[0] // 2]),
                 "coronal (y = middle)": np.rot90(vol[:, vol.shape[1] // 2, :])}
-    fig, axes = _grid(1, 3, panel=2.8)
+    fig, axes = grid(1, 3, panel=2.8)
     for ax, (title, sec) in zip(axes[0], sections.items()):
-        _show(ax, sec, title, vmin=0)
+        show(ax, sec, title, vmin=0)
         width = sec.shape[1]
         # after rot90 row r shows z = nz - 1 - r
         ax.add_patch(Rectangle((-0.5, nz - z1 - 0.5), width, z1 - z0, color="red", alpha=0.35,
@@ -451,5 +417,5 @@ def demo_layout_figure(volume, val_slab: tuple[int, int], margin: int) -> Figure
                                        alpha=0.6, label="margin (unused)" if lo >= z1 else None))
     axes[0, 0].legend(fontsize=7, loc="lower left")
     zm = (z0 + z1) // 2
-    _show(axes[0, 2], np.rot90(vol[:, :, zm]), f"validation: axial z = {zm}", vmin=0)
+    show(axes[0, 2], np.rot90(vol[:, :, zm]), f"validation: axial z = {zm}", vmin=0)
     return fig

@@ -25,22 +25,20 @@
   command exits with status 1.
 * The peak resident memory of each notebook's kernel is sampled (psutil) and reported.
 * ``runs/summary.md`` (and ``summary.json``) gets the run table and, per params file, the
-  results table of every evaluated model (:func:`kdmri.reporting.results.collect_reports` over that
+  results table of every evaluated model (:func:`kdmri.reporting.reports.collect_reports` over that
   dataset and acceleration) with the paired KD - student difference when both exist.
 
-``python -m kdmri notebooks {check,strip,refresh,sync,new}`` keeps the notebook files to the
-conventions of :mod:`kdmri.tutorial` (docs/NOTEBOOKS.md).
+Notebook files themselves (discovery, conventions, ``python -m kdmri notebooks ...``) are
+:mod:`kdmri.tools.notebooks`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,40 +50,13 @@ from kdmri.config import notebook_parameters as notebook_parameters_of
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
 from kdmri.paths import project_root, runs_dir
-
-NUMBERED = re.compile(r"^(\d+)_")
+from kdmri.tools.notebooks import discover_notebooks, order_notebooks
 
 Executor = Callable[[Path, Path, dict, Path], None]
 """``execute(notebook, output, parameters, cwd)``: run one notebook (papermill by default)."""
 
 
 # =========================================================================== planning
-
-
-def notebooks_folder() -> Path:
-    return project_root() / "notebooks"
-
-
-def order_notebooks(paths: Iterable[str | Path]) -> list[Path]:
-    """Dependency order: numbered notebooks (``NN_name.ipynb``) by number, then the others
-    in the order given."""
-    paths = [Path(p) for p in paths]
-
-    def key(item):
-        i, p = item
-        m = NUMBERED.match(p.name)
-        return (0, int(m.group(1)), p.name) if m else (1, i, p.name)
-
-    return [p for _, p in sorted(enumerate(paths), key=key)]
-
-
-def discover_notebooks(folder: str | Path | None = None) -> list[Path]:
-    """Every ``NN_*.ipynb`` of ``folder`` (default ``notebooks/``) in numeric order."""
-    folder = Path(folder) if folder is not None else notebooks_folder()
-    found = [p for p in folder.glob("*.ipynb") if NUMBERED.match(p.name)]
-    if not found:
-        raise ConfigError(f"{folder}: no numbered notebooks (NN_name.ipynb)")
-    return order_notebooks(found)
 
 
 def notebook_parameters(path: str | Path) -> dict[str, Any]:
@@ -330,7 +301,8 @@ def _rel(path: Path) -> str:
 
 def _results_section(params: str, cfg: Config) -> list[str]:
     from kdmri.errors import KDMRIError
-    from kdmri.reporting.results import collect_reports, paired_comparison, results_table, to_markdown
+    from kdmri.reporting.reports import collect_reports, results_table, to_markdown
+    from kdmri.reporting.statistics import paired_comparison
     from kdmri.tutorial import describe_difference
 
     folder = cfg.experiments_path / cfg.dataset / f"acc_{cfg.acc}"
@@ -393,52 +365,6 @@ def run_batch(params_files: Sequence[str | Path], notebooks: Sequence[str | Path
     return BatchReport(results, text, out / "summary.md")
 
 
-# =========================================================================== notebook files
-
-
-def refresh_notebook(path: Path, kernel_name: str | None = None) -> None:
-    """Execute ``path`` with its default parameters and store it back under the output
-    rule (only ``nbval-check-output`` cells keep their outputs)."""
-    from kdmri.tutorial import read_notebook, strip_outputs, write_notebook
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / path.name
-        import papermill
-
-        papermill.execute_notebook(str(path), str(out), cwd=str(path.resolve().parent),
-                                   kernel_name=kernel_name, progress_bar=True, log_output=False)
-        nb = strip_outputs(read_notebook(out))
-    write_notebook(nb, path)
-
-
-def _notebook_command(args) -> int:
-    from kdmri import tutorial as nbm
-
-    if args.action == "new":
-        if len(args.paths) != 1 or not args.title:
-            raise ConfigError("notebooks new: expected one path and --title")
-        print(nbm.new_notebook(args.paths[0], args.title))
-        return 0
-    paths = [Path(p) for p in args.paths] if args.paths else discover_notebooks()
-    status = 0
-    for path in paths:
-        if args.action == "check":
-            problems = nbm.check_notebook(path)
-            for p in problems:
-                print(f"{path}: {p}")
-            status |= bool(problems)
-        elif args.action == "strip":
-            nbm.write_notebook(nbm.strip_outputs(nbm.read_notebook(path)), path)
-            print(f"stripped {path}")
-        elif args.action == "sync":
-            changed = nbm.sync_notebook(path, args.repo_url or nbm.REPO_URL)
-            print(f"{'updated' if changed else 'unchanged'} {path}")
-        elif args.action == "refresh":
-            print(f"executing {path} with its default parameters ...")
-            refresh_notebook(path, args.kernel)
-    return status
-
-
 def register_cli(sub) -> None:
     from kdmri.config import parse_override
 
@@ -473,12 +399,3 @@ def register_cli(sub) -> None:
         return 0
 
     p.set_defaults(func=run)
-
-    p = sub.add_parser("notebooks", help="keep notebook files to the conventions: check, strip "
-                       "outputs, refresh checked outputs, sync badges/set-up cells, new notebook")
-    p.add_argument("action", choices=["check", "strip", "refresh", "sync", "new"])
-    p.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/NN_*.ipynb)")
-    p.add_argument("--repo-url", default=None, help="sync: repository URL (default: kdmri.tutorial.REPO_URL)")
-    p.add_argument("--title", default=None, help="new: the notebook's title")
-    p.add_argument("--kernel", default=None, help="refresh: Jupyter kernel (default: the notebook's)")
-    p.set_defaults(func=_notebook_command)

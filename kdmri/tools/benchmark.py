@@ -1,7 +1,8 @@
 """Speed benchmarks (``python -m kdmri benchmark --out benchmarks/results.md``).
 
 Measured, not asserted: the committed results file is the record, with the command and the
-machine that produced it. Figures:
+machine that produced it. Every time is the fastest of N runs after warm-up
+(:func:`kdmri.reporting.latency.fastest`), the figure least disturbed by other load. Figures:
 
 1. training throughput (slices/s) of the teacher, student and KD stages, through the real
    stage losses, optimiser and DataLoader over an in-memory HDF5 folder, at the demo size
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from kdmri.data import write_volume
 from kdmri.io import atomic_text
 from kdmri.models.dccnn import build_dccnn, count_parameters
 from kdmri.physics.masks import cartesian_mask
+from kdmri.reporting.latency import fastest, measure_latency
 from kdmri.tools.export import TorchDCCNN, example_inputs, save_onnx
 from kdmri.training.engine import StageRunner
 from kdmri.training.stages import get_stage
@@ -53,9 +54,19 @@ def _synthetic_root(tmp: Path, size: tuple[int, int], n_slices: int) -> Path:
     return tmp / "data"
 
 
+def _batches(strategy: SingleProcess, ds, cfg: Config):
+    """Training batches without end, a new shuffled epoch when one runs out."""
+    epoch = 0
+    while True:
+        yield from strategy.batches(strategy.train_loader(ds, cfg.batch_size, cfg.seed, epoch))
+        epoch += 1
+
+
 def _time_stage(cfg: Config, stage: str, steps: int, warmup: int = 3) -> float:
-    """Seconds per training step (batch of cfg.batch_size) of ``stage``: the fastest of
-    ``steps`` steps after ``warmup``, through the engine's own :meth:`StageRunner.step`."""
+    """Seconds per training step (batch of cfg.batch_size, data loading included) of
+    ``stage``: the fastest of ``steps`` steps after ``warmup``
+    (:func:`kdmri.reporting.latency.fastest`), through the engine's own
+    :meth:`StageRunner.step`."""
     seed_everything(0)
     strategy = SingleProcess(cfg.device)
     runner = StageRunner(get_stage(stage), cfg, strategy)
@@ -63,32 +74,20 @@ def _time_stage(cfg: Config, stage: str, steps: int, warmup: int = 3) -> float:
     model = runner.build_model().to(strategy.device)
     runner.setup(model, ds)
     opt = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=1e-3)
-    times: list[float] = []
-    epoch = 0
-    while len(times) < steps + warmup:
-        it = strategy.batches(strategy.train_loader(ds, cfg.batch_size, cfg.seed, epoch))
-        epoch += 1
-        while len(times) < steps + warmup:
-            t0 = time.perf_counter()
-            try:
-                batch = next(it)
-            except StopIteration:
-                break
-            runner.step(model, batch, opt)
-            times.append(time.perf_counter() - t0)
-    return min(times[warmup:])
+    batches = _batches(strategy, ds, cfg)
+    return fastest(lambda: runner.step(model, next(batches), opt), steps, warmup, cfg.device)
 
 
 def _time_pure_conv(arch: str, size, batch: int, steps: int, device: str, warmup: int = 3) -> float:
-    """Seconds per step of the cascades' convolutions alone (no DC, no data loading)."""
+    """Seconds per step of the cascades' convolutions alone (no DC, no data loading),
+    fastest of ``steps``."""
     seed_everything(0)
     model = build_dccnn(arch).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(batch, 1, *size, device=device)
     y = torch.rand(batch, 1, *size, device=device)
-    times = []
-    for _ in range(steps + warmup):
-        t0 = time.perf_counter()
+
+    def step():
         out = x
         for block in model.cascades:
             out = block(out)[0]  # the convolutions alone: no residual, no DC
@@ -96,28 +95,8 @@ def _time_pure_conv(arch: str, size, batch: int, steps: int, device: str, warmup
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times[warmup:])
 
-
-@torch.no_grad()
-def _latency(arch: str, size, device: str, runs: int = 20, warmup: int = 3) -> float:
-    model = build_dccnn(arch).to(device).eval()
-    x = torch.rand(1, 1, *size, device=device)
-    k = torch.fft.fft2(x.to(torch.complex64), norm="ortho")
-    m = torch.from_numpy(cartesian_mask(size, 4)).to(device)
-    times = []
-    for _ in range(runs + warmup):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        model(x, k * m, m, return_features=False)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times[warmup:])
+    return fastest(step, steps, warmup, device)
 
 
 @torch.no_grad()
@@ -141,17 +120,9 @@ def onnx_latency(arch: str = "student", size=(240, 240), runs: int = 20, warmup:
         session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     feed = {n: t.numpy() for n, t in zip(("image", "kspace", "mask"), inputs)}
 
-    def fastest(fn) -> float:
-        times = []
-        for _ in range(runs + warmup):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times[warmup:])
-
     return {"arch": arch, "size": f"{size[0]}x{size[1]}", "threads": threads,
-            "eager_ms": fastest(lambda: eager(*inputs)) * 1e3,
-            "onnxruntime_ms": fastest(lambda: session.run(None, feed)) * 1e3}
+            "eager_ms": fastest(lambda: eager(*inputs), runs, warmup) * 1e3,
+            "onnxruntime_ms": fastest(lambda: session.run(None, feed), runs, warmup) * 1e3}
 
 
 def run_benchmarks(sizes=((96, 96), (240, 240)), batch: int = 4, steps: int = 20,
@@ -177,9 +148,7 @@ def run_benchmarks(sizes=((96, 96), (240, 240)), batch: int = 4, steps: int = 20
             "kd_over_student": t["kd"] / t["student"],
         })
     for size in latency_sizes:
-        lt, ls = _latency("teacher", size, device), _latency("student", size, device)
-        res["latency"].append({"size": f"{size[0]}x{size[1]}", "teacher_ms": lt * 1e3,
-                               "student_ms": ls * 1e3, "speedup": lt / ls})
+        res["latency"].append(measure_latency(size, device))
     try:
         import onnxruntime  # noqa: F401  (optional: the `deploy` extra)
     except ImportError:

@@ -11,7 +11,8 @@ import time
 
 from kdmri.config import Config
 from kdmri.evaluation.evaluate import evaluate
-from kdmri.reporting.results import collect_reports, paired_comparison, results_table, to_markdown
+from kdmri.reporting.reports import collect_reports, results_table, to_markdown
+from kdmri.reporting.statistics import paired_comparison
 from kdmri.training.engine import train
 
 KDMRI_STAGES = ("teacher", "student", "feature", "kd")
