@@ -25,13 +25,13 @@ class ChannelMeanLoss(FeatureLoss):
         return (student.mean(dim=1) - teacher.mean(dim=1)).pow(2).mean()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def toy_method():
-    if "toy_mean" not in FEATURE_LOSSES:
-        register_feature_loss("toy_mean")(ChannelMeanLoss)
-        register_ablation("method-toy_mean", Variant("feature stage with the toy method, then KD",
-                                                     ("feature", "kd"), {"feature_loss": "toy_mean"}))
+    register_feature_loss("toy_mean")(ChannelMeanLoss)
+    register_ablation("method-toy_mean", Variant("feature stage with the toy method, then KD",
+                                                 ("feature", "kd"), {"feature_loss": "toy_mean"}))
     yield "toy_mean"
+    del FEATURE_LOSSES["toy_mean"], ABLATIONS["method-toy_mean"]  # leave the registries as found
 
 
 # ---------------------------------------------------------------- a new toy dataset
