@@ -550,13 +550,11 @@ SFT_PAPER: tuple[tuple[str, str, float, float], ...] = (
 )
 
 
-_PAPER_DATASETS = {"cardiac": "Cardiac", "mrbrain": "Brain", "knee": "Knee"}
-
-
 def kdmri_paper_table() -> pd.DataFrame:
     """KD-MRI's published table (PSNR dB / SSIM, from :mod:`kdmri.reporting.paper`; the last row is its
     super-resolution experiment, LR input in the ZF column): the paper's numbers, not this
     repository's."""
+    from kdmri.datasets import paper_label
     from kdmri.reporting.paper import KDMRI_RECON, KDMRI_SR_CALGARY
 
     names = {"ZF": "ZF (SR: LR)", "LR": "ZF (SR: LR)", "teacher": "Teacher", "student": "Student",
@@ -565,7 +563,7 @@ def kdmri_paper_table() -> pd.DataFrame:
     def cells(rows: Mapping[str, tuple[float, float]]) -> dict[str, str]:
         return {names[k]: f"{p:.2f} / {s:.4f}" for k, (p, s) in rows.items()}
 
-    table = {f"{_PAPER_DATASETS.get(d, d.capitalize())} {acc}": cells(t.rows)
+    table = {f"{paper_label(d)} {acc}": cells(t.rows)
              for (d, acc), t in KDMRI_RECON.items()}
     table["Calgary-Campinas SR"] = cells(KDMRI_SR_CALGARY.rows)
     out = pd.DataFrame.from_dict(table, orient="index")
