@@ -5,8 +5,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from kdmri.datasets import PrepareOptions, discover, prepare
-from kdmri.datasets import acdc
+from kdmri.datasets import PrepareOptions, acdc, discover, prepare
 from kdmri.datasets.examples import make_example_source
 from kdmri.errors import ConfigError
 
