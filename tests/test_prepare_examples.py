@@ -5,8 +5,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from kdmri.datasets import PrepareOptions, discover, prepare
-from kdmri.datasets.examples import NATIVE_SIZE, make_example_source
+from kdmri.datasets import PrepareOptions, acdc, discover, prepare
+from kdmri.datasets.examples import make_example_source
 from kdmri.errors import ConfigError
 
 QUIET = PrepareOptions(progress=False, accs=("4x",))
@@ -24,7 +24,7 @@ def test_cardiac_layout_and_official_split(tmp_path):
         "training/patient001/patient001_frame01.nii.gz", "training/patient001/patient001_frame09.nii.gz"]
     assert "ES: 9" in (src / "training/patient001/Info.cfg").read_text()
     img = nib.load(str(src / "training/patient001/patient001_frame01.nii.gz"))
-    assert img.shape == (*NATIVE_SIZE["cardiac"], 2) and img.get_data_dtype() == np.int16
+    assert img.shape == (*acdc.EXAMPLE_SIZE, 2) and img.get_data_dtype() == np.int16
     report = prepare("cardiac", src, tmp_path / "out", PrepareOptions(progress=False, accs=("4x",),
                                                                      split="official"))
     assert report.volumes == {"train": 2, "validation": 2}

@@ -14,11 +14,18 @@ key                         dtype / shape    meaning
 ``<acc>`` is a tag such as ``4x``. :func:`write_volume` is the one writer every builder
 (demo, converters) goes through; :class:`SliceDataset` serves every slice of every volume
 in a folder without reopening files per item.
+
+Storage: every ``(H, W, S)`` array is stored in HDF5 chunks of one slice, ``(H, W, 1)``,
+uncompressed, so reading slice ``s`` (``[:, :, s]``) reads one contiguous chunk instead of
+``H x W`` scattered values; the values and the logical layout are those of the reference
+files. Files written contiguously by older versions read the same and can be rewritten
+with ``python -m kdmri rechunk`` (:mod:`kdmri.data.chunking`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -62,6 +69,11 @@ def undersample_volume(volfs: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray,
             np.moveaxis(k, 0, -1).astype(np.complex64))
 
 
+def slice_chunks(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """HDF5 chunk shape of an ``(H, W, S)`` array: one slice per chunk."""
+    return (int(shape[0]), int(shape[1]), 1)
+
+
 def _check_mask(mask: np.ndarray, shape: tuple[int, int], name: str) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.shape != tuple(shape):
@@ -76,6 +88,7 @@ def write_volume(
     volfs: np.ndarray,
     masks: Mapping[int | str, np.ndarray],
     attrs: Mapping[str, object] | None = None,
+    chunked: bool = True,
 ) -> Path:
     """Write one volume in the KD-MRI layout, atomically.
 
@@ -85,6 +98,8 @@ def write_volume(
             real and finite; callers normalise intensities (kdmri uses [0, 1] per volume).
         masks: ``{acc: mask (H, W)}`` in the unshifted layout, e.g. ``{4: m4, 8: m8}``.
         attrs: plain metadata stored as file attributes (source file, subject, ...).
+        chunked: store each ``(H, W, S)`` array in chunks of one slice (default); ``False``
+            writes them contiguously, as kdmri did before (the benchmark compares both).
 
     The file is written to ``<path>.tmp`` and renamed, so a crash never leaves a
     half-written volume under the final name.
@@ -103,12 +118,13 @@ def write_volume(
         raise DataError(f"{path}: no masks given; expected at least one acceleration")
     checked = {acc_tag(a): _check_mask(m, volfs.shape[:2], f"{path} mask {acc_tag(a)}")
                for a, m in masks.items()}
+    chunks = slice_chunks(volfs.shape) if chunked else None
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
-        fh.create_dataset(FS_KEY, data=volfs.astype(np.float32))
+        fh.create_dataset(FS_KEY, data=volfs.astype(np.float32), chunks=chunks)
         for tag, mask in checked.items():
             img, k = undersample_volume(volfs, mask)
-            fh.create_dataset(img_key(tag), data=img)
-            fh.create_dataset(kspace_key(tag), data=k)
+            fh.create_dataset(img_key(tag), data=img, chunks=chunks)
+            fh.create_dataset(kspace_key(tag), data=k, chunks=chunks)
             fh.create_dataset(mask_key(tag), data=mask)
         for key, value in (attrs or {}).items():
             fh.attrs[key] = value
@@ -136,13 +152,18 @@ def _open(path: Path) -> h5py.File:
 
 class H5Volumes(Dataset):
     """Base of the slice datasets: ``self.index`` lists ``(file, slice)``; every file is
-    opened once per process and kept open (handles are dropped when pickled, so each
-    DataLoader worker reopens its own)."""
+    opened once per process and kept open. DataLoader workers (``num_workers > 0``) never
+    use the parent's handles: they are dropped when the dataset is pickled (spawn) and
+    when a forked worker first reads (the handles remember the process that opened them),
+    so each worker opens its own."""
 
     _handles: dict[Path, h5py.File]
     index: list[tuple[Path, int]]
 
     def _handle(self, path: Path) -> h5py.File:
+        if getattr(self, "_pid", None) != os.getpid():  # a forked worker: open our own
+            self._handles = {}
+            self._pid = os.getpid()
         fh = self._handles.get(path)
         if fh is None:
             fh = self._handles[path] = _open(path)

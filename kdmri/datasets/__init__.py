@@ -3,8 +3,11 @@
 ``python -m kdmri prepare <dataset> --src <download> --out <datasets folder>`` writes
 ``<out>/<dataset>/{train,validation}/<volume>.h5`` (via :func:`kdmri.data.write_volume`,
 with the committed masks ``us_masks/<dataset>/mask_<acc>.npy``) and
-``<out>/<dataset>/manifest.json``. One module per dataset finds and loads the volumes;
-:mod:`kdmri.datasets.convert` fits, normalises, splits and writes them identically:
+``<out>/<dataset>/manifest.json``. One module per dataset registers a
+:class:`~kdmri.datasets.registry.DatasetSpec` (size, paper label, converter, example
+writer, official split, layout check); this package imports every module it holds, so a
+new dataset is one new file here. :mod:`kdmri.datasets.convert` fits, normalises, splits
+and writes every dataset identically:
 
 ===========  ==============================  ==========  ===================================
 dataset      download                         size        module
@@ -22,63 +25,74 @@ Python use::
                      PrepareOptions(accs=("4x", "5x", "8x"), contrast="T1"))
     print(report.summary())
 
-See ``docs/DATASETS.md`` for where to get each dataset and its terms of use.
+``python -m kdmri rechunk --root datasets/knee`` rewrites files written before per-slice
+chunking (:func:`kdmri.data.chunking.rechunk_folder`). See ``docs/DATASETS.md`` for where to
+get each dataset, its terms of use, and how to add a dataset.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+import importlib
+import pkgutil
 from pathlib import Path
-from types import ModuleType
 
-from kdmri.errors import ConfigError
-from kdmri.datasets import acdc, calgary, fastmri_knee, mrbrains
 from kdmri.datasets.convert import (
     FIT_MODES,
     SPLIT_MODES,
     PrepareOptions,
     PrepareReport,
-    SourceVolume,
-    check_source_folder,
-    fit_to_size,
-    normalise_volume,
     run_conversion,
-    split_subjects,
 )
+from kdmri.datasets.registry import (
+    DatasetSpec,
+    dataset_names,
+    get_dataset,
+    paper_label,
+    register_dataset,
+    unregister_dataset,
+)
+from kdmri.datasets.rules import fit_to_size, normalise_volume, split_subjects
+from kdmri.datasets.sources import SourceVolume, check_source_folder
+from kdmri.errors import ConfigError
 
-#: dataset name (as in us_masks/ and params/) -> converter module
-CONVERTERS: dict[str, ModuleType] = {
-    acdc.DATASET: acdc,
-    mrbrains.DATASET: mrbrains,
-    fastmri_knee.DATASET: fastmri_knee,
-    calgary.DATASET: calgary,
-}
+#: modules of this package that are machinery, not datasets
+_MACHINERY = {"convert", "examples", "registry", "rules", "sources", "staging"}
+
+
+def _import_dataset_modules() -> None:
+    """Import every dataset module of this package (each registers its spec)."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in _MACHINERY and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_dataset_modules()
 
 __all__ = [
-    "CONVERTERS", "PrepareOptions", "PrepareReport", "SourceVolume", "discover", "fit_to_size",
-    "normalise_volume", "prepare", "register_cli", "split_subjects",
+    "DatasetSpec", "PrepareOptions", "PrepareReport", "SourceVolume", "dataset_names", "discover",
+    "fit_to_size", "get_dataset", "normalise_volume", "paper_label", "prepare", "register_cli",
+    "register_dataset", "split_subjects", "unregister_dataset",
 ]
 
 
-def _converter(dataset: str) -> ModuleType:
-    try:
-        return CONVERTERS[dataset]
-    except KeyError:
-        raise ConfigError(f"dataset {dataset!r}: expected one of {sorted(CONVERTERS)}") from None
-
-
-def _resolve(dataset: str, options: PrepareOptions) -> PrepareOptions:
-    if dataset == mrbrains.DATASET:
-        return replace(options, contrast=mrbrains.resolve_contrast(options.contrast))
-    return options
+def _converter(dataset: str, options: PrepareOptions | None) -> tuple[DatasetSpec, PrepareOptions]:
+    spec = get_dataset(dataset)
+    if spec.discover is None:
+        raise ConfigError(f"dataset {dataset!r} is not converted from a download "
+                          f"({spec.notes or 'no converter'}); prepare converts "
+                          f"{dataset_names(convertible=True)}")
+    options = options or PrepareOptions()
+    if spec.resolve_options is not None:
+        options = spec.resolve_options(options)
+    return spec, options
 
 
 def discover(dataset: str, src: Path | str, options: PrepareOptions | None = None
              ) -> list[SourceVolume]:
     """The volumes ``dataset``'s converter finds in ``src`` (names and headers checked)."""
-    options = _resolve(dataset, options or PrepareOptions())
-    return _converter(dataset).discover(check_source_folder(src), options)
+    spec, options = _converter(dataset, options)
+    return spec.discover(check_source_folder(src), options)
 
 
 def prepare(dataset: str, src: Path | str, out: Path | str | None = None,
@@ -86,23 +100,23 @@ def prepare(dataset: str, src: Path | str, out: Path | str | None = None,
     """Convert the download ``src`` of ``dataset`` into ``out/<dataset>/`` (see module doc).
 
     Args:
-        dataset: ``cardiac``, ``mrbrain``, ``knee`` or ``calgary``.
+        dataset: a registered dataset with a converter (:func:`dataset_names` with
+            ``convertible=True``: ``cardiac``, ``mrbrain``, ``knee``, ``calgary``).
         src: the unpacked download folder.
         out: the datasets folder (default :func:`kdmri.paths.datasets_dir`).
         options: :class:`PrepareOptions` (accelerations, size, split, normalisation...).
 
     Raises:
         DataError: missing/empty source, unexpected file names, unreadable or truncated
-            files, missing keys, NaNs, size mismatch under ``fit='strict'``...; any volume
-            written by the failed run is removed first.
-        ConfigError: an invalid option.
+            files, missing keys, NaNs, a shape that is not the dataset's layout, an empty
+            official split...; a failed run leaves the output folder as it was.
+        ConfigError: an invalid option or an unknown dataset.
     """
     from kdmri.paths import datasets_dir
 
-    converter = _converter(dataset)
-    options = _resolve(dataset, options or PrepareOptions())
+    spec, options = _converter(dataset, options)
     source = check_source_folder(src)
-    volumes = converter.discover(source, options)
+    volumes = spec.discover(source, options)
     target = Path(out).expanduser() if out is not None else datasets_dir()
     return run_conversion(dataset, source, target, volumes, options)
 
@@ -125,28 +139,31 @@ def register_cli(subparsers) -> None:
         "prepare", help="convert a downloaded dataset (ACDC, MRBrainS, fastMRI knee, CC-359)",
         description="Convert a real dataset's download into datasets/<dataset>/{train,validation}"
                     "/<volume>.h5 plus manifest.json. See docs/DATASETS.md.")
-    p.add_argument("dataset", choices=sorted(CONVERTERS),
-                   help="cardiac (ACDC), mrbrain (MRBrainS13), knee (fastMRI single-coil), "
-                        "calgary (CC-359)")
+    names = dataset_names(convertible=True)
+    p.add_argument("dataset", choices=names,
+                   help="; ".join(f"{n} ({get_dataset(n).title})" for n in names))
     p.add_argument("--src", required=True, type=Path, help="the unpacked download folder")
     p.add_argument("--out", type=Path, default=None,
                    help="datasets folder (default: <project>/datasets)")
     p.add_argument("--acc", nargs="+", default=["4x", "5x", "8x"],
                    help="accelerations to store (default: 4x 5x 8x)")
     p.add_argument("--overwrite", action="store_true",
-                   help="rewrite finished volumes and replace a dataset prepared differently")
+                   help="rebuild every volume and replace a dataset prepared differently (built "
+                        "beside the old one and swapped in when complete)")
     p.add_argument("--contrast", default=None,
                    help="mrbrain only: T1 (default), T1_IR or T2_FLAIR")
     p.add_argument("--split", choices=SPLIT_MODES, default="seeded",
                    help="seeded: shuffle subjects with --seed (default); official: the "
-                        "download's own folders (cardiac, mrbrain, knee)")
+                        "download's own folders (" + ", ".join(
+                            n for n in names if get_dataset(n).official_split) + ")")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="fraction of subjects in validation for --split seeded (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the seeded split (default 0)")
     p.add_argument("--percentile", type=float, default=100.0,
                    help="divide each volume by this percentile (default 100 = its maximum)")
-    p.add_argument("--fit", choices=FIT_MODES, default="crop-pad",
-                   help="crop-pad: centre-crop / zero-pad to the target size (default); "
+    p.add_argument("--fit", choices=FIT_MODES, default="auto",
+                   help="auto (default): centre-crop / zero-pad to the target size, but stop on "
+                        "a shape that cannot be the dataset's layout; crop-pad: fit any shape; "
                         "strict: any other size is an error")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None,
                    help="target size (default: the dataset's reference size; another size "
@@ -155,3 +172,20 @@ def register_cli(subparsers) -> None:
                    help="folder holding <dataset>/mask_<acc>.npy (default: us_masks/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_prepare)
+
+    r = subparsers.add_parser(
+        "rechunk", help="rewrite prepared .h5 volumes with one HDF5 chunk per slice",
+        description="Rewrite every .h5 below --root whose (H, W, slices) arrays are not stored "
+                    "one chunk per slice (files written by older kdmri versions); each file is "
+                    "rewritten atomically and its content verified equal. See docs/DATASETS.md.")
+    r.add_argument("--root", type=Path, required=True, help="e.g. datasets/knee")
+    r.set_defaults(func=_cmd_rechunk)
+
+
+def _cmd_rechunk(args: argparse.Namespace) -> int:
+    from kdmri.data.chunking import rechunk_folder
+
+    done = rechunk_folder(args.root)
+    print(f"{args.root}: rewrote {len(done.rewritten)} file(s), {len(done.unchanged)} already "
+          "chunked per slice")
+    return 0

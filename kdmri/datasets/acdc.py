@@ -25,15 +25,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from kdmri.errors import DataError
-from kdmri.datasets.convert import (
-    PrepareOptions,
+from kdmri.datasets.convert import PrepareOptions
+from kdmri.datasets.examples import save_nifti, template_1mm, template_slices
+from kdmri.datasets.registry import DatasetSpec, register_dataset
+from kdmri.datasets.sources import (
     SourceVolume,
     nifti_3d,
     strip_nifti_suffix,
     visible_files,
     walk_dirs,
 )
+from kdmri.errors import ConfigError, DataError
 
 DATASET = "cardiac"
 TITLE = "ACDC cine cardiac MRI"
@@ -112,8 +114,6 @@ def _patient_volumes(folder: Path) -> list[SourceVolume]:
 def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
     """Every ED and ES frame of every ``patientNNN`` folder below ``src``."""
     if options.contrast is not None:
-        from kdmri.errors import ConfigError
-
         raise ConfigError("--contrast applies to mrbrain only; ACDC has one (cine SSFP) contrast")
     patients = [d for d in walk_dirs(src) if PATIENT_RE.match(d.name)]
     if not patients:
@@ -123,3 +123,32 @@ def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
     for folder in patients:
         volumes.extend(_patient_volumes(folder))
     return volumes
+
+
+#: native slice size of the example files (ACDC's vary, mostly above 150 a side)
+EXAMPLE_SIZE = (216, 256)
+
+
+def write_example(root: Path, n_subjects: int, n_slices: int) -> None:
+    """``training/patient001/{Info.cfg, patient001_frame01.nii.gz, patient001_frame09.nii.gz}``
+    ..., the last subject in ``testing/patient10N/``: ED 1, ES 9, 216 x 256 x slices, int16."""
+    template = template_1mm()
+    for k in range(n_subjects):
+        split = "testing" if k == n_subjects - 1 else "training"
+        number = 101 + k if split == "testing" else 1 + k
+        pid = f"patient{number:03d}"
+        folder = root / split / pid
+        folder.mkdir(parents=True, exist_ok=True)
+        ed, es = 1, 9
+        (folder / "Info.cfg").write_text(f"ED: {ed}\nES: {es}\nGroup: NOR\nHeight: 175.0\n"
+                                         f"NbFrame: 30\nWeight: 70.0\n")
+        for frame, shift in ((ed, 0), (es, 1)):
+            vol = template_slices(template, k + shift, n_slices, "axial", EXAMPLE_SIZE)
+            save_nifti(folder / f"{pid}_frame{frame:02d}.nii.gz", vol, (1.5625, 1.5625, 10.0))
+
+
+SPEC = register_dataset(DatasetSpec(
+    name=DATASET, shape=(150, 150), label="Cardiac", title=TITLE, discover=discover,
+    write_example=write_example, official_split=OFFICIAL, module=__name__,
+    notes="ED and ES frames of every patient; short-axis slices, centre-cropped to 150 x 150.",
+))

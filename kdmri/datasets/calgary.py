@@ -22,8 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kdmri.datasets.convert import PrepareOptions
+from kdmri.datasets.examples import save_nifti, template_1mm, template_slices
+from kdmri.datasets.registry import DatasetSpec, register_dataset
+from kdmri.datasets.rules import off_size
+from kdmri.datasets.sources import SourceVolume, load_nifti, nifti_header_shape, strip_nifti_suffix
 from kdmri.errors import ConfigError, DataError
-from kdmri.datasets.convert import PrepareOptions, SourceVolume, load_nifti, nifti_header_shape, strip_nifti_suffix
 
 DATASET = "calgary"
 TITLE = "Calgary-Campinas CC-359 T1 brain MRI"
@@ -74,3 +78,33 @@ def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
         raise DataError(f"{root}: no CC-359 volumes found (expected e.g. "
                         "Original/CC0001_philips_15_55_M.nii.gz)")
     return [_volume(path, stem) for path, stem in files]
+
+
+def check_layout(shape: tuple[int, ...], size: tuple[int, int]) -> str | None:
+    """CC-359 volumes are (slices, 256, 256): axes 1 and 2 must be about the target size (a
+    volume stored slices-last, e.g. (256, 256, 26), would give 256 slices of 256 x 26)."""
+    if off_size(shape, size):
+        return (f"in-plane size {shape[0]} x {shape[1]} (axes 1 and 2 of the file) is not about "
+                f"{size[0]} x {size[1]}; CC-359 volumes are stored (slices, 256, 256) with the "
+                "slice axis first")
+    return None
+
+
+VENDORS = ("philips_15_55_M", "siemens_3_42_F", "ge_15_60_F", "ge_3_38_M", "philips_3_47_F")
+
+
+def write_example(root: Path, n_subjects: int, n_slices: int) -> None:
+    """``Original/CC0001_philips_15_55_M.nii.gz`` ...: (slices, 256, 256), int16, 1 mm."""
+    template = template_1mm()
+    for k in range(n_subjects):
+        name = f"CC{k + 1:04d}_{VENDORS[k % len(VENDORS)]}"
+        vol = template_slices(template, k, n_slices, "sagittal", (256, 256))
+        save_nifti(root / "Original" / f"{name}.nii.gz", np.moveaxis(vol, -1, 0), (1.0, 1.0, 1.0))
+
+
+SPEC = register_dataset(DatasetSpec(
+    name=DATASET, shape=(256, 256), label="Calgary", title=TITLE, discover=discover,
+    write_example=write_example, official_split=None, check_layout=check_layout,
+    module=__name__,
+    notes="sagittal slices data[s, :, :] of the Original/ T1 volumes; no official split.",
+))

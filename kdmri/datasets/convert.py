@@ -7,8 +7,10 @@ only *finds* the volumes of a download and says how to *load* each one as a nati
 1. **check** the source folder, then every source file's name and header (before any
    output is written, so most bad inputs fail fast and leave nothing behind);
 2. **fit** each slice to the target size ``(H, W)``: centred crop where the image is larger,
-   centred zero padding where it is smaller, per axis (:func:`fit_to_size`); with
-   ``fit="strict"`` any other size is an error instead;
+   centred zero padding where it is smaller, per axis (:func:`fit_to_size`). With
+   ``fit="auto"`` (the default) a shape that cannot be the dataset's real layout (the
+   spec's ``check_layout``: a CC-359 volume stored slices-last, knee k-space without 640
+   rows...) is an error; ``fit="crop-pad"`` fits any shape; ``fit="strict"`` fits none;
 3. **normalise** each volume to [0, 1] (:func:`normalise_volume`): negative values are set
    to 0, then the volume is divided by its maximum (``percentile=100``, the default) or by
    its ``percentile``-th percentile and clipped at 1;
@@ -16,7 +18,9 @@ only *finds* the volumes of a download and says how to *load* each one as a nati
    ``round(val_fraction * n)`` of them to validation; or the download's official split;
 5. **write** ``<out>/<dataset>/{train,validation}/<volume>.h5`` through
    :func:`kdmri.data.write_volume` with the committed masks, skipping volumes a previous run
-   finished (unless ``overwrite``); on any error the volumes written by this run are removed;
+   finished (unless ``overwrite``); on any error the volumes written by this run are removed.
+   A run that would change an existing dataset builds the new one beside it and swaps it in
+   when complete (:mod:`.staging`), so a failure leaves the old dataset as it was;
 6. **record** ``<out>/<dataset>/manifest.json`` (atomically) once every volume is in place.
 """
 
@@ -24,9 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,16 +38,19 @@ import h5py
 import numpy as np
 
 from kdmri.data import FS_KEY, img_key, kspace_key, write_volume
+from kdmri.datasets import staging
+from kdmri.datasets.registry import DatasetSpec, get_dataset
+from kdmri.datasets.rules import fit_action, fit_to_size, normalise_volume, split_subjects
+from kdmri.datasets.sources import SourceVolume, check_finite
 from kdmri.errors import ConfigError, DataError
-from kdmri.physics.masks import DATASET_SHAPES, load_dataset_mask
+from kdmri.io import TMP_SUFFIX, atomic_text
 from kdmri.paths import acc_tag, mask_path, project_root
-from kdmri.io import atomic_text
+from kdmri.physics.masks import load_dataset_mask
 
 SPLITS = ("train", "validation")
-FIT_MODES = ("crop-pad", "strict")
+FIT_MODES = ("auto", "crop-pad", "strict")
 SPLIT_MODES = ("seeded", "official")
 MANIFEST_NAME = "manifest.json"
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,11 @@ class PrepareOptions:
     Attributes:
         accs: accelerations whose masks are applied (``"4x"``...); one file holds them all.
         size: target slice size ``(H, W)``; ``None`` = the dataset's reference size
-            (:data:`kdmri.physics.masks.DATASET_SHAPES`). Another size needs ``masks_root`` holding
-            masks of that size.
-        fit: ``"crop-pad"`` (centred crop / zero pad to ``size``) or ``"strict"`` (error).
+            (its :class:`~kdmri.datasets.registry.DatasetSpec`). Another size needs
+            ``masks_root`` holding masks of that size.
+        fit: ``"auto"`` (centred crop / zero pad to ``size``, but a shape that cannot be the
+            dataset's real layout is an error), ``"crop-pad"`` (fit any shape) or
+            ``"strict"`` (any size mismatch is an error).
         percentile: normalisation divisor: 100 = volume maximum, else that percentile.
         split: ``"seeded"`` (shuffle subjects with ``seed``) or ``"official"``.
         val_fraction: fraction of subjects sent to validation by the seeded split.
@@ -68,7 +77,7 @@ class PrepareOptions:
 
     accs: tuple[str, ...] = ("4x", "5x", "8x")
     size: tuple[int, int] | None = None
-    fit: str = "crop-pad"
+    fit: str = "auto"
     percentile: float = 100.0
     split: str = "seeded"
     val_fraction: float = 0.2
@@ -77,30 +86,6 @@ class PrepareOptions:
     overwrite: bool = False
     masks_root: Path | None = None
     progress: bool = True
-
-
-@dataclass
-class SourceVolume:
-    """One output volume as found in a download, before it is loaded.
-
-    Attributes:
-        name: output file stem (``patient001_frame01``); unique within a dataset.
-        subject: the unit of the split (patient, subject, scan); one subject's volumes always
-            land in the same split.
-        sources: the files read to build it (first one is named in error messages).
-        shape: native ``(H, W, slices)`` read from the header, before fitting.
-        load: returns the native ``(H, W, slices)`` real array; raises :class:`DataError`.
-        official_split: ``"train"`` / ``"validation"`` from the download's own layout, or None.
-        attrs: extra plain metadata stored in the HDF5 file and the manifest.
-    """
-
-    name: str
-    subject: str
-    sources: tuple[Path, ...]
-    shape: tuple[int, int, int]
-    load: Callable[[], np.ndarray]
-    official_split: str | None = None
-    attrs: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,158 +112,6 @@ class PrepareReport:
 
 # ----------------------------------------------------------------------------- helpers
 
-
-def strip_nifti_suffix(name: str) -> str | None:
-    """``'T1.nii.gz' -> 'T1'``; ``None`` when ``name`` is not a NIfTI file name."""
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return None
-
-
-def visible_files(folder: Path) -> list[Path]:
-    """Sorted non-hidden files directly inside ``folder``."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
-def walk_dirs(root: Path) -> list[Path]:
-    """``root`` and every non-hidden folder below it, sorted (deterministic order)."""
-    found = []
-    for current, dirs, _files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.append(Path(current))
-    return sorted(found)
-
-
-def check_source_folder(src: Path | str) -> Path:
-    """The source folder as a Path; :class:`DataError` if it is missing, a file or empty."""
-    src = Path(src).expanduser()
-    if not src.exists():
-        raise DataError(f"{src}: source folder not found (expected the unpacked download)")
-    if not src.is_dir():
-        raise DataError(f"{src}: expected a folder (the unpacked download), got a file")
-    if not any(p for p in src.iterdir() if not p.name.startswith(".")):
-        raise DataError(f"{src}: source folder is empty (expected the unpacked download)")
-    return src
-
-
-def nifti_header_shape(path: Path) -> tuple[int, ...]:
-    """Array shape from a NIfTI header; :class:`DataError` if the file is not readable."""
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(path))
-        return tuple(int(n) for n in img.shape)
-    except Exception as exc:  # nibabel raises many kinds on corrupt input
-        raise DataError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc}); "
-                        "it may be truncated or corrupt: download it again") from exc
-
-
-def load_nifti(path: Path) -> np.ndarray:
-    """Voxel array (float64, scaling applied) of a NIfTI file; :class:`DataError` on failure."""
-    import nibabel as nib
-
-    try:
-        data = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float64))
-    except Exception as exc:
-        raise DataError(f"{path}: could not read the image data ({type(exc).__name__}: {exc}); "
-                        "the file may be truncated or corrupt: download it again") from exc
-    return data
-
-
-def nifti_3d(path: Path, what: str = "volume"):
-    """``(shape, load)`` of a 3-D NIfTI image (a trailing singleton 4th axis is dropped):
-    the shape from the header, checked to be ``(X, Y, slices)``, and a function that reads
-    the voxels lazily. :class:`DataError` naming ``path`` otherwise."""
-    shape = nifti_header_shape(path)
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise DataError(f"{path}: expected a 3-D {what} (X, Y, slices), got shape {shape}")
-
-    def load(path: Path = path) -> np.ndarray:
-        data = load_nifti(path)
-        return data.reshape(data.shape[:3])
-
-    return shape, load
-
-
-def check_finite(array: np.ndarray, source: Path, what: str = "image") -> None:
-    """:class:`DataError` naming ``source`` and the first bad slice if ``array`` has NaN/inf.
-
-    ``array`` is ``(H, W, slices)``.
-    """
-    bad = ~np.isfinite(array)
-    if bad.any():
-        per_slice = bad.reshape(-1, array.shape[-1]).sum(axis=0)
-        first = int(np.flatnonzero(per_slice)[0])
-        raise DataError(f"{source}: {what} contains {int(bad.sum())} NaN or infinite value(s) "
-                        f"(first in slice {first}); expected finite intensities")
-
-
-def fit_to_size(volume: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Centre-crop or zero-pad the first two axes of ``volume`` to ``size``.
-
-    Per axis of length ``n`` and target ``t``: if ``n > t`` keep ``[(n - t) // 2,
-    (n - t) // 2 + t)``; if ``n < t`` pad ``(t - n) // 2`` zeros before and the rest after.
-    Works on ``(H, W)`` and ``(H, W, slices)`` arrays.
-    """
-    out = np.asarray(volume)
-    for axis, target in enumerate(size[:2]):
-        n = out.shape[axis]
-        if n > target:
-            start = (n - target) // 2
-            out = np.take(out, np.arange(start, start + target), axis=axis)
-        elif n < target:
-            before = (target - n) // 2
-            widths = [(0, 0)] * out.ndim
-            widths[axis] = (before, target - n - before)
-            out = np.pad(out, widths)
-    return out
-
-
-def fit_action(shape: Sequence[int], size: Sequence[int]) -> str:
-    """``'none'``, ``'crop'``, ``'pad'`` or ``'crop+pad'``: what :func:`fit_to_size` does."""
-    actions = {"crop" if n > t else "pad" for n, t in zip(shape[:2], size[:2]) if n != t}
-    return "+".join(sorted(actions)) if actions else "none"
-
-
-def normalise_volume(volume: np.ndarray, percentile: float = 100.0,
-                     source: Path | str = "volume") -> tuple[np.ndarray, float]:
-    """Scale a volume to [0, 1]; returns ``(normalised float32, divisor)``.
-
-    Negative values are set to 0 (a magnitude image has none; they come from interpolation
-    or bias correction), then the volume is divided by its maximum (``percentile=100``) or
-    by its ``percentile``-th percentile over all voxels, and clipped at 1.
-    """
-    vol = np.maximum(np.asarray(volume, dtype=np.float64), 0.0)
-    scale = float(vol.max()) if percentile >= 100 else float(np.percentile(vol, percentile))
-    if not scale > 0:
-        raise DataError(f"{source}: the image is all zero after fitting to the target size; "
-                        "expected a volume with signal")
-    return np.clip(vol / scale, 0.0, 1.0).astype(np.float32), scale
-
-
-def split_subjects(subjects: Iterable[str], val_fraction: float, seed: int) -> dict[str, str]:
-    """Deterministic subject-level split: ``{subject: 'train' | 'validation'}``.
-
-    The unique subject ids are sorted, shuffled by ``numpy.random.default_rng(seed)``, and the
-    first ``round(val_fraction * n)`` go to validation (at least 1 and at most ``n - 1`` when
-    ``0 < val_fraction < 1``). The same ids, fraction and seed always give the same split.
-    """
-    ids = sorted(set(subjects))
-    n = len(ids)
-    if not 0.0 <= val_fraction <= 1.0:
-        raise ConfigError(f"val_fraction={val_fraction}: expected a fraction in [0, 1]")
-    n_val = int(round(val_fraction * n))
-    if 0.0 < val_fraction < 1.0:
-        if n < 2:
-            raise DataError(f"only {n} subject(s) found: a train/validation split needs at least "
-                            "2 (use --val-fraction 0 to put everything in train)")
-        n_val = min(max(n_val, 1), n - 1)
-    order = np.random.default_rng(seed).permutation(n)
-    val = {ids[i] for i in order[:n_val]}
-    return {s: ("validation" if s in val else "train") for s in ids}
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, object]) -> Path:
@@ -326,7 +159,7 @@ def _relative(path: Path, root: Path) -> str:
 # ----------------------------------------------------------------------------- driver
 
 
-def validate_options(dataset: str, options: PrepareOptions
+def validate_options(spec: DatasetSpec, options: PrepareOptions
                      ) -> tuple[tuple[int, int], tuple[str, ...]]:
     """Check ``options``; return the target size and the normalised acc tags."""
     if options.fit not in FIT_MODES:
@@ -340,18 +173,20 @@ def validate_options(dataset: str, options: PrepareOptions
     if not options.accs:
         raise ConfigError("accs: expected at least one acceleration such as 4x")
     accs = tuple(dict.fromkeys(acc_tag(a) for a in options.accs))
-    size = tuple(options.size) if options.size is not None else DATASET_SHAPES[dataset]
+    size = tuple(options.size) if options.size is not None else spec.shape
     if len(size) != 2 or min(size) < 1:
         raise ConfigError(f"size={options.size}: expected two positive integers H W")
     return (int(size[0]), int(size[1])), accs
 
 
 def settings_record(dataset: str, options: PrepareOptions, size: tuple[int, int]) -> dict:
-    """The settings that define a prepared dataset (compared between runs)."""
+    """The settings that define a prepared dataset (compared between runs). ``auto`` and
+    ``crop-pad`` write the same pixels (``auto`` only refuses more shapes): both are
+    recorded as ``crop-pad``."""
     return {
         "dataset": dataset,
         "size": list(size),
-        "fit": options.fit,
+        "fit": "crop-pad" if options.fit == "auto" else options.fit,
         "normalisation": {"negative_to_zero": True, "divide_by_percentile": options.percentile,
                           "clip_to": [0.0, 1.0]},
         "split": options.split,
@@ -361,24 +196,52 @@ def settings_record(dataset: str, options: PrepareOptions, size: tuple[int, int]
     }
 
 
-def assign_splits(dataset: str, volumes: Sequence[SourceVolume],
+def check_shapes(spec: DatasetSpec, volumes: Sequence[SourceVolume], size: tuple[int, int],
+                 fit: str) -> None:
+    """:class:`DataError` for a size mismatch under ``strict``, or under ``auto`` for a shape
+    that the spec's ``check_layout`` says cannot be the dataset's real layout."""
+    for v in volumes:
+        if fit == "strict" and tuple(v.shape[:2]) != size:
+            raise DataError(f"{v.sources[0]}: image size {tuple(v.shape[:2])} differs from "
+                            f"the target {size} (fit=strict; use --fit crop-pad to centre-"
+                            "crop / zero-pad)")
+        problem = spec.check_layout(tuple(v.shape), size) if (
+            fit == "auto" and spec.check_layout is not None) else None
+        if problem:
+            raise DataError(f"{v.sources[0]}: {problem}; this is not the {spec.title} layout. "
+                            f"If it really holds {spec.name} images, --fit crop-pad centre-crops "
+                            f"/ zero-pads them to {size[0]} x {size[1]}")
+
+
+def assign_splits(spec: DatasetSpec, volumes: Sequence[SourceVolume],
                   options: PrepareOptions) -> dict[str, str]:
-    """``{volume name: split}``: seeded by subject, or the download's official split."""
-    if options.split == "official":
-        missing = [v for v in volumes if v.official_split is None]
-        if missing:
-            raise DataError(f"{missing[0].sources[0]}: not in an official split folder of the "
-                            f"{dataset} download; use --split seeded (see docs/DATASETS.md)")
-        by_subject: dict[str, set[str]] = {}
-        for v in volumes:
-            by_subject.setdefault(v.subject, set()).add(v.official_split)
-        mixed = [s for s, splits in by_subject.items() if len(splits) > 1]
-        if mixed:
-            raise DataError(f"subject {mixed[0]} appears in both official splits of {dataset}; "
-                            "use --split seeded")
-        return {v.name: v.official_split for v in volumes}
-    subject_split = split_subjects((v.subject for v in volumes), options.val_fraction, options.seed)
-    return {v.name: subject_split[v.subject] for v in volumes}
+    """``{volume name: split}``: seeded by subject, or the download's official split (which
+    must give both splits at least one volume)."""
+    dataset = spec.name
+    if options.split != "official":
+        subject_split = split_subjects((v.subject for v in volumes), options.val_fraction,
+                                       options.seed)
+        return {v.name: subject_split[v.subject] for v in volumes}
+    missing = [v for v in volumes if v.official_split is None]
+    if missing:
+        raise DataError(f"{missing[0].sources[0]}: not in an official split folder of the "
+                        f"{dataset} download; use --split seeded (see docs/DATASETS.md)")
+    by_subject: dict[str, set[str]] = {}
+    for v in volumes:
+        by_subject.setdefault(v.subject, set()).add(v.official_split)
+    mixed = [s for s, splits in by_subject.items() if len(splits) > 1]
+    if mixed:
+        raise DataError(f"subject {mixed[0]} appears in both official splits of {dataset}; "
+                        "use --split seeded")
+    for split in SPLITS:
+        if not any(v.official_split == split for v in volumes):
+            folders = [f"{k}/" for k, s in (spec.official_split or {}).items() if s == split]
+            found = sorted({v.sources[0].parent.parent.name + "/" for v in volumes})
+            raise DataError(f"--split official: the {split!r} split of {dataset} is empty (its "
+                            f"folder {' or '.join(folders) or '?'} holds no volume); found "
+                            f"{len(volumes)} volume(s), all in {', '.join(found)}. Add that "
+                            "folder to --src or use --split seeded")
+    return {v.name: v.official_split for v in volumes}
 
 
 def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceVolume],
@@ -386,17 +249,18 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
     """Fit, normalise, split and write ``volumes``; then write the manifest.
 
     Args:
-        dataset: ``cardiac``, ``mrbrain``, ``knee`` or ``calgary`` (names the mask folder).
+        dataset: a registered dataset name (names the mask folder and the output folder).
         src: the download folder (recorded in the manifest, paths stored relative to it).
         out: the datasets folder; volumes go to ``out/<dataset>/<split>/<name>.h5``.
-        volumes: what a converter's ``discover`` found.
+        volumes: what the dataset's ``discover`` found.
         options: see :class:`PrepareOptions`.
     """
     from tqdm.auto import tqdm
 
     from kdmri import __version__
 
-    size, accs = validate_options(dataset, options)
+    spec = get_dataset(dataset)
+    size, accs = validate_options(spec, options)
     if not volumes:
         raise DataError(f"{src}: no {dataset} volumes found")
     names = [v.name for v in volumes]
@@ -405,12 +269,8 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
         clash = [str(v.sources[0]) for v in volumes if v.name == dupes[0]]
         raise DataError(f"{dupes[0]}: two source volumes map to the same output name "
                         f"({', '.join(clash)}); keep one copy of each subject in --src")
-    if options.fit == "strict":
-        for v in volumes:
-            if tuple(v.shape[:2]) != size:
-                raise DataError(f"{v.sources[0]}: image size {tuple(v.shape[:2])} differs from "
-                                f"the target {size} (fit=strict; use --fit crop-pad to centre-"
-                                "crop / zero-pad)")
+    split_of = assign_splits(spec, volumes, options)
+    check_shapes(spec, volumes, size, options.fit)
 
     masks, mask_files = {}, {}
     for tag in accs:
@@ -418,7 +278,7 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
         path = mask_path(dataset, tag, options.masks_root)
         mask_files[tag] = {"path": _relative(path, project_root()), "sha256": _sha256(path)}
 
-    split_of = assign_splits(dataset, volumes, options)
+    staging.recover_interrupted(out, dataset)
     root = out / dataset
     manifest_path = root / MANIFEST_NAME
     settings = settings_record(dataset, options, size)
@@ -429,34 +289,35 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
                         f"settings ({', '.join(changed)}); use --overwrite to replace it, or "
                         "another --out")
 
-    # leftovers of an interrupted writer are ours and never complete: remove them
-    for split in SPLITS:
-        folder = root / split
-        if folder.is_dir():
-            for tmp in folder.glob("*.tmp"):
-                tmp.unlink()
     planned = {root / split_of[v.name] / f"{v.name}.h5" for v in volumes}
     recorded = {root / e["split"] / e["file"] for e in (old or {}).get("volumes", [])
                 if isinstance(e, dict) and "split" in e and "file" in e}
-    if options.overwrite:
-        manifest_path.unlink(missing_ok=True)
-        for stale in sorted(recorded - planned):
-            stale.unlink(missing_ok=True)
     for v in volumes:  # one volume must never sit in both splits
         other = "train" if split_of[v.name] == "validation" else "validation"
-        twin = root / other / f"{v.name}.h5"
-        if twin.exists():
-            if not options.overwrite:
-                raise DataError(f"{twin}: this volume now belongs to '{split_of[v.name]}' (the "
-                                "split changed); use --overwrite to move it")
-            twin.unlink()
+        if (root / other / f"{v.name}.h5").exists() and not options.overwrite:
+            raise DataError(f"{root / other / f'{v.name}.h5'}: this volume now belongs to "
+                            f"'{split_of[v.name]}' (the split changed); use --overwrite to move it")
+    known = planned | (recorded if options.overwrite else set())
     strays = sorted(p for split in SPLITS if (root / split).is_dir()
-                    for p in (root / split).glob("*.h5") if p not in planned)
+                    for p in (root / split).glob("*.h5") if p not in known)
     if strays:
         raise DataError(f"{strays[0]}: volume in the output folder that this conversion does not "
                         f"produce ({len(strays)} such file(s)); remove them, or use --overwrite if "
                         "a previous kdmri run wrote them, or choose another --out")
 
+    # an existing dataset is never changed in place: the new one is built beside it
+    finished = {p for p in planned if not options.overwrite and _is_finished(p, size, accs)}
+    staged = staging.has_files(root) and (
+        options.overwrite or any(p.exists() for p in planned - finished))
+    if staged:
+        staging.check_replaceable(root, planned | recorded | {manifest_path})
+        dest = staging.stage_folder(out, dataset)
+    else:
+        dest = root
+        for split in SPLITS:  # leftovers of an interrupted writer are ours and never complete
+            if (root / split).is_dir():
+                for tmp in (root / split).glob(f"*{TMP_SUFFIX}"):
+                    tmp.unlink()
     new_dirs = [d for d in (root, root / "train", root / "validation") if not d.exists()]
     written: list[str] = []
     written_paths: list[Path] = []
@@ -465,14 +326,17 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
     try:
         for v in tqdm(volumes, desc=f"prepare {dataset}", unit="vol", disable=not options.progress):
             split = split_of[v.name]
-            target = root / split / f"{v.name}.h5"
+            final = root / split / f"{v.name}.h5"
+            target = dest / split / f"{v.name}.h5"
             entry = {
                 "name": v.name, "file": target.name, "split": split, "subject": v.subject,
                 "sources": [_relative(p, src) for p in v.sources],
                 "source_shape": list(v.shape), "fit": fit_action(v.shape, size),
                 "slices": int(v.shape[2]), **{k: _plain(x) for k, x in v.attrs.items()},
             }
-            if not options.overwrite and _is_finished(target, size, accs):
+            if final in finished:
+                if staged:
+                    staging.link_or_copy(final, target)
                 skipped.append(v.name)
                 entry["status"] = "skipped (already finished)"
                 entries.append(entry)
@@ -512,15 +376,18 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
             "splits": totals,
             "volumes": entries,
         }
-        write_json_atomic(manifest_path, manifest)
+        write_json_atomic(dest / MANIFEST_NAME, manifest)
+        if staged:
+            staging.swap_in(dest, root)
     except BaseException:
-        for path in written_paths:  # never leave a half-converted dataset behind
-            path.unlink(missing_ok=True)
-        if recorded.intersection(written_paths):  # the old manifest no longer matches the files
-            manifest_path.unlink(missing_ok=True)
-        for folder in reversed(new_dirs):  # folders this run created, if left empty
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        if staged:  # the old dataset was never touched
+            shutil.rmtree(dest, ignore_errors=True)
+        else:  # never leave a half-converted dataset behind
+            for path in written_paths:
+                path.unlink(missing_ok=True)
+            for folder in reversed(new_dirs):  # folders this run created, if left empty
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
         raise
     return PrepareReport(dataset=dataset, out_dir=root, manifest=manifest_path, written=written,
                          skipped=skipped, slices={s: totals[s]["slices"] for s in SPLITS},

@@ -26,9 +26,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from kdmri.datasets.convert import PrepareOptions
+from kdmri.datasets.examples import template_1mm, template_slices
+from kdmri.datasets.registry import DatasetSpec, register_dataset
+from kdmri.datasets.sources import SourceVolume, check_finite
 from kdmri.errors import ConfigError, DataError
-from kdmri.physics.fft import ifft2c
-from kdmri.datasets.convert import PrepareOptions, SourceVolume, check_finite
+from kdmri.physics.fft import fft2c, ifft2c
 
 DATASET = "knee"
 TITLE = "fastMRI knee (single-coil)"
@@ -114,3 +117,51 @@ def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
             raise DataError(f"{path}: unexpected file name; expected fastMRI knee files named "
                             "like file1000001.h5")
     return [_file_volume(path) for path in files]
+
+
+def check_layout(shape: tuple[int, ...], size: tuple[int, int]) -> str | None:
+    """fastMRI single-coil knee k-space has 640 readout rows (the target height); only the
+    phase-encode width varies (about 368-372) and is cropped / padded."""
+    if shape[0] != size[0]:
+        return (f"'kspace' has {shape[0]} readout rows; fastMRI single-coil knee k-space is "
+                f"(slices, {size[0]}, W) and its rows are never cropped or padded")
+    return None
+
+
+#: native k-space size of the example files
+EXAMPLE_SIZE = (640, 372)
+
+
+def write_example(root: Path, n_subjects: int, n_slices: int) -> None:
+    """``singlecoil_train/file1000001.h5`` ..., the last subject in ``singlecoil_val/``, with
+    ``kspace`` complex64 (slices, 640, 372), centred, fully sampled, plus
+    ``reconstruction_esc``, ``ismrmrd_header`` and the ``acquisition`` / ``patient_id``
+    attributes."""
+    template = template_1mm()
+    height, width = EXAMPLE_SIZE
+    for k in range(n_subjects):
+        split = "singlecoil_val" if k == n_subjects - 1 else "singlecoil_train"
+        path = root / split / f"file{1000001 + k}.h5"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mag = np.moveaxis(template_slices(template, k, n_slices, "axial", (height, width)), -1, 0)
+        yy = np.linspace(-1, 1, height)[:, None]
+        phase = np.exp(1j * (0.4 * yy + 0.1 * k))  # a smooth phase, as a real scan has
+        kspace = fft2c(mag * phase).astype(np.complex64)
+        with h5py.File(path, "w") as fh:
+            fh.create_dataset("kspace", data=kspace)
+            recon = mag[:, height // 2 - 160:height // 2 + 160, width // 2 - 160:width // 2 + 160]
+            fh.create_dataset("reconstruction_esc", data=recon.astype(np.float32))
+            fh.create_dataset("ismrmrd_header", data=b"<ismrmrdHeader/>")
+            fh.attrs["acquisition"] = "CORPD_FBK"
+            fh.attrs["patient_id"] = f"example-patient-{k + 1}"
+            fh.attrs["max"] = float(recon.max())
+            fh.attrs["norm"] = float(np.linalg.norm(recon))
+
+
+SPEC = register_dataset(DatasetSpec(
+    name=DATASET, shape=(640, 368), label="Knee", title=TITLE, discover=discover,
+    write_example=write_example, official_split=OFFICIAL, check_layout=check_layout,
+    module=__name__,
+    notes="|ifft2c(kspace)| of every slice, 640 x W cropped / padded to 368 columns; read "
+          "from disk in training (params/knee_*.yaml: in_memory false, num_workers 4).",
+))

@@ -20,17 +20,23 @@ train, ``TestData`` -> validation.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from kdmri.errors import ConfigError, DataError
-from kdmri.datasets.convert import (
-    PrepareOptions,
+import numpy as np
+
+from kdmri.datasets.convert import PrepareOptions
+from kdmri.datasets.examples import save_nifti, template_1mm, template_slices
+from kdmri.datasets.registry import DatasetSpec, register_dataset
+from kdmri.datasets.rules import off_size
+from kdmri.datasets.sources import (
     SourceVolume,
     nifti_3d,
     strip_nifti_suffix,
     visible_files,
     walk_dirs,
 )
+from kdmri.errors import ConfigError, DataError
 
 DATASET = "mrbrain"
 TITLE = "MRBrainS13 brain MRI"
@@ -103,3 +109,38 @@ def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
         raise DataError(f"{src}: no MRBrainS subject folders found (expected e.g. "
                         "TrainingData/1/ holding T1.nii, T1_IR.nii and T2_FLAIR.nii)")
     return [_subject_volume(folder, src, contrast) for folder in subjects]
+
+
+def resolve_options(options: PrepareOptions) -> PrepareOptions:
+    """``options`` with the canonical contrast (default ``T1``)."""
+    return replace(options, contrast=resolve_contrast(options.contrast))
+
+
+def check_layout(shape: tuple[int, ...], size: tuple[int, int]) -> str | None:
+    """MRBrainS13 images are 240 x 240 x 48: an in-plane size far from the target is not it."""
+    if off_size(shape, size):
+        return (f"in-plane size {shape[0]} x {shape[1]} is not about {size[0]} x {size[1]} "
+                "(MRBrainS13 images are 240 x 240 x 48)")
+    return None
+
+
+def write_example(root: Path, n_subjects: int, n_slices: int) -> None:
+    """``TrainingData/<n>/{T1,T1_IR,T2_FLAIR}.nii`` ..., the last subject in ``TestData/``;
+    240 x 240 x slices, float32."""
+    template = template_1mm()
+    for k in range(n_subjects):
+        split = "TestData" if k == n_subjects - 1 else "TrainingData"
+        folder = root / split / str(k + 1)
+        t1 = template_slices(template, k, n_slices, "axial", (240, 240))
+        head = t1 > 0.05
+        contrasts = {"T1": t1, "T1_IR": t1 ** 2, "T2_FLAIR": np.where(head, 1.0 - 0.8 * t1, 0.0)}
+        for name, vol in contrasts.items():
+            save_nifti(folder / f"{name}.nii", vol, (0.958, 0.958, 3.0), np.float32)
+
+
+SPEC = register_dataset(DatasetSpec(
+    name=DATASET, shape=(240, 240), label="Brain", title=TITLE, discover=discover,
+    write_example=write_example, official_split={"TrainingData": "train", "TestData": "validation"},
+    check_layout=check_layout, resolve_options=resolve_options, module=__name__,
+    notes="one contrast (--contrast, default T1) per subject; 48 axial slices of 240 x 240.",
+))

@@ -33,6 +33,19 @@ DATASET_SHAPES: dict[str, tuple[int, int]] = {
 ACCELERATIONS = (4, 5, 8)
 
 
+def register_mask_shape(dataset: str, shape: tuple[int, int]) -> None:
+    """Record the mask size of a new dataset (the dataset registry calls this).
+
+    A name already known must keep its size: :class:`ValueError` otherwise, so the masks and
+    the dataset registry never disagree.
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    known = DATASET_SHAPES.setdefault(dataset, shape)
+    if known != shape:
+        raise ValueError(f"dataset {dataset!r}: shape {shape} differs from its mask shape {known} "
+                         "(kdmri.physics.masks.DATASET_SHAPES)")
+
+
 def default_seed(dataset: str, acc: int | str) -> int:
     """Stable seed for ``dataset`` at ``acc`` (CRC32 of ``'<dataset>-<acc>'``)."""
     return zlib.crc32(f"{dataset}-{acc_tag(acc)}".encode())

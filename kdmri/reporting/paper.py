@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from kdmri.datasets import paper_label
+
 KDMRI = "KD-MRI (Murugesan et al., MIDL 2020)"
 
 
@@ -87,7 +89,6 @@ SFT_PAPER: tuple[tuple[str, str, float, float], ...] = (
     ("Cardiac 4x", "AT-distilled student", 31.95, 32.03),
 )
 
-_PAPER_DATASETS = {"cardiac": "Cardiac", "mrbrain": "Brain", "knee": "Knee"}
 
 
 def kdmri_paper_table() -> pd.DataFrame:
@@ -99,7 +100,7 @@ def kdmri_paper_table() -> pd.DataFrame:
     def cells(rows: Mapping[str, tuple[float, float]]) -> dict[str, str]:
         return {names[k]: f"{p:.2f} / {s:.4f}" for k, (p, s) in rows.items()}
 
-    table = {f"{_PAPER_DATASETS.get(d, d.capitalize())} {acc}": cells(t.rows)
+    table = {f"{paper_label(d)} {acc}": cells(t.rows)
              for (d, acc), t in KDMRI_RECON.items()}
     table["Calgary-Campinas SR"] = cells(KDMRI_SR_CALGARY.rows)
     out = pd.DataFrame.from_dict(table, orient="index")
