@@ -71,14 +71,15 @@ def _time_stage(cfg: Config, stage: str, steps: int, warmup: int = 3) -> float:
     (:func:`kdmri.reporting.latency.fastest`), through the engine's own
     :meth:`StageRunner.step`."""
     seed_everything(0)
-    strategy = SingleProcess(cfg.device)
+    strategy = SingleProcess(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
     runner = StageRunner(get_stage(stage), cfg, strategy)
     ds = runner.task.dataset(runner.cfg, "train")
     model = runner.build_model().to(strategy.device)
     runner.setup(model, ds)
+    net = strategy.prepare_model(model)  # the configured fast path (bf16 / channels-last / compile)
     opt = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=1e-3)
     batches = _batches(strategy, ds, cfg)
-    return fastest(lambda: runner.step(model, next(batches), opt), steps, warmup, cfg.device)
+    return fastest(lambda: runner.step(net, next(batches), opt), steps, warmup, cfg.device)
 
 
 def _time_pure_conv(arch: str, size, batch: int, steps: int, device: str, warmup: int = 3) -> float:
