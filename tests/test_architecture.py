@@ -23,6 +23,7 @@ LAYERS = ("base", "physics", "data", "models", "distill", "training", "evaluatio
           "tutorial", "tools")
 PREFIXES = {
     "kdmri": "base", "kdmri.errors": "base", "kdmri.paths": "base", "kdmri.io": "base",
+    "kdmri.registry": "base",
     "kdmri.config": "base",
     "kdmri.physics": "physics", "kdmri.metrics": "physics",
     "kdmri.data": "data", "kdmri.datasets": "data",

@@ -30,6 +30,7 @@ from kdmri.models.dccnn import DCCNN, build_dccnn
 from kdmri.models.sft import SFTTeacher
 from kdmri.models.vdsr import VDSR, build_vdsr
 from kdmri.physics.operators import CartesianUndersampling, KspaceTruncation
+from kdmri.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -109,20 +110,15 @@ class SRTask(Task):
         return KspaceTruncation(shape, cfg.sr_keep)
 
 
-TASKS: dict[str, Task] = {}
+TASKS: Registry[Task] = Registry("task")
 
 
 def register_task(task: Task) -> Task:
-    if task.name in TASKS and TASKS[task.name] != task:
-        raise ValueError(f"task {task.name!r} is already registered")
-    TASKS[task.name] = task
-    return task
+    return TASKS.add(task.name, task)
 
 
 def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ConfigError(f"task {name!r}: expected one of {sorted(TASKS)}")
-    return TASKS[name]
+    return TASKS.lookup(name)
 
 
 RECON = register_task(ReconTask("recon", "kdmri", "", "ZF", "zf"))

@@ -22,6 +22,7 @@ machine that produced it. Every time is the fastest of N runs after warm-up
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import tempfile
 from pathlib import Path
@@ -55,6 +56,21 @@ def _synthetic_root(tmp: Path, size: tuple[int, int], n_slices: int) -> Path:
     for split in ("train", "validation"):
         write_volume(tmp / "data" / split / "bench.h5", (vol / vol.max()).astype(np.float32), mask)
     return tmp / "data"
+
+
+@contextlib.contextmanager
+def bench_config(size, batch: int, device: str):
+    """A config over a temporary synthetic dataset of ``size`` slices, with a (random) teacher
+    checkpoint in place so the KD stage can run; everything is removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        root = _synthetic_root(tmp, size, n_slices=max(4 * batch, 16))
+        cfg = Config(dataset="bench", data_root=str(root), experiments_root=str(tmp / "exp"),
+                     batch_size=batch, device=device, progress=False, kd_init="scratch")
+        teacher = build_dccnn("teacher")
+        atomic_save({"model": teacher.state_dict(), "arch": arch_of(teacher)},
+                    cfg.experiment("teacher") / BEST)
+        yield cfg
 
 
 def _batches(strategy: SingleProcess, ds, cfg: Config):
@@ -135,14 +151,7 @@ def run_benchmarks(sizes=((96, 96), (240, 240)), batch: int = 4, steps: int = 20
     """All figures as a dict (see the module docstring)."""
     res: dict = {"training": [], "latency": []}
     for size in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            root = _synthetic_root(tmp, size, n_slices=max(4 * batch, 16))
-            cfg = Config(dataset="bench", data_root=str(root), experiments_root=str(tmp / "exp"),
-                         batch_size=batch, device=device, progress=False, kd_init="scratch")
-            teacher = build_dccnn("teacher")
-            atomic_save({"model": teacher.state_dict(), "arch": arch_of(teacher)},
-                        cfg.experiment("teacher") / BEST)
+        with bench_config(size, batch, device) as cfg:
             t = {s: _time_stage(cfg, s, steps) for s in ("teacher", "student", "kd")}
             pure = {a: _time_pure_conv(a, size, batch, steps, device) for a in ("teacher", "student")}
         res["training"].append({

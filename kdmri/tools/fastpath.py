@@ -12,16 +12,13 @@ validation slices (variant - fp32).
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-from kdmri.checkpoint import BEST, arch_of
-from kdmri.config import Config, load_config
+from kdmri.config import load_config
 from kdmri.evaluation import evaluate
-from kdmri.io import atomic_save, atomic_text
-from kdmri.models.dccnn import build_dccnn
+from kdmri.io import atomic_text
 from kdmri.reporting.statistics import paired_comparison
-from kdmri.tools.benchmark import _synthetic_root, _time_stage
+from kdmri.tools.benchmark import _time_stage, bench_config
 from kdmri.training import train
 
 VARIANTS: dict[str, dict] = {
@@ -41,14 +38,7 @@ def time_variants(size=(240, 240), batch: int = 4, steps: int = 10, device: str 
     """Seconds per training step of each stage under each variant, and the speed-up over fp32."""
     variants = variants or VARIANTS
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        root = _synthetic_root(tmp, size, n_slices=max(4 * batch, 16))
-        base = Config(dataset="bench", data_root=str(root), experiments_root=str(tmp / "exp"),
-                      batch_size=batch, device=device, progress=False, kd_init="scratch")
-        teacher = build_dccnn("teacher")
-        atomic_save({"model": teacher.state_dict(), "arch": arch_of(teacher)},
-                    base.experiment("teacher") / BEST)
+    with bench_config(size, batch, device) as base:
         for name, changes in variants.items():
             cfg = base.replace(**changes)
             rows.append({"variant": name, **{s: _time_stage(cfg, s, steps) for s in STAGES}})

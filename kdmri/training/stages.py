@@ -38,9 +38,10 @@ from torch import nn
 
 from kdmri.checkpoint import BEST, load_checkpoint
 from kdmri.config import Config
-from kdmri.errors import ConfigError, DataError
+from kdmri.errors import DataError
 from kdmri.models.sft import init_student_from_sft
 from kdmri.models.tasks import RECON, SR, Task, get_task
+from kdmri.registry import Registry
 
 #: The SFT-KD-Recon experiment method (its teacher lives in ``sft_teacher``).
 SFT_METHOD = "sft"
@@ -99,22 +100,17 @@ def task_method(cfg: Config, task: Task) -> str:
     return task.default_method if cfg.method == RECON.default_method else cfg.method
 
 
-STAGES: dict[str, StageSpec] = {}
+STAGES: Registry[StageSpec] = Registry("stage")
 
 
 def register_stage(spec: StageSpec) -> StageSpec:
     """Add a stage to the registry (its name must be new)."""
-    if spec.name in STAGES and STAGES[spec.name] != spec:
-        raise ValueError(f"stage {spec.name!r} is already registered")
     get_task(spec.task)  # must exist
-    STAGES[spec.name] = spec
-    return spec
+    return STAGES.add(spec.name, spec)
 
 
 def get_stage(name: str) -> StageSpec:
-    if name not in STAGES:
-        raise ConfigError(f"stage {name!r}: expected one of {sorted(STAGES)}")
-    return STAGES[name]
+    return STAGES.lookup(name)
 
 
 # ------------------------------------------------------------------ initialisers
