@@ -132,6 +132,38 @@ def test_registry():
         masks._GENERATORS.pop("test-full")
 
 
+def test_register_mask_spec(tmp_path):
+    spec = masks.MaskSpec((20, 16), axis=0, centre_lines={4: 4}, options={"exact_centre": True})
+    try:
+        assert masks.register_mask_spec("toy", spec) is spec
+        assert masks.DATASET_SHAPES["toy"] == (20, 16) and masks.MASK_SPECS["toy"] is spec
+        (path,) = masks.make_dataset_masks(["toy"], accs=(4,), root=tmp_path)
+        m = masks.load_mask(path, (20, 16))
+        assert masks.phase_encode_axis(m) == 0 and masks.centre_band(m) == 4
+        with pytest.raises(ConfigError, match="already has a mask spec"):
+            masks.register_mask_spec("toy", masks.MaskSpec((8, 8)))
+        with pytest.raises(ConfigError, match="'radial'"):
+            masks.register_mask_spec("toy2", masks.MaskSpec((8, 8), kind="radial"))
+        with pytest.raises(TypeError):
+            masks.MASK_SPECS["toy3"] = spec  # the table is read-only
+    finally:
+        masks.unregister_mask_spec("toy")
+    assert "toy" not in masks.MASK_SPECS and "toy" not in masks.DATASET_SHAPES
+
+
+def test_register_mask_shape_gives_a_default_row(tmp_path):
+    try:
+        masks.register_mask_shape("toyshape", (24, 20))
+        masks.register_mask_shape("toyshape", (24, 20))  # the same size again is fine
+        assert masks.MASK_SPECS["toyshape"].axis == 1 and masks.DATASET_SHAPES["toyshape"] == (24, 20)
+        with pytest.raises(ConfigError, match="differs from its mask shape"):
+            masks.register_mask_shape("toyshape", (20, 24))
+        with pytest.raises(ValueError, match="differs from its mask shape"):
+            masks.register_mask_shape("cardiac", (160, 160))
+    finally:
+        masks.unregister_mask_spec("toyshape")
+
+
 def test_dataset_table_errors(tmp_path):
     with pytest.raises(ConfigError, match="'nope'"):
         masks.make_dataset_masks(["nope"], root=tmp_path)
