@@ -116,31 +116,37 @@ def load_masks(datasets: Iterable[str] | None = None, accs: Iterable[int | str] 
 
 
 def mask_summary(masks: Mapping[tuple[str, str], np.ndarray]) -> str:
-    """A table (text) of the masks: size, sampled lines and sampled fraction."""
-    from kdmri.physics.masks import sampled_fraction
+    """A table (text) of the masks: size, sampled lines (rows or columns, whichever the mask
+    samples whole) and sampled fraction."""
+    from kdmri.physics.masks import centre_band, line_profile, phase_encode_axis, sampled_fraction
 
-    lines = [f"{'dataset':<8} {'acc':>4} {'size':>8} {'lines':>9} {'sampled':>8}"]
+    lines = [f"{'dataset':<8} {'acc':>4} {'size':>8} {'lines':>14} {'centre':>6} {'sampled':>8}"]
     for (ds, acc), m in masks.items():
-        n_lines = int(np.asarray(m).any(axis=0).sum())
-        lines.append(f"{ds:<8} {acc:>4} {m.shape[0]:>4}x{m.shape[1]:<3} {n_lines:>4}/{m.shape[1]:<4} "
+        kind = "rows" if phase_encode_axis(m) == 0 else "cols"
+        profile = line_profile(m)
+        lines.append(f"{ds:<8} {acc:>4} {m.shape[0]:>4}x{m.shape[1]:<3} "
+                     f"{int(profile.sum()):>4}/{profile.size:<4} {kind} {centre_band(m):>6} "
                      f"{100 * sampled_fraction(m):>7.2f}%")
     return "\n".join(lines)
 
 
-def equispaced_mask(shape: tuple[int, int], acc: int, centre_fraction: float | None = None) -> np.ndarray:
+def equispaced_mask(shape: tuple[int, int], acc: int, centre_fraction: float | None = None,
+                    axis: int = 1) -> np.ndarray:
     """A regular Cartesian mask (unshifted layout): every ``acc``-th phase-encode line plus the
-    fully sampled centre band of :func:`kdmri.physics.masks.cartesian_mask`. Regular sampling folds
-    the image onto itself (coherent aliasing) where random sampling spreads it as noise."""
+    fully sampled centre band of :func:`kdmri.physics.masks.cartesian_mask`; ``axis`` is the
+    phase-encode axis (1: whole columns, 0: whole rows). Regular sampling folds the image onto
+    itself (coherent aliasing) where random sampling spreads it as noise."""
     from kdmri.physics.masks import _centre_fraction
 
-    h, w = shape
-    lines = np.zeros(w, dtype=bool)
-    lines[w // 2 % acc :: acc] = True
+    n = shape[axis]
+    lines = np.zeros(n, dtype=bool)
+    lines[n // 2 % acc :: acc] = True
     frac = centre_fraction if centre_fraction is not None else _centre_fraction(acc)
-    n_centre = max(1, int(round(w * frac)))
+    n_centre = max(1, int(round(n * frac)))
     n_centre += 1 - n_centre % 2
-    lines[w // 2 - n_centre // 2 : w // 2 - n_centre // 2 + n_centre] = True
-    return np.fft.ifftshift(np.broadcast_to(lines[None, :], (h, w)).astype(np.float32))
+    lines[n // 2 - n_centre // 2 : n // 2 - n_centre // 2 + n_centre] = True
+    profile = lines[None, :] if axis == 1 else lines[:, None]
+    return np.fft.ifftshift(np.broadcast_to(profile, shape).astype(np.float32))
 
 
 def validation_slice(cfg: Config, index: int | None = None, task: str = "recon") -> dict:

@@ -208,11 +208,13 @@ def test_masks_and_summary():
     masks = nb.load_masks(["demo"], accs=(4, 8))
     assert set(masks) == {("demo", "4x"), ("demo", "8x")}
     text = nb.mask_summary(masks)
-    assert "demo       4x   96x96    24/96     25.00%" in text
+    assert "demo       4x   96x96    24/96   cols      9   25.00%" in text
     regular = nb.equispaced_mask((8, 20), 4)
     centred = np.fft.fftshift(regular)
     assert centred[:, 10].all() and set(np.unique(regular)) == {0.0, 1.0}
     assert centred[0].sum() == len(set(range(2, 20, 4)) | {9, 10, 11})
+    assert np.array_equal(nb.equispaced_mask((20, 8), 4, axis=0), regular.T)
+    assert "rows" in nb.mask_summary(nb.load_masks(["cardiac"], accs=(4,)))
 
 
 def test_models_features_attention_and_parameters(tiny_cfg):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdmri.errors import ConfigError
-from kdmri.physics.masks import DATASET_SHAPES, register_mask_shape
+from kdmri.physics.masks import DATASET_SHAPES, register_mask_shape, unregister_mask_spec
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def unregister_dataset(name: str) -> None:
     _REGISTRY.pop(name, None)
     if name in _ADDED_MASK_SHAPES:
         _ADDED_MASK_SHAPES.discard(name)
-        DATASET_SHAPES.pop(name, None)
+        unregister_mask_spec(name)
 
 
 def get_dataset(name: str) -> DatasetSpec:

@@ -1,107 +1,162 @@
-"""Undersampling masks: 1-D variable-density Cartesian and 2-D variable-density Gaussian.
+"""Undersampling masks: a registry of generators and the per-dataset mask table.
 
 Masks are float32 arrays of shape ``(H, W)`` with values in {0, 1}, stored in the
 **unshifted** (FFT-native) layout of the reference KD-MRI code: the fully sampled
-low-frequency band sits at both ends of the phase-encode axis. The phase-encode axis is
-the last one (W): a Cartesian mask samples whole columns, as fastMRI does for knee k-space
-of 640 x 368.
+low-frequency band sits at both ends of the phase-encode axis, DC at index 0.
 
-Every mask is generated from a seed; :func:`default_seed` derives a stable seed from the
-dataset name and acceleration so ``python -m kdmri masks --all`` regenerates the committed
-files bit for bit.
+The **phase-encode axis** is the axis a 1-D Cartesian mask varies along; along the other
+axis it is constant, so it samples whole lines. As in the reference masks, cardiac and
+brain (mrbrain) sample whole **rows** (phase-encode axis 0, H) and knee whole **columns**
+(axis 1, W). :data:`MASK_SPECS` holds these settings per dataset as data.
+
+Generators are registered by name (:func:`register_mask`) and called through
+:func:`make_mask`. Every mask comes from a seed; :func:`default_seed` derives a stable seed
+from the dataset name and acceleration, so ``python -m kdmri masks --all`` (``make masks``)
+regenerates the committed files bit for bit.
 """
 
 from __future__ import annotations
 
+import inspect
 import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
-from kdmri.errors import DataError
+from kdmri.errors import ConfigError, DataError
 from kdmri.io import atomic_path
 from kdmri.paths import acc_tag, mask_path
 
-#: Reference image sizes (H, W) per dataset, as in the KD-MRI masks.
-DATASET_SHAPES: dict[str, tuple[int, int]] = {
-    "cardiac": (150, 150),
-    "mrbrain": (240, 240),
-    "knee": (640, 368),
-    "calgary": (256, 256),
-    "demo": (96, 96),
-}
 ACCELERATIONS = (4, 5, 8)
 
+# --------------------------------------------------------------------------- registry
 
-def register_mask_shape(dataset: str, shape: tuple[int, int]) -> None:
-    """Record the mask size of a new dataset (the dataset registry calls this).
-
-    A name already known must keep its size: :class:`ValueError` otherwise, so the masks and
-    the dataset registry never disagree.
-    """
-    shape = (int(shape[0]), int(shape[1]))
-    known = DATASET_SHAPES.setdefault(dataset, shape)
-    if known != shape:
-        raise ValueError(f"dataset {dataset!r}: shape {shape} differs from its mask shape {known} "
-                         "(kdmri.physics.masks.DATASET_SHAPES)")
+_GENERATORS: dict[str, Callable[..., np.ndarray]] = {}
 
 
-def default_seed(dataset: str, acc: int | str) -> int:
-    """Stable seed for ``dataset`` at ``acc`` (CRC32 of ``'<dataset>-<acc>'``)."""
-    return zlib.crc32(f"{dataset}-{acc_tag(acc)}".encode())
+def register_mask(name: str) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
+    """Decorator: register ``fn(shape, acc, seed=..., **options) -> (H, W) mask`` as ``name``."""
+
+    def decorator(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        if name in _GENERATORS and _GENERATORS[name] is not fn:
+            raise ConfigError(f"mask generator {name!r} is already registered "
+                              f"({_GENERATORS[name].__module__}.{_GENERATORS[name].__qualname__})")
+        _GENERATORS[name] = fn
+        return fn
+
+    return decorator
+
+
+def mask_kinds() -> list[str]:
+    """Names of the registered mask generators."""
+    return sorted(_GENERATORS)
+
+
+def make_mask(kind: str, shape: tuple[int, int], acc: float, seed: int = 0, **options) -> np.ndarray:
+    """Generate a mask with the generator registered as ``kind`` (see :func:`mask_kinds`)."""
+    if kind not in _GENERATORS:
+        raise ConfigError(f"mask kind {kind!r}: expected one of {mask_kinds()}")
+    fn = _GENERATORS[kind]
+    accepted = [p for p in inspect.signature(fn).parameters if p not in ("shape", "acc", "seed")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"mask kind {kind!r}: unknown option(s) {unknown}; expected some of {accepted}")
+    return fn(tuple(shape), acc, seed=seed, **options)
+
+
+# --------------------------------------------------------------------------- generators
 
 
 def _centre_fraction(acc: float) -> float:
-    # fully sampled band: 8 % of lines at 4x, scaled as 0.32 / acc (fastMRI-like)
+    # default fully sampled band: 8 % of lines at 4x, scaled as 0.32 / acc (fastMRI-like)
     return 0.32 / acc
 
 
+@register_mask("cartesian")
 def cartesian_mask(
     shape: tuple[int, int],
     acc: float,
     seed: int = 0,
+    axis: int = 1,
+    centre_lines: int | None = None,
     centre_fraction: float | None = None,
+    fraction: float | None = None,
+    exact_centre: bool = False,
     decay: float = 2.0,
     centred: bool = False,
 ) -> np.ndarray:
-    """1-D variable-density random Cartesian mask sampling whole phase-encode lines (columns).
+    """1-D variable-density random Cartesian mask sampling whole phase-encode lines.
 
     Args:
-        shape: image size ``(H, W)``; W is the phase-encode axis.
-        acc: acceleration; exactly ``round(W / acc)`` lines are sampled.
-        seed: random seed; the same seed always gives the same mask.
-        centre_fraction: fraction of W fully sampled around DC (default ``0.32 / acc``),
-            rounded to an odd number of lines centred on DC.
+        shape: image size ``(H, W)``.
+        acc: acceleration (>= 1).
+        seed: random seed; the same arguments and seed always give the same mask.
+        axis: the phase-encode axis, along which the mask varies (it is constant along the
+            other one). ``1`` (the default) samples whole columns, as the knee masks;
+            ``0`` whole rows, as the cardiac and brain masks.
+        centre_lines: exact number of fully sampled lines around DC. Default: the rule of
+            ``centre_fraction``.
+        centre_fraction: fraction of the lines fully sampled around DC (default
+            ``0.32 / acc``), rounded to an odd number of lines. Ignored if ``centre_lines``
+            is given.
+        fraction: fraction of the lines sampled in all; ``round(n * fraction)`` lines,
+            ``n`` the length of ``axis``. Default ``1 / acc``.
+        exact_centre: never draw the two lines bordering the centre band, so the contiguous
+            sampled band around DC is exactly the band (otherwise random lines next to it
+            can widen it).
         decay: outer lines are drawn with probability ~ (1 + |k| / k_max * 8) ** -decay.
         centred: return the centred layout instead of the (default) unshifted one.
+
+    A band of ``c`` lines occupies offsets ``-(c // 2) .. c - c // 2 - 1`` from DC.
 
     Returns:
         float32 array ``(H, W)`` of zeros and ones.
     """
-    h, w = shape
     if acc < 1:
-        raise ValueError(f"acc={acc}: expected an acceleration >= 1")
-    n_lines = max(1, int(round(w / acc)))
-    frac = _centre_fraction(acc) if centre_fraction is None else centre_fraction
-    n_centre = min(n_lines, max(1, int(round(w * frac))))
-    n_centre += 1 - n_centre % 2  # odd: the band is symmetric about DC
-    centre = w // 2
-    lines = np.zeros(w, dtype=bool)
+        raise ConfigError(f"acc={acc}: expected an acceleration >= 1")
+    if axis not in (0, 1):
+        raise ConfigError(f"axis={axis!r}: expected 0 (whole rows) or 1 (whole columns)")
+    n = shape[axis]
+    share = 1 / acc if fraction is None else fraction
+    if not 0 < share <= 1:
+        raise ConfigError(f"fraction={fraction!r}: expected a sampled fraction in (0, 1]")
+    n_lines = max(1, int(round(n * share)))
+    if centre_lines is None:
+        frac = _centre_fraction(acc) if centre_fraction is None else centre_fraction
+        n_centre = min(n_lines, max(1, int(round(n * frac))))
+        n_centre += 1 - n_centre % 2  # odd: the band is symmetric about DC
+    else:
+        if not 1 <= int(centre_lines) <= n:
+            raise ConfigError(f"centre_lines={centre_lines!r}: expected 1 .. {n}")
+        n_centre = int(centre_lines)
+    centre = n // 2
+    lines = np.zeros(n, dtype=bool)
     start = centre - n_centre // 2
     n_lines = max(n_lines, n_centre)
     lines[start : start + n_centre] = True
-    outer = np.flatnonzero(~lines)
+    candidates = ~lines
+    if exact_centre:
+        candidates[[(start - 1) % n, (start + n_centre) % n]] = False
+    outer = np.flatnonzero(candidates)
     n_outer = n_lines - n_centre
+    if n_outer > outer.size:
+        raise ConfigError(f"fraction={share}: {n_lines} lines do not fit around a centre band of "
+                          f"{n_centre} with exact_centre={exact_centre} on an axis of {n}")
     if n_outer > 0:
-        dist = np.abs(outer - centre) / (w / 2)
+        dist = np.abs(outer - centre) / (n / 2)
         weights = (1.0 + 8.0 * dist) ** (-decay)
         rng = np.random.default_rng(seed)
         chosen = rng.choice(outer, size=n_outer, replace=False, p=weights / weights.sum())
         lines[chosen] = True
-    mask = np.broadcast_to(lines[None, :], (h, w)).astype(np.float32)
+    profile = lines[None, :] if axis == 1 else lines[:, None]
+    mask = np.broadcast_to(profile, shape).astype(np.float32)
     return mask if centred else np.fft.ifftshift(mask)
 
 
+@register_mask("gaussian2d")
 def gaussian_mask(
     shape: tuple[int, int],
     acc: float,
@@ -140,9 +195,163 @@ def gaussian_mask(
     return mask if centred else np.fft.ifftshift(mask)
 
 
+# --------------------------------------------------------------------------- per-dataset table
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """How the committed masks of one dataset are made.
+
+    Attributes:
+        shape: image size ``(H, W)``.
+        axis: phase-encode axis (0: whole rows sampled, 1: whole columns).
+        kind: registered generator name.
+        centre_lines: fully sampled lines around DC per acceleration (missing: the
+            generator's default rule).
+        fractions: sampled fraction per acceleration (missing: ``1 / acc``).
+        options: further generator options, the same at every acceleration.
+        source: where the settings come from (documentation).
+    """
+
+    shape: tuple[int, int]
+    axis: int = 1
+    kind: str = "cartesian"
+    centre_lines: Mapping[int, int] = field(default_factory=dict)
+    fractions: Mapping[int, float] = field(default_factory=dict)
+    options: Mapping[str, object] = field(default_factory=dict)
+    source: str = ""
+
+    def generator_options(self, acc: int | str) -> dict:
+        """Options for :func:`make_mask` at ``acc``."""
+        a = int(acc_tag(acc)[:-1])
+        opts = {"axis": self.axis, **self.options}
+        if a in self.centre_lines:
+            opts["centre_lines"] = self.centre_lines[a]
+        if a in self.fractions:
+            opts["fraction"] = self.fractions[a]
+        return opts
+
+    def make(self, acc: int | str, seed: int) -> np.ndarray:
+        """The mask at ``acc`` with ``seed``."""
+        return make_mask(self.kind, self.shape, int(acc_tag(acc)[:-1]), seed=seed,
+                         **self.generator_options(acc))
+
+
+#: Per-dataset mask settings. cardiac / mrbrain / knee follow the reference KD-MRI masks
+#: (orientation, centre band, sampled fractions 0.247/0.200/0.120, 0.250/0.200/0.125 and
+#: 0.255/0.201/0.136 at 4x/5x/8x); see docs/FIDELITY.md. calgary has no reference mask and
+#: keeps kdmri's own columns; demo is kdmri's small synthetic set (its data is built with
+#: these masks, so they must not change).
+_EXACT = MappingProxyType({"exact_centre": True})
+_SPECS: dict[str, MaskSpec] = {
+    "cardiac": MaskSpec((150, 150), axis=0, centre_lines={4: 12, 5: 11, 8: 10},
+                        fractions={4: 0.247, 5: 0.200, 8: 0.120}, options=_EXACT,
+                        source="reference KD-MRI us_masks/cardiac (rows, 10-12 centre lines)"),
+    "mrbrain": MaskSpec((240, 240), axis=0, centre_lines={4: 12, 5: 11, 8: 10},
+                        fractions={4: 0.250, 5: 0.200, 8: 0.125}, options=_EXACT,
+                        source="reference KD-MRI us_masks/mrbrain (rows, 10-12 centre lines)"),
+    "knee": MaskSpec((640, 368), axis=1, centre_lines={4: 29, 5: 29, 8: 29},
+                     fractions={4: 0.255, 5: 0.201, 8: 0.136}, options=_EXACT,
+                     source="reference KD-MRI us_masks/knee (columns, 29 centre lines)"),
+    "calgary": MaskSpec((256, 256), axis=1, source="no reference mask; kdmri default (columns)"),
+    "demo": MaskSpec((96, 96), axis=1, source="kdmri synthetic demo; not a reference dataset"),
+}
+MASK_SPECS: Mapping[str, MaskSpec] = MappingProxyType(_SPECS)  # read-only view of the table
+
+#: Reference image sizes (H, W) per dataset (from :data:`MASK_SPECS`).
+DATASET_SHAPES: dict[str, tuple[int, int]] = {name: spec.shape for name, spec in MASK_SPECS.items()}
+
+
+def register_mask_spec(name: str, spec: MaskSpec) -> MaskSpec:
+    """Add dataset ``name`` to :data:`MASK_SPECS` (and :data:`DATASET_SHAPES`), so that
+    ``python -m kdmri masks --dataset <name>`` writes its masks."""
+    if not isinstance(spec, MaskSpec):
+        raise ConfigError(f"register_mask_spec({name!r}): expected a MaskSpec, got {type(spec).__name__}")
+    if name in _SPECS and _SPECS[name] != spec:
+        raise ConfigError(f"dataset {name!r} already has a mask spec ({_SPECS[name]})")
+    if spec.kind not in _GENERATORS:
+        raise ConfigError(f"register_mask_spec({name!r}): mask kind {spec.kind!r}: expected one of "
+                          f"{mask_kinds()}")
+    _SPECS[name] = spec
+    DATASET_SHAPES[name] = spec.shape
+    return spec
+
+
+
+
+def unregister_mask_spec(name: str) -> None:
+    """Remove dataset ``name`` from :data:`MASK_SPECS` and :data:`DATASET_SHAPES` (tests and
+    the dataset registry's ``unregister_dataset`` use it to clean up)."""
+    _SPECS.pop(name, None)
+    DATASET_SHAPES.pop(name, None)
+
+
+def register_mask_shape(dataset: str, shape: tuple[int, int]) -> None:
+    """Record the mask size of a new dataset (the dataset registry calls this): a dataset not in
+    :data:`MASK_SPECS` gets kdmri's default row (whole columns, centre band 0.32 / acc, 1 / acc
+    of the lines); a name already known must keep its size (:class:`ConfigError`, a
+    ``ValueError``, otherwise), so the masks and the dataset registry never disagree."""
+    shape = (int(shape[0]), int(shape[1]))
+    known = _SPECS.get(dataset)
+    if known is None:
+        register_mask_spec(dataset, MaskSpec(shape, source="registered dataset; kdmri default"))
+    elif known.shape != shape:
+        raise ConfigError(f"dataset {dataset!r}: shape {shape} differs from its mask shape "
+                          f"{known.shape} (kdmri.physics.masks.MASK_SPECS)")
+
+
+def default_seed(dataset: str, acc: int | str) -> int:
+    """Stable seed for ``dataset`` at ``acc`` (CRC32 of ``'<dataset>-<acc>'``)."""
+    return zlib.crc32(f"{dataset}-{acc_tag(acc)}".encode())
+
+
+def dataset_mask(dataset: str, acc: int | str) -> np.ndarray:
+    """Generate (not load) the mask of ``dataset`` at ``acc`` from :data:`MASK_SPECS`."""
+    if dataset not in MASK_SPECS:
+        raise ConfigError(f"dataset {dataset!r}: expected one of {sorted(MASK_SPECS)}")
+    return MASK_SPECS[dataset].make(acc, default_seed(dataset, acc))
+
+
+# --------------------------------------------------------------------------- inspection
+
+
 def sampled_fraction(mask: np.ndarray) -> float:
     """Fraction of k-space samples kept by ``mask``."""
     return float(np.asarray(mask, dtype=np.float64).mean())
+
+
+def phase_encode_axis(mask: np.ndarray) -> int:
+    """The axis a line mask varies along: 1 if every row is the same (whole columns sampled),
+    0 if every column is the same (whole rows). A 2-D (e.g. Gaussian) mask is a DataError."""
+    m = np.asarray(mask)
+    if np.all(m == m[:1]):
+        return 1
+    if np.all(m == m[:, :1]):
+        return 0
+    raise DataError(f"mask of shape {m.shape}: not a line mask (neither its rows nor its columns "
+                    "are all equal)")
+
+
+def line_profile(mask: np.ndarray) -> np.ndarray:
+    """The 1-D sampling pattern of a line mask along its phase-encode axis (bool)."""
+    m = np.asarray(mask)
+    return (m[0, :] if phase_encode_axis(m) == 1 else m[:, 0]).astype(bool)
+
+
+def centre_band(mask: np.ndarray) -> int:
+    """Contiguous sampled lines around DC of an **unshifted** line mask (the band at both ends
+    of the phase-encode axis); 0 if DC is not sampled."""
+    lines = line_profile(mask)
+    if lines.all():
+        return lines.size
+    if not lines[0]:
+        return 0
+    forward = int(np.argmin(lines))  # first unsampled line after DC
+    backward = int(np.argmin(lines[::-1]))  # first unsampled line before DC (wrapping)
+    return forward + backward
+
+
+# --------------------------------------------------------------------------- files
 
 
 def save_mask(mask: np.ndarray, path: Path | str) -> Path:
@@ -179,15 +388,13 @@ def load_dataset_mask(dataset: str, acc: int | str, shape: tuple[int, int] | Non
 
 def make_dataset_masks(
     datasets: list[str] | None = None,
-    accs: tuple[int, ...] = ACCELERATIONS,
+    accs: tuple[int | str, ...] = ACCELERATIONS,
     root: Path | None = None,
 ) -> list[Path]:
-    """(Re)generate the committed Cartesian masks for ``datasets`` (default: all known)."""
-    written = []
-    for name in datasets or list(DATASET_SHAPES):
-        if name not in DATASET_SHAPES:
-            raise ValueError(f"dataset {name!r}: expected one of {sorted(DATASET_SHAPES)}")
-        for acc in accs:
-            mask = cartesian_mask(DATASET_SHAPES[name], acc, seed=default_seed(name, acc))
-            written.append(save_mask(mask, mask_path(name, acc, root)))
-    return written
+    """(Re)generate the committed masks of ``datasets`` (default: all in :data:`MASK_SPECS`)."""
+    names = list(datasets or MASK_SPECS)
+    unknown = [n for n in names if n not in MASK_SPECS]
+    if unknown:
+        raise ConfigError(f"dataset(s) {unknown}: expected some of {sorted(MASK_SPECS)}")
+    return [save_mask(dataset_mask(name, acc), mask_path(name, acc, root))
+            for name in names for acc in accs]
