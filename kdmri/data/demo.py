@@ -12,7 +12,8 @@ Build (``python -m kdmri demo-data`` or ``make demo-data``):
 3. **training**: everything at least ``MARGIN`` slices away from that slab — the axial
    slices below and above it, and the coronal and sagittal slices of the two sub-volumes
    below and above it (zero-padded to 96 x 96). No training image contains a voxel of the
-   validation slab or its margin, so validation numbers are honest in the spatial sense;
+   validation slab or its margin, so validation numbers are honest in the spatial sense
+   (:func:`slice_plan` records the template voxels of every slice; the build cuts those);
 4. intensities divided by the template maximum (so in [0, 1]); near-empty slices dropped;
 5. written through :func:`kdmri.data.write_volume` with the demo masks in ``us_masks/demo``.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -75,23 +77,61 @@ def _pad_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _stack(slices: list[np.ndarray]) -> np.ndarray:
-    keep = [s for s in slices if (s > 0.1).mean() >= MIN_CONTENT]
-    return np.stack([_pad_to(s, SIZE) for s in keep], axis=-1)
+class SliceCut(NamedTuple):
+    """Where one demo slice comes from: the box of template voxels (2 mm grid, half-open
+    ranges along x, y, z) and the ``axis`` (0 sagittal, 1 coronal, 2 axial) along which the
+    box is one voxel thick. The image is ``rot90`` of the box squeezed along ``axis``."""
+
+    axis: int
+    box: tuple[slice, slice, slice]
+
+    def cut(self, vol: np.ndarray) -> np.ndarray:
+        return np.rot90(np.take(vol[self.box], 0, axis=self.axis))
+
+
+def slice_plan(shape: tuple[int, int, int]) -> dict[str, dict[str, list[SliceCut]]]:
+    """Every candidate slice of the build, in order: ``{split: {volume name: [SliceCut]}}``.
+
+    The builder cuts exactly these boxes (:func:`demo_slices`), so a check of this
+    bookkeeping checks the voxels the data were made of. Training boxes stay ``MARGIN``
+    slices away from ``VAL_SLAB`` along z; validation boxes are the slab's axial slices."""
+    nx, ny, nz = shape
+    z0, z1 = VAL_SLAB
+    every_x, every_y = slice(0, nx), slice(0, ny)
+    train: dict[str, list[SliceCut]] = {}
+    for part, (lo, hi) in {"inferior": (0, z0 - MARGIN), "superior": (z1 + MARGIN, nz)}.items():
+        zs = slice(lo, hi)
+        train[f"axial_{part}"] = [SliceCut(2, (every_x, every_y, slice(z, z + 1)))
+                                  for z in range(lo, hi)]
+        train[f"coronal_{part}"] = [SliceCut(1, (every_x, slice(y, y + 1), zs)) for y in range(ny)]
+        train[f"sagittal_{part}"] = [SliceCut(0, (slice(x, x + 1), every_y, zs)) for x in range(nx)]
+    val = {"axial_val": [SliceCut(2, (every_x, every_y, slice(z, z + 1))) for z in range(z0, z1)]}
+    return {"train": train, "validation": val}
+
+
+def _has_content(img: np.ndarray) -> bool:
+    return (img > 0.1).mean() >= MIN_CONTENT
+
+
+def demo_slices(vol: np.ndarray | None = None) -> dict[str, dict[str, tuple[np.ndarray, list[SliceCut]]]]:
+    """``{split: {name: (images (96, 96, S), the S SliceCuts they were cut from)}}``: the
+    :func:`slice_plan` cut from the 2 mm template (default :func:`load_template_2mm`), near-empty
+    slices dropped, the rest zero-padded to 96 x 96."""
+    vol = load_template_2mm() if vol is None else vol
+    out: dict[str, dict[str, tuple[np.ndarray, list[SliceCut]]]] = {}
+    for split, volumes in slice_plan(vol.shape).items():
+        out[split] = {}
+        for name, cuts in volumes.items():
+            kept = [(c, img) for c in cuts if _has_content(img := c.cut(vol))]
+            out[split][name] = (np.stack([_pad_to(img, SIZE) for _, img in kept], axis=-1),
+                                [c for c, _ in kept])
+    return out
 
 
 def demo_volumes() -> dict[str, dict[str, np.ndarray]]:
     """``{"train": {name: (96, 96, S)}, "validation": {...}}`` as described in the module doc."""
-    vol = load_template_2mm()
-    z0, z1 = VAL_SLAB
-    parts = {"inferior": vol[:, :, : z0 - MARGIN], "superior": vol[:, :, z1 + MARGIN :]}
-    train: dict[str, np.ndarray] = {}
-    for part, sub in parts.items():
-        train[f"axial_{part}"] = _stack([np.rot90(sub[:, :, z]) for z in range(sub.shape[2])])
-        train[f"coronal_{part}"] = _stack([np.rot90(sub[:, y, :]) for y in range(sub.shape[1])])
-        train[f"sagittal_{part}"] = _stack([np.rot90(sub[x, :, :]) for x in range(sub.shape[0])])
-    val = {"axial_val": _stack([np.rot90(vol[:, :, z]) for z in range(z0, z1)])}
-    return {"train": train, "validation": val}
+    return {split: {name: images for name, (images, _) in volumes.items()}
+            for split, volumes in demo_slices().items()}
 
 
 def build_demo(out: Path | str | None = None, accs=ACCELERATIONS, overwrite: bool = False,
