@@ -371,3 +371,28 @@ def markdown(table) -> Any:
     from kdmri.reporting.reports import to_markdown
 
     return Markdown(to_markdown(table))
+
+
+# =========================================================================== notebook checks
+# Properties the notebooks print in cells tagged nbval-check-output (``True`` when they hold).
+
+
+def first_epoch_below(cfg: Config, role: str, reference: str, column: str = "train_l1") -> bool:
+    """Whether ``role``'s first-epoch ``column`` of ``train_log.csv`` is below ``reference``'s
+    (e.g. the KD student, initialised from the feature stage, starts below the student
+    trained from scratch with the same settings)."""
+    logs = read_train_logs(cfg, {role: role, reference: reference})
+    for label, log in logs.items():
+        if column not in log.columns or log.empty:
+            raise DataError(f"{cfg.experiment(label) / 'train_log.csv'}: no {column!r} value "
+                            f"(columns {list(log.columns)})")
+    return bool(logs[role][column].iloc[0] < logs[reference][column].iloc[0])
+
+
+def sr_input_is_truncation(batch: Mapping[str, Any], keep, atol: float = 1e-5) -> bool:
+    """Whether the super-resolution ``batch["input"]`` is the k-space truncation of
+    ``batch["target"]`` (:func:`kdmri.data.sr.truncate_kspace` keeping the central ``keep``)."""
+    from kdmri.data.sr import truncate_kspace
+
+    expected = truncate_kspace(image(batch["target"]), keep)
+    return bool(np.allclose(image(batch["input"]), expected, rtol=0, atol=atol))

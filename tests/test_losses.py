@@ -379,8 +379,8 @@ def test_with_dccnn_features():
     mask = torch.zeros(12, 12)
     mask[:, ::3] = 1
     kspace = torch.fft.fft2(x.to(torch.complex64), norm="ortho") * mask
-    with torch.no_grad():
-        t_out = teacher(x, kspace, mask)
+    t_out = teacher(x, kspace, mask)  # with autograd on: the losses must detach it
+    assert all(f.requires_grad for f in t_out.features.values())
     s_out = student(x, kspace, mask)
     for name in ("at_kdmri", "at", "sp", "cc"):
         value = build_feature_loss(name, default_pairs())(s_out.features, t_out.features)
@@ -393,7 +393,7 @@ def test_with_dccnn_features():
     last = student.cascades[-1].convs[-1]
     skip = {id(p) for p in last.parameters()}
     assert all(p.grad is not None for p in student.parameters() if id(p) not in skip)
-    assert all(p.grad is None for p in teacher.parameters())
+    assert all(p.grad is None for p in teacher.parameters())  # no gradient into the teacher
 
 
 def test_subclass_is_a_module_with_repr():

@@ -102,8 +102,17 @@ def test_every_feature_loss_trains(tiny_cfg, name):
     cfg = tiny_cfg.replace(epochs=1, max_train_slices=2, feature_loss=name)
     train(cfg, "teacher")
     out = train(cfg, "feature")
-    hist = load_checkpoint(out / LAST)["history"]
+    ckpt = load_checkpoint(out / LAST)
+    hist = ckpt["history"]
     assert hist[0]["train_feature"] >= 0 and torch.isfinite(torch.tensor(hist[0]["val_loss"]))
+    # the feature loss trained the student: its weights moved away from their (seeded) start
+    from kdmri.config import seed_everything
+    from kdmri.models.dccnn import build_dccnn
+
+    seed_everything(cfg.seed)
+    start = build_dccnn("student").state_dict()
+    moved = [k for k in start if not torch.equal(start[k], ckpt["model"][k])]
+    assert len(moved) >= len(start) // 2, f"{name}: only {moved} changed"
 
 
 def test_evaluate_outputs_and_baseline(tiny_cfg):
