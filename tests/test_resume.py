@@ -97,8 +97,8 @@ def test_killed_and_resumed_equals_uninterrupted(tiny_cfg, stage):
 def test_kd_starts_from_the_feature_stage_best(tiny_cfg):
     """KD-MRI recipe: stage 3 starts from stage 2's best weights. With ``lr=0`` Adam does not
     move the weights, so the KD checkpoint holds its initial weights."""
-    cfg = tiny_cfg.replace(epochs=2)
-    train(cfg, "teacher")
+    cfg = tiny_cfg.replace(epochs=2, method="recipe")  # not the default method: kd must
+    train(cfg, "teacher")                               # find the feature stage of its own
     train(cfg, "feature")
     feature_best = load_checkpoint(cfg.experiment("feature") / BEST)["model"]
     feature_last = load_checkpoint(cfg.experiment("feature") / LAST)["model"]
@@ -108,7 +108,7 @@ def test_kd_starts_from_the_feature_stage_best(tiny_cfg):
     _equal(feature_best, kd, "kd initial weights")
 
     scratch = load_checkpoint(train(frozen.replace(kd_init="scratch", method="scratch",
-                                                   teacher_method="kdmri"), "kd") / LAST)["model"]
+                                                   teacher_method="recipe"), "kd") / LAST)["model"]
     assert not all(torch.equal(scratch[k], feature_best[k]) for k in scratch)
     # the feature stage trained, so "from scratch" and "from the feature stage" are different
     assert not all(torch.equal(feature_last[k], scratch[k]) for k in scratch)
