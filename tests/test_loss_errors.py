@@ -26,7 +26,7 @@ def test_map_losses_name_pair_and_sizes(name):
     loss = build_feature_loss(name, PAIR)
     with pytest.raises(ValueError, match=_where(name) + ": student batch size 2 does not match "
                        "teacher batch size 3"):
-        loss({"s": _x(2, 3, 4, 4)}, {"t": _x(3, 3, 4, 4)})
+        loss({"s": _x(2, 3, 4, 4)}, {"t": _x(3, 2, 4, 4)})
     if name == "sp":  # SP compares (B, B) similarity matrices of features of any shape
         return
     with pytest.raises(TypeError, match=_where(name) + ": student: expected a torch.Tensor .*list"):
@@ -101,3 +101,29 @@ def test_fsp_errors_name_pair_and_shapes():
         build_feature_loss("fsp", [(("s1", "s2", "s3"), ("t1", "t2"))])
     with pytest.raises(ValueError, match="fsp: first layer: expected"):
         loss.fsp_matrix(_x(2, 3, 4), _x(2, 3, 4, 4))
+
+
+def test_registry_and_pair_validation():
+    from kdmri.distill.losses import FEATURE_LOSSES, FeatureLoss, default_pairs, register_feature_loss
+
+    with pytest.raises(ValueError, match="name: expected a non-empty string, got 123"):
+        register_feature_loss(123)
+    with pytest.raises(TypeError, match=re.escape("register_feature_loss('x'): expected a FeatureLoss")):
+        register_feature_loss("x")(int)
+    try:
+        @register_feature_loss("test_zero")
+        class Zero(FeatureLoss):
+            def pair_loss(self, index, student, teacher):
+                return (student - teacher).abs().sum() * 0
+
+        assert FEATURE_LOSSES["test_zero"] is Zero and Zero.name == "test_zero"
+        loss = build_feature_loss("test_zero", PAIR)
+        assert loss._where(0) == "test_zero pair 0 ('s', 't')"
+    finally:
+        FEATURE_LOSSES.pop("test_zero", None)
+    with pytest.raises(ValueError):
+        build_feature_loss("at", "st")  # a string is not a list of pairs
+    with pytest.raises(TypeError, match="student_feats: expected a dict of named features"):
+        build_feature_loss("at", PAIR)([torch.ones(1)], {"t": _x(1, 1, 2, 2)})
+    with pytest.raises(ValueError, match="n_cascades"):
+        default_pairs(True)
