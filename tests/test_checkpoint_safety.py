@@ -90,8 +90,8 @@ def test_checkpoint_errors_name_the_file(tmp_path):
 def test_every_arch_kind_round_trips(tmp_path):
     from kdmri.checkpoint import arch_of, build_from_arch
     from kdmri.models.dccnn import build_dccnn
-    from kdmri.models.vdsr import build_vdsr
     from kdmri.models.sft import SFTTeacher
+    from kdmri.models.vdsr import build_vdsr
 
     for model in (build_dccnn("student"), build_vdsr("student"), SFTTeacher()):
         path = tmp_path / f"{type(model).__name__}.pt"
