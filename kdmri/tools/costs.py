@@ -27,9 +27,11 @@ Hours = epochs x (training slices x s/slice + validation slices x s/slice / 3) /
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,6 +262,7 @@ def estimate(jobs: Sequence[Job], device: str = "cpu", throughput: Sequence[str 
     if defaults is None:
         from kdmri.tools.batch import notebook_parameters
 
+        @functools.cache
         def defaults(nb):
             return literal_defaults(notebook_parameters(nb))
     edges = dependencies(jobs)
@@ -295,6 +298,11 @@ def critical_path_hours(costs: Sequence[JobCost]) -> float:
     return max(finish, default=0.0)
 
 
+def hours_text(hours: float) -> str:
+    """Hours with three significant digits at least: ``0.0123``, ``4.56``, ``30,904``."""
+    return f"{hours:,.0f}" if hours >= 100 else f"{hours:.3g}"
+
+
 def format_plan(costs: Sequence[JobCost], notes: Sequence[str], device: str) -> str:
     """The plan as text: one line per job, totals per params file and overall, the notes."""
     lines = [f"Batch plan: {len(costs)} jobs; training compute estimated for {device}", "",
@@ -303,20 +311,22 @@ def format_plan(costs: Sequence[JobCost], notes: Sequence[str], device: str) -> 
         after = ", ".join(costs[d].job.notebook.stem[:2] for d in c.needs)
         if any(costs[d].job.params != c.job.params for d in c.needs):
             after = ", ".join(costs[d].job.key for d in c.needs)
-        stages = "; ".join(f"{s.stage} {s.epochs}x{s.train_slices}" for s in c.stages) or "-"
+        counts = Counter(f"{s.stage} {s.epochs}x{s.train_slices}" for s in c.stages)
+        stages = "; ".join(k + (f" (x{n})" if n > 1 else "") for k, n in counts.items()) or "-"
         if c.shared:
             stages += f"  [trained by an earlier job: {', '.join(c.shared)}]"
-        lines.append(f"{c.job.key:<38} {after or '-':<44} {c.hours:>9.2f}  {stages}")
+        lines.append(f"{c.job.key:<38} {after or '-':<44} {hours_text(c.hours):>9}  {stages}")
     lines += ["", "Totals (hours of one job slot):"]
     per_file: dict[str, float] = {}
     for c in costs:
         per_file[c.job.params] = per_file.get(c.job.params, 0.0) + c.hours
     for params, hours in per_file.items():
-        lines.append(f"  {params:<40} {hours:>10.1f} h  ({hours / 24:.1f} days)")
+        lines.append(f"  {params:<40} {hours_text(hours):>10} h  ({hours / 24:.3g} days)")
     total = sum(per_file.values())
-    lines.append(f"  {'all':<40} {total:>10.1f} h  ({total / 24:.1f} days)")
+    lines.append(f"  {'all':<40} {hours_text(total):>10} h  ({total / 24:.3g} days)")
     cp = critical_path_hours(costs)
-    lines.append(f"  {'longest chain (unlimited parallel jobs)':<40} {cp:>10.1f} h  ({cp / 24:.1f} days)")
+    label = "longest chain (unlimited parallel jobs)"
+    lines.append(f"  {label:<40} {hours_text(cp):>10} h  ({cp / 24:.3g} days)")
     lines += ["", "How this was estimated (approximate; evaluation and notebook overhead not counted):"]
     lines += [f"  - {n}" for n in notes]
     return "\n".join(lines)
