@@ -2,8 +2,11 @@
 
 ``python -m kdmri batch --params params/demo_4x.yaml [more.yaml ...] [--notebooks ...]``
 
-* Notebooks default to every ``notebooks/NN_*.ipynb``; they run in numeric order (a
-  notebook may use what an earlier one trained), for each params file in the order given.
+* Notebooks default to every ``notebooks/NN_*.ipynb``. Jobs run in plan order (params
+  files as given, notebooks by number) as far as the job graph of
+  :mod:`kdmri.tools.graph` allows: a job runs after the jobs it needs (03 before 04...).
+  Parallel and SLURM execution, and the cost plan: :mod:`kdmri.tools.jobs`,
+  :mod:`kdmri.tools.costs`.
 * Each run writes ``runs/<dataset>/acc_<acc>/<notebook>.ipynb`` (executed, also when it
   fails) next to ``params.yaml``, the resolved configuration of that params file.
 * How values reach a notebook (nothing is dropped silently):
@@ -21,8 +24,8 @@
   ``papermill.inspect_notebook``; a notebook without ``params_file``, a ``--set`` key that
   no notebook and no Config knows, a bad YAML key, or two params files that would write
   the same run folder stop the batch with one message listing every problem.
-* A failing notebook does not stop the others; failures are listed at the end and the
-  command exits with status 1.
+* A failing notebook stops only the jobs that need it (they are reported as not run);
+  failures are listed at the end and the command exits with status 1.
 * The peak resident memory of each notebook's kernel is sampled (psutil) and reported.
 * ``runs/summary.md`` (and ``summary.json``) gets the run table and, per params file, the
   results table of every evaluated model (:func:`kdmri.reporting.reports.collect_reports` over that
