@@ -23,12 +23,16 @@ from kdmri.tools.jobs import NotebookJob, SlurmOptions, run_local, submit_slurm,
 REPO = Path(__file__).resolve().parents[1]
 
 # A fake notebook: logs its start and end (and the thread count it was given) to `log`.
-PARAMS = 'params_file = None\ndataset = "demo"\nepochs = 1\nlog = ""\n'
+PARAMS = 'params_file = None\ndataset = "demo"\nepochs = 1\nlog = ""\nwait_for = ""\n'
 BODY = ("import json, os, time\n"
         "key = f'{dataset}/{__import__(\"pathlib\").Path(params_file).parent.name}/' + NAME\n"
         "with open(log, 'a') as fh: fh.write(json.dumps(['start', key, time.time(), "
         "os.environ.get('OMP_NUM_THREADS')]) + '\\n')\n"
         "time.sleep(0.3)\n"
+        "t0 = time.time()\n"  # 03 may wait until another job has started: proof they overlap
+        "while wait_for and NAME == '03_teacher_student' and f'\"{wait_for}\"' not in open(log).read():\n"
+        "    assert time.time() - t0 < 60, 'the other job never started'\n"
+        "    time.sleep(0.05)\n"
         "with open(log, 'a') as fh: fh.write(json.dumps(['end', key, time.time(), None]) + '\\n')\n")
 STEMS = ("00_data", "03_teacher_student", "04_kd_mri", "06_super_resolution")
 
@@ -59,7 +63,8 @@ def test_local_jobs_in_parallel_follow_the_graph(tmp_path):
     exp = str(tmp_path / "exp")
     # same dataset, data folder not built yet: 8x's first job waits for 4x's
     p4 = write_params(tmp_path / "a4.yaml", dataset="alpha", acc="4x", experiments_root=exp,
-                      data_root=str(tmp_path / "nodata"))
+                      data_root=str(tmp_path / "nodata"),
+                      notebook_parameters={"wait_for": "alpha/acc_8x/00_data"})
     p8 = write_params(tmp_path / "a8.yaml", dataset="alpha", acc="8x", experiments_root=exp,
                       data_root=str(tmp_path / "nodata"))
     log = tmp_path / "log.jsonl"
@@ -76,8 +81,8 @@ def test_local_jobs_in_parallel_follow_the_graph(tmp_path):
         assert start[k + "03_teacher_student"] >= end[k + "00_data"]
         assert start[k + "04_kd_mri"] >= end[k + "03_teacher_student"]
     assert start["alpha/acc_8x/00_data"] >= end["alpha/acc_4x/00_data"]
-    spans = sorted((start[k], end[k]) for k in start)
-    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), "two jobs ran at once"
+    # 4x/03 waited, running, for 8x/00 to start: two jobs ran at once
+    assert start["alpha/acc_8x/00_data"] < end["alpha/acc_4x/03_teacher_student"]
     assert {t for e, _, _, t in events if e == "start"} == {str(threads_per_job(2))}
     # per-job log and result files, and the merged summary
     folder = out / "jobs" / "alpha_8x"
