@@ -80,16 +80,19 @@ def test_dependency_order_output_paths_and_parameters(setup):
     assert [r["notebook"] for r in runs[:4]] == order[:4] and all(r["ok"] for r in runs)
 
 
-def test_failure_does_not_stop_the_others(setup):
+def test_failure_stops_only_the_jobs_that_need_it(setup):
     tmp, nbs, p1, _ = setup
-    paths = [write_nb(nbs / f"0{i}_n.ipynb", PARAMS_CELL, "x = 1") for i in (1, 2, 3)]
-    rec = Recorder(fail={"02_n.ipynb"})
+    names = ("03_teacher_student", "04_kd_mri", "06_super_resolution")  # 04 needs 03; 06 does not
+    paths = [write_nb(nbs / f"{n}.ipynb", PARAMS_CELL, "x = 1") for n in names]
+    rec = Recorder(fail={"03_teacher_student.ipynb"})
     report = batch.run_batch([p1], paths, out=tmp / "runs", execute=rec, progress=False)
-    assert [c[0] for c in rec.calls] == ["01_n.ipynb", "02_n.ipynb", "03_n.ipynb"]
-    assert not report.ok and [r.job.notebook.name for r in report.failures] == ["02_n.ipynb"]
-    assert report.failures[0].error == "RuntimeError: 02_n.ipynb broke"
+    assert [c[0] for c in rec.calls] == ["03_teacher_student.ipynb", "06_super_resolution.ipynb"]
+    assert not report.ok
+    assert [r.job.notebook.name for r in report.failures] == ["03_teacher_student.ipynb", "04_kd_mri.ipynb"]
+    assert report.failures[0].error == "RuntimeError: 03_teacher_student.ipynb broke"
+    assert report.failures[1].error == "not run: needs 03_teacher_student.ipynb, which did not succeed"
     summary = (tmp / "runs" / "summary.md").read_text()
-    assert "FAILED: RuntimeError: 02_n.ipynb broke" in summary and summary.count("| ok |") == 2
+    assert "FAILED: RuntimeError: 03_teacher_student.ipynb broke" in summary and summary.count("| ok |") == 1
 
 
 def test_validation_lists_every_problem_before_running(setup):
@@ -153,9 +156,10 @@ def test_cli_runs_papermill_records_memory_and_exits_nonzero_on_failure(setup, c
              "assert yaml.safe_load(open(params_file))['lr'] == 0.0123  # not a notebook parameter\n"
              "assert epochs == 2 and dataset == 'alpha'\n"
              "print('epochs', epochs)")
-    write_nb(nbs / "01_ok.ipynb", PARAMS_CELL, check)
-    write_nb(nbs / "02_fail.ipynb", PARAMS_CELL, "raise ValueError('boom')")
-    write_nb(nbs / "03_ok.ipynb", PARAMS_CELL, "print('third', epochs)")
+    # 01 and 02 need only 00 (kdmri.tools.graph), so 02 runs although 01 fails
+    write_nb(nbs / "00_data.ipynb", PARAMS_CELL, check)
+    write_nb(nbs / "01_masks.ipynb", PARAMS_CELL, "raise ValueError('boom')")
+    write_nb(nbs / "02_dc_cnn.ipynb", PARAMS_CELL, "print('third', epochs)")
     runs = tmp / "runs"
     code = main(["batch", "--params", str(p1), "--notebooks", *map(str, sorted(nbs.glob("*.ipynb"))),
                  "--out", str(runs), "--no-progress"])
@@ -163,9 +167,9 @@ def test_cli_runs_papermill_records_memory_and_exits_nonzero_on_failure(setup, c
     out = capsys.readouterr().out
     assert "1 of 3 notebook runs FAILED" in out and "ValueError: boom" in out
     folder = runs / "alpha" / "acc_4x"
-    assert sorted(p.name for p in folder.iterdir()) == ["01_ok.ipynb", "02_fail.ipynb", "03_ok.ipynb",
+    assert sorted(p.name for p in folder.iterdir()) == ["00_data.ipynb", "01_masks.ipynb", "02_dc_cnn.ipynb",
                                                         "params.yaml"]
-    third = nbformat.read(str(folder / "03_ok.ipynb"), as_version=4)
+    third = nbformat.read(str(folder / "02_dc_cnn.ipynb"), as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in third.cells)
     assert "third 2" in "".join(o.get("text", "") for c in third.cells for o in c.get("outputs", []))
     results = json.loads((runs / "summary.json").read_text())

@@ -2,8 +2,11 @@
 
 ``python -m kdmri batch --params params/demo_4x.yaml [more.yaml ...] [--notebooks ...]``
 
-* Notebooks default to every ``notebooks/NN_*.ipynb``; they run in numeric order (a
-  notebook may use what an earlier one trained), for each params file in the order given.
+* Notebooks default to every ``notebooks/NN_*.ipynb``. Jobs run in plan order (params
+  files as given, notebooks by number) as far as the job graph of
+  :mod:`kdmri.tools.graph` allows: a job runs after the jobs it needs (03 before 04...).
+  Parallel and SLURM execution, and the cost plan: :mod:`kdmri.tools.jobs`,
+  :mod:`kdmri.tools.costs`.
 * Each run writes ``runs/<dataset>/acc_<acc>/<notebook>.ipynb`` (executed, also when it
   fails) next to ``params.yaml``, the resolved configuration of that params file.
 * How values reach a notebook (nothing is dropped silently):
@@ -21,8 +24,8 @@
   ``papermill.inspect_notebook``; a notebook without ``params_file``, a ``--set`` key that
   no notebook and no Config knows, a bad YAML key, or two params files that would write
   the same run folder stop the batch with one message listing every problem.
-* A failing notebook does not stop the others; failures are listed at the end and the
-  command exits with status 1.
+* A failing notebook stops only the jobs that need it (they are reported as not run);
+  failures are listed at the end and the command exits with status 1.
 * The peak resident memory of each notebook's kernel is sampled (psutil) and reported.
 * ``runs/summary.md`` (and ``summary.json``) gets the run table and, per params file, the
   results table of every evaluated model (:func:`kdmri.reporting.reports.collect_reports` over that
@@ -50,6 +53,7 @@ from kdmri.config import notebook_parameters as notebook_parameters_of
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
 from kdmri.paths import project_root, runs_dir
+from kdmri.tools.graph import job_edges, schedule
 from kdmri.tools.notebooks import discover_notebooks, order_notebooks
 
 Executor = Callable[[Path, Path, dict, Path], None]
@@ -80,6 +84,11 @@ class Job:
     notebook: Path
     output: Path
     parameters: dict
+
+    @property
+    def key(self) -> str:
+        """``<dataset>_<acc>/<notebook stem>``: names the job (logs, SLURM job names)."""
+        return f"{self.cfg.dataset}_{self.cfg.acc}/{self.notebook.stem}"
 
 
 @dataclass
@@ -259,32 +268,62 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+def execute_job(job: Job, execute: Executor | None = None) -> Result:
+    """Run one job (its resolved params file must exist): papermill by default; a failure
+    is recorded in the result, not raised."""
+    execute = execute or papermill_execute
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    error = None
+    with PeakRSS() as mem:
+        try:
+            execute(job.notebook, job.output, dict(job.parameters), job.notebook.resolve().parent)
+        except Exception as exc:  # a failing notebook must not stop the batch
+            error = describe_error(exc)
+    return Result(job, error is None, round(time.perf_counter() - t0, 1), mem.peak_mb, error)
+
+
+def dependencies(jobs: Sequence[Job]) -> list[list[int]]:
+    """The job graph (:mod:`kdmri.tools.graph`): for each job, the jobs it runs after."""
+    groups: dict[str, tuple[str, Path, list[str]]] = {}
+    for job in jobs:
+        groups.setdefault(job.params, (job.params, job.cfg.data_path, []))[2].append(job.notebook.stem)
+    return job_edges(list(groups.values()))
+
+
+def skipped_result(job: Job, needs: Sequence[Job]) -> Result:
+    """The result of a job not run because a job it needs did not succeed."""
+    names = ", ".join(j.notebook.name for j in needs)
+    return Result(job, False, 0.0, None, f"not run: needs {names}, which did not succeed")
+
+
 def run_jobs(jobs: Sequence[Job], execute: Executor | None = None, progress: bool = True,
-             overrides: Mapping[str, Any] | None = None) -> list[Result]:
-    """Run ``jobs`` in order; a failure is recorded and the next job runs."""
+             overrides: Mapping[str, Any] | None = None,
+             start: Callable[[int], Callable[[], Result | None]] | None = None,
+             slots: int = 1) -> list[Result]:
+    """Run ``jobs`` in the order of their graph, ``slots`` at a time; a failure is recorded,
+    the jobs that need it are not run (their result says so) and the others go on.
+    ``start(i)`` launches job ``i`` elsewhere (a process) and returns its ``poll``; by
+    default each job runs in this process."""
     from tqdm.auto import tqdm
 
-    execute = execute or papermill_execute
-    results = []
-    written: set[Path] = set()
-    bar = tqdm(jobs, desc="notebooks", unit="nb", disable=not progress, file=sys.stdout)
-    for job in bar:
-        bar.set_postfix_str(f"{job.cfg.dataset} {job.cfg.acc} {job.notebook.name}")
-        params_path = Path(job.parameters["params_file"])
-        if params_path not in written:
-            write_resolved_params(job, overrides)
-            written.add(params_path)
-        job.output.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        error = None
-        with PeakRSS() as mem:
-            try:
-                execute(job.notebook, job.output, dict(job.parameters), job.notebook.resolve().parent)
-            except Exception as exc:  # a failing notebook must not stop the batch
-                error = describe_error(exc)
-        results.append(Result(job, error is None, round(time.perf_counter() - t0, 1), mem.peak_mb, error))
-        if error:
-            bar.write(f"FAILED {job.output}: {error}")
+    for job in {Path(j.parameters["params_file"]): j for j in jobs}.values():
+        write_resolved_params(job, overrides)
+    if start is None:
+        def start(i):
+            result = execute_job(jobs[i], execute)
+            return lambda: result
+    bar = tqdm(total=len(jobs), desc="notebooks", unit="nb", disable=not progress, file=sys.stdout)
+
+    def done(i: int, result: Result) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"{result.job.cfg.dataset} {result.job.cfg.acc} {result.job.notebook.name}")
+        if not result.ok:
+            bar.write(f"FAILED {result.job.output}: {result.error}")
+
+    edges = dependencies(jobs)
+    results = schedule(len(jobs), edges, slots, start, lambda r: r.ok,
+                       lambda i, failed: skipped_result(jobs[i], [jobs[f] for f in failed]), done)
     bar.close()
     return results
 
@@ -350,52 +389,22 @@ def _summary_json(results: Sequence[Result]) -> str:
                         "output": _rel(r.job.output)} for r in results], indent=2)
 
 
+def write_summary(results: Sequence[Result], out: Path) -> tuple[str, Path]:
+    """Write ``<out>/summary.md`` and ``summary.json``; returns (markdown, path)."""
+    text = summary_markdown(results)
+    atomic_text(Path(out) / "summary.md", text + "\n")
+    atomic_text(Path(out) / "summary.json", _summary_json(results) + "\n")
+    return text, Path(out) / "summary.md"
+
+
 def run_batch(params_files: Sequence[str | Path], notebooks: Sequence[str | Path] | None = None,
               overrides: Mapping[str, Any] | None = None, out: str | Path | None = None,
               execute: Executor | None = None, progress: bool = True,
               inspect: Callable[[Path], Mapping[str, Any]] = notebook_parameters) -> BatchReport:
-    """Plan (validate), run every job, write ``<out>/summary.md`` and ``summary.json``."""
+    """Plan (validate), run every job in this process, write ``<out>/summary.md`` and
+    ``summary.json`` (parallel jobs and SLURM: :mod:`kdmri.tools.jobs`)."""
     out = Path(out) if out is not None else runs_dir()
     jobs = plan(params_files, notebooks, overrides, out, inspect)
     results = run_jobs(jobs, execute, progress, overrides)
-    text = summary_markdown(results)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text(text + "\n")
-    (out / "summary.json").write_text(_summary_json(results) + "\n")
-    return BatchReport(results, text, out / "summary.md")
-
-
-def register_cli(sub) -> None:
-    from kdmri.config import parse_override
-
-    p = sub.add_parser("batch", help="execute the notebooks for each params file with papermill "
-                       "into runs/<dataset>/acc_<acc>/")
-    p.add_argument("--params", nargs="+", required=True,
-                   help="params YAML files (paths, or names in params/ such as demo_4x)")
-    p.add_argument("--notebooks", nargs="+", default=None,
-                   help="notebooks to run (default: every notebooks/NN_*.ipynb, in numeric order)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a Config field (or a notebook-only parameter) in every run")
-    p.add_argument("--out", type=Path, default=None, help="runs folder (default: runs/)")
-    p.add_argument("--kernel", default=None, help="Jupyter kernel (default: the notebook's)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-    def run(args) -> int:
-        overrides = dict(parse_override(o) for o in args.overrides)
-        execute = None
-        if args.kernel:
-            def execute(nb, out, params, cwd):
-                papermill_execute(nb, out, params, cwd, kernel_name=args.kernel)
-        report = run_batch(args.params, args.notebooks, overrides, args.out, execute, not args.no_progress)
-        print()
-        print(report.summary)
-        print(f"\nsummary written to {report.summary_path}")
-        if report.failures:
-            print(f"\n{len(report.failures)} of {len(report.results)} notebook runs FAILED:")
-            for r in report.failures:
-                print(f"  {_rel(r.job.output)} ({r.job.params}): {r.error}")
-            return 1
-        print(f"all {len(report.results)} notebook runs succeeded")
-        return 0
-
-    p.set_defaults(func=run)
+    text, path = write_summary(results, out)
+    return BatchReport(results, text, path)

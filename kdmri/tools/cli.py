@@ -11,7 +11,7 @@ import sys
 from kdmri.data.demo import register_cli as register_demo_data
 from kdmri.datasets import register_cli as register_prepare
 from kdmri.errors import KDMRIError
-from kdmri.tools import batch, benchmark, commands, export, fastpath, notebooks, pipeline, reconstruct
+from kdmri.tools import benchmark, commands, export, fastpath, jobs, notebooks, pipeline, reconstruct
 
 #: Every sub-command, in the order ``--help`` lists them: a function adding its parser.
 COMMANDS = (
@@ -22,7 +22,7 @@ COMMANDS = (
     commands.register_train,
     commands.register_evaluate,
     pipeline.register_cli,
-    batch.register_cli,
+    jobs.register_cli,
     notebooks.register_cli,
     benchmark.register_cli,
     fastpath.register_cli,

@@ -32,6 +32,7 @@ from kdmri.distill.losses import feature_loss_from_config, feature_probe
 from kdmri.distill.objective import Objective, TermContext
 from kdmri.errors import DataError
 from kdmri.io import atomic_save, write_csv
+from kdmri.locks import folder_lock
 from kdmri.models.blocks import ReconOutput
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
@@ -261,10 +262,22 @@ def train(cfg: Config, stage: str, stop_after: int | None = None,
 
     Resumes from ``model.pt`` when present (``cfg.resume``). ``stop_after`` ends the run
     after that many epochs in total, as if it had been killed (tests use it).
+
+    A single process holds ``<experiment>/.lock`` (:func:`kdmri.locks.folder_lock`) for the
+    whole stage, so a second process training the same stage waits, then returns at once
+    from the finished ``model.pt``. Under DDP (``world_size > 1``) no lock is taken -- the
+    ranks of one job would wait for each other -- and the batch plan must not run one
+    stage in two jobs at once.
     """
     spec = get_stage(stage)
     strategy = strategy or default_strategy(cfg)
     runner = StageRunner(spec, cfg, strategy)
+    with folder_lock(runner.experiment, f"training {stage}", enabled=strategy.world_size <= 1):
+        return _train(runner, stage, stop_after)
+
+
+def _train(runner: StageRunner, stage: str, stop_after: int | None) -> Path:
+    spec, strategy = runner.spec, runner.strategy
     cfg = runner.cfg
     device = strategy.device
     seed_everything(cfg.seed)

@@ -1,0 +1,332 @@
+"""The cost plan of a batch (``python -m kdmri batch --plan --params ...``): the job graph
+and, per job, an estimate of the training compute, before anything is submitted.
+
+Approximate but explicit:
+
+* **Stages per notebook** (:data:`NOTEBOOK_STAGES`): what each notebook trains, read from
+  the notebook's parameters (``kd_epochs``, ``feature_losses``, ``ablations``,
+  ``sr_epochs``, ``sr_max_train_slices``: the params file's ``notebook_parameters``, else
+  the notebook's defaults). A stage is counted once, in the first job that trains it (an
+  experiment folder is trained once; later jobs find it finished).
+* **Slices**: ``manifest.json`` of the prepared dataset, else :data:`APPROX_SLICES` (the
+  full downloads as kdmri converts them; approximate), capped by ``max_train_slices`` /
+  ``max_val_slices``.
+* **Throughput**: the training rows of ``benchmarks/results.md`` (slices/s of the teacher,
+  student and KD steps per size and device). A size not measured is scaled by pixel count
+  from the measured size nearest in pixel count; a network not measured (SFT teacher,
+  VDSR) is scaled from the DC-CNN teacher by parameter count (convolutions at stride 1
+  cost one multiply-add per weight and pixel). Stages with a frozen teacher: the KD step's
+  measured cost (cached teacher outputs), or the network's step plus a teacher forward
+  (a third of its step) when teacher features are needed every step. Validation: one
+  forward (a third of a step) per validation slice per epoch. Evaluation and notebook
+  overhead are not counted.
+
+Hours = epochs x (training slices x s/slice + validation slices x s/slice / 3) / 3600.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kdmri.config import Config
+from kdmri.errors import ConfigError
+from kdmri.paths import project_root
+from kdmri.tools.batch import Job, dependencies
+
+#: (training slices, validation slices, what) of each full download as kdmri converts it.
+#: Approximate: used only where the dataset has not been prepared (no manifest.json).
+APPROX_SLICES: dict[str, tuple[int, int, str]] = {
+    "cardiac": (1_900, 950, "ACDC: 100 training / 50 testing patients x 2 frames x ~9.5 slices"),
+    "mrbrain": (240, 720, "MRBrainS13: 5 training / 15 test subjects x 48 slices"),
+    "knee": (34_742, 7_135, "fastMRI single-coil knee: 973 train / 199 validation files"),
+    "calgary": (48_800, 12_200, "CC-359: 359 subjects x ~170 slices, seeded 80/20 split"),
+    "demo": (331, 16, "the demo dataset kdmri builds (MNI152 template)"),
+}
+
+
+def _kd_cfg(cfg: Config, p: Mapping) -> Config:
+    return cfg if p.get("kd_epochs") is None else cfg.replace(epochs=p["kd_epochs"])
+
+
+def _fixed(*stages: str) -> Callable:
+    return lambda cfg, p: [(cfg, s) for s in stages]
+
+
+def _sft_grid(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
+    from kdmri.training.recipes import sft_method_configs
+
+    out = [(cfg, "teacher"), (cfg, "sft-teacher")]
+    for loss in p.get("feature_losses") or ["at_kdmri"]:
+        std, sft = sft_method_configs(_kd_cfg(cfg, p), loss)
+        out += [(std, "feature"), (std, "kd"), (sft, "sft-feature"), (sft, "sft-kd")]
+    return out
+
+
+def _super_resolution(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
+    sr = cfg.replace(method="sr", epochs=p.get("sr_epochs") or cfg.epochs,
+                     max_train_slices=p.get("sr_max_train_slices") or cfg.max_train_slices)
+    return [(sr, s) for s in ("sr-teacher", "sr-student", "sr-feature", "sr-kd")]
+
+
+def _ablations(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
+    from kdmri.training.recipes import ABLATIONS, variant_config
+
+    out = [(cfg, "teacher")]
+    for name in dict.fromkeys(["neither", *(p.get("ablations") or [])]):  # "neither": the baseline
+        out += [(variant_config(_kd_cfg(cfg, p), name), s) for s in ABLATIONS[name].stages]
+    return out
+
+
+#: notebook stem -> ``stages(cfg, notebook parameters) -> [(config, stage), ...]`` it trains.
+NOTEBOOK_STAGES: dict[str, Callable[[Config, Mapping], list[tuple[Config, str]]]] = {
+    "03_teacher_student": _fixed("teacher", "student"),
+    "04_kd_mri": _fixed("teacher", "student", "feature", "kd"),
+    "05_sft_kd": _sft_grid,
+    "06_super_resolution": _super_resolution,
+    "07_ablations": _ablations,
+}
+
+
+# =========================================================================== inputs
+
+
+def slice_counts(cfg: Config) -> tuple[int, int, str]:
+    """(training, validation) slices of ``cfg``'s dataset and where the figures come from."""
+    path = cfg.data_path / "manifest.json"
+    if path.is_file():
+        m = json.loads(path.read_text())
+        if "splits" in m:  # a converted dataset
+            return m["splits"]["train"]["slices"], m["splits"]["validation"]["slices"], f"{path}"
+        if "train_slices" in m:  # the demo
+            return m["train_slices"], m["validation_slices"], f"{path}"
+    if cfg.dataset not in APPROX_SLICES:
+        raise ConfigError(f"{path}: not found, and no approximate size of dataset {cfg.dataset!r} is "
+                          f"known (kdmri.tools.costs.APPROX_SLICES); prepare it first")
+    train, val, what = APPROX_SLICES[cfg.dataset]
+    return train, val, f"approximate ({what}); not prepared here"
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """One training row of a benchmark file: slices/s of each step at one size."""
+
+    device: str
+    size: tuple[int, int]
+    rates: dict  # {"teacher": ..., "student": ..., "kd": ...}
+    source: str
+
+
+def read_throughput(paths: Sequence[str | Path] | None = None) -> list[Throughput]:
+    """The training-throughput rows of benchmark result files (default
+    ``benchmarks/results.md``), one device per ``# kdmri benchmarks (<device>)`` section."""
+    paths = list(paths) if paths else [project_root() / "benchmarks" / "results.md"]
+    rows: list[Throughput] = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ConfigError(f"{path}: benchmark results not found (python -m kdmri benchmark --out {path})")
+        device, in_training = None, False
+        for line in path.read_text().splitlines():
+            if m := re.match(r"#\s*kdmri benchmarks \((\w+)\)", line):
+                device = m.group(1)
+            elif line.startswith("## "):
+                in_training = line.startswith("## Training")
+            elif in_training and device and (m := re.match(
+                    r"\|\s*(\d+)x(\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|", line)):
+                rates = dict(zip(("teacher", "student", "kd"), map(float, m.groups()[2:])))
+                rows.append(Throughput(device, (int(m.group(1)), int(m.group(2))), rates, str(path)))
+    if not rows:
+        raise ConfigError(f"{', '.join(map(str, paths))}: no training-throughput rows "
+                          "('## Training' table of `python -m kdmri benchmark`)")
+    return rows
+
+
+# =========================================================================== estimate
+
+
+@dataclass
+class StageCost:
+    stage: str
+    experiment: Path
+    epochs: int
+    train_slices: int
+    val_slices: int
+    hours: float
+
+
+@dataclass
+class JobCost:
+    job: Job
+    needs: list[int]
+    stages: list[StageCost] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)  # stages another job trains first
+
+    @property
+    def hours(self) -> float:
+        return sum(s.hours for s in self.stages)
+
+
+class Estimator:
+    """Seconds per training slice of a stage at a size, from the measured rows."""
+
+    def __init__(self, rows: list[Throughput], device: str):
+        self.notes: list[str] = []
+        chosen = [r for r in rows if r.device == device]
+        if not chosen:
+            have = sorted({r.device for r in rows})
+            chosen = [r for r in rows if r.device == have[0]]
+            self.notes.append(f"no {device} throughput measured ({rows[0].source}): using the {have[0]} "
+                              f"figures; measure with `python -m kdmri benchmark --out FILE` on a {device} "
+                              "machine and pass --throughput FILE")
+        self.rows, self.device = chosen, chosen[0].device
+        self._params: dict[tuple[str, str], int] = {}
+
+    def parameters(self, task: str, arch: str) -> int:
+        if (task, arch) not in self._params:
+            from kdmri.models.blocks import count_parameters
+            from kdmri.models.tasks import get_task
+
+            self._params[task, arch] = count_parameters(get_task(task).build(arch))
+        return self._params[task, arch]
+
+    def row(self, size: tuple[int, int]) -> tuple[Throughput, float]:
+        """The measured row nearest in pixel count and the factor (measured / wanted pixels)."""
+        px = size[0] * size[1]
+        best = min(self.rows, key=lambda r: abs(math.log(r.size[0] * r.size[1] / px)))
+        factor = best.size[0] * best.size[1] / px
+        if best.size != tuple(size):
+            note = (f"{size[0]}x{size[1]} not measured on {self.device}: scaled from "
+                    f"{best.size[0]}x{best.size[1]} by pixel count (x{1 / factor:.2f} the time)")
+            if note not in self.notes:
+                self.notes.append(note)
+        return best, factor
+
+    def step_seconds(self, task: str, arch: str, size: tuple[int, int]) -> float:
+        """Seconds per slice of one training step of network ``arch``."""
+        row, factor = self.row(size)
+        if task == "recon" and arch in ("teacher", "student"):
+            return 1.0 / (row.rates[arch] * factor)
+        scale = self.parameters(task, arch) / self.parameters("recon", "teacher")
+        note = (f"{task} {arch} network not measured: the DC-CNN teacher's time x {scale:.2f} "
+                "(parameter count)")
+        if note not in self.notes:
+            self.notes.append(note)
+        return scale / (row.rates["teacher"] * factor)
+
+    def stage_hours(self, cfg: Config, stage: str, size: tuple[int, int],
+                    slices: tuple[int, int]) -> StageCost:
+        from kdmri.distill.objective import Objective
+        from kdmri.training.stages import get_stage
+
+        spec = get_stage(stage)
+        scfg = spec.configure(cfg)
+        train = min(slices[0], scfg.max_train_slices or slices[0])
+        val = min(slices[1], scfg.max_val_slices or slices[1])
+        net = self.step_seconds(spec.task, spec.arch, size)
+        step = net
+        if spec.teacher:
+            if "feature" in Objective.from_spec(spec.objective, scfg).names:
+                step += self.step_seconds(spec.task, "teacher", size) / 3
+            else:
+                row, _ = self.row(size)
+                step *= row.rates["student"] / row.rates["kd"]
+        seconds = scfg.epochs * (train * step + val * net / 3)
+        return StageCost(stage, spec.experiment(scfg), scfg.epochs, train, val, seconds / 3600)
+
+
+def literal_defaults(info: Mapping[str, Any]) -> dict[str, Any]:
+    """Notebook parameter defaults from ``papermill.inspect_notebook`` (literals only)."""
+    out = {}
+    for name, item in info.items():
+        try:
+            out[name] = ast.literal_eval(str(item.get("default")))
+        except (ValueError, SyntaxError):
+            continue
+    return out
+
+
+def estimate(jobs: Sequence[Job], device: str = "cpu", throughput: Sequence[str | Path] | None = None,
+             defaults: Callable[[Path], Mapping[str, Any]] | None = None) -> tuple[list[JobCost], list[str]]:
+    """The cost of every job (plan order) and the notes on how it was estimated."""
+    from kdmri.datasets.registry import get_dataset
+
+    est = Estimator(read_throughput(throughput), device)
+    if defaults is None:
+        from kdmri.tools.batch import notebook_parameters
+
+        @functools.cache
+        def defaults(nb):
+            return literal_defaults(notebook_parameters(nb))
+    edges = dependencies(jobs)
+    trained: dict[Path, str] = {}
+    costs = []
+    for i, job in enumerate(jobs):
+        cost = JobCost(job, edges[i])
+        stages = NOTEBOOK_STAGES.get(job.notebook.stem)
+        if stages is not None:
+            params = {**defaults(job.notebook), **job.parameters}
+            train, val, source = slice_counts(job.cfg)
+            note = f"{job.cfg.dataset}: {train} training / {val} validation slices, {source}"
+            if note not in est.notes:
+                est.notes.append(note)
+            size = tuple(get_dataset(job.cfg.dataset).shape)
+            for cfg, stage in stages(job.cfg, params):
+                sc = est.stage_hours(cfg, stage, size, (train, val))
+                if sc.experiment in trained:
+                    if trained[sc.experiment] != job.key:
+                        cost.shared.append(f"{stage} ({trained[sc.experiment]})")
+                    continue
+                trained[sc.experiment] = job.key
+                cost.stages.append(sc)
+        costs.append(cost)
+    return costs, est.notes
+
+
+def critical_path_hours(costs: Sequence[JobCost]) -> float:
+    """The longest chain of dependent jobs: the wall-clock time with unlimited parallel jobs."""
+    finish: list[float] = []
+    for c in costs:
+        finish.append(c.hours + max((finish[d] for d in c.needs), default=0.0))
+    return max(finish, default=0.0)
+
+
+def hours_text(hours: float) -> str:
+    """Hours with three significant digits at least: ``0.0123``, ``4.56``, ``30,904``."""
+    return f"{hours:,.0f}" if hours >= 100 else f"{hours:.3g}"
+
+
+def format_plan(costs: Sequence[JobCost], notes: Sequence[str], device: str) -> str:
+    """The plan as text: one line per job, totals per params file and overall, the notes."""
+    lines = [f"Batch plan: {len(costs)} jobs; training compute estimated for {device}", "",
+             f"{'job':<38} {'runs after':<44} {'hours':>9}  training stages (epochs x slices)"]
+    for c in costs:
+        after = ", ".join(costs[d].job.notebook.stem[:2] for d in c.needs)
+        if any(costs[d].job.params != c.job.params for d in c.needs):
+            after = ", ".join(costs[d].job.key for d in c.needs)
+        counts = Counter(f"{s.stage} {s.epochs}x{s.train_slices}" for s in c.stages)
+        stages = "; ".join(k + (f" (x{n})" if n > 1 else "") for k, n in counts.items()) or "-"
+        if c.shared:
+            stages += f"  [trained by an earlier job: {', '.join(c.shared)}]"
+        lines.append(f"{c.job.key:<38} {after or '-':<44} {hours_text(c.hours):>9}  {stages}")
+    lines += ["", "Totals (hours of one job slot):"]
+    per_file: dict[str, float] = {}
+    for c in costs:
+        per_file[c.job.params] = per_file.get(c.job.params, 0.0) + c.hours
+    for params, hours in per_file.items():
+        lines.append(f"  {params:<40} {hours_text(hours):>10} h  ({hours / 24:.3g} days)")
+    total = sum(per_file.values())
+    lines.append(f"  {'all':<40} {hours_text(total):>10} h  ({total / 24:.3g} days)")
+    cp = critical_path_hours(costs)
+    label = "longest chain (unlimited parallel jobs)"
+    lines.append(f"  {label:<40} {hours_text(cp):>10} h  ({cp / 24:.3g} days)")
+    lines += ["", "How this was estimated (approximate; evaluation and notebook overhead not counted):"]
+    lines += [f"  - {n}" for n in notes]
+    return "\n".join(lines)
