@@ -50,6 +50,7 @@ from kdmri.config import notebook_parameters as notebook_parameters_of
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
 from kdmri.paths import project_root, runs_dir
+from kdmri.tools.batch_params import describe_reuse, executed_notebook_env, resolved_params
 from kdmri.tools.notebooks import discover_notebooks, order_notebooks
 
 Executor = Callable[[Path, Path, dict, Path], None]
@@ -176,7 +177,7 @@ def write_resolved_params(job: Job, overrides: Mapping[str, Any] | None = None) 
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# Resolved by `python -m kdmri batch` from {job.params}"
               + (f" with --set {dict(overrides)}" if overrides else "") + "\n")
-    atomic_text(path, header + yaml.safe_dump(job.cfg.to_dict(), sort_keys=True))
+    atomic_text(path, header + yaml.safe_dump(resolved_params(job, overrides), sort_keys=True))
     return path
 
 
@@ -244,8 +245,10 @@ def papermill_execute(notebook: Path, output: Path, parameters: dict, cwd: Path,
     when a cell fails; the error is raised)."""
     import papermill
 
-    papermill.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(cwd),
-                               kernel_name=kernel_name, progress_bar=False, log_output=False)
+    with executed_notebook_env(), open(output.with_suffix(".log"), "w") as log:
+        papermill.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(cwd),
+                                   kernel_name=kernel_name, progress_bar=False, log_output=True,
+                                   stdout_file=log, stderr_file=log)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -386,6 +389,7 @@ def register_cli(sub) -> None:
         if args.kernel:
             def execute(nb, out, params, cwd):
                 papermill_execute(nb, out, params, cwd, kernel_name=args.kernel)
+        print(describe_reuse(args.params, {k: v for k, v in overrides.items() if k in FIELDS}))
         report = run_batch(args.params, args.notebooks, overrides, args.out, execute, not args.no_progress)
         print()
         print(report.summary)

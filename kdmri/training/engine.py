@@ -33,6 +33,7 @@ from kdmri.distill.objective import Objective, TermContext
 from kdmri.errors import DataError
 from kdmri.io import atomic_save, write_csv
 from kdmri.models.blocks import ReconOutput
+from kdmri.training import identity
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
 
@@ -279,7 +280,12 @@ def train(cfg: Config, stage: str, stop_after: int | None = None,
         done = load_checkpoint(last_path, device)
         check_resumable(done["config"], cfg, last_path)
         if done["epoch"] >= cfg.epochs:
+            if strategy.is_writer and done["epoch"] == cfg.epochs == done["config"]["epochs"]:
+                identity.record_if_missing(out_dir, cfg, spec)
             return out_dir
+    elif identity.reuse_identical(cfg, spec, out_dir, strategy.is_writer):
+        strategy.barrier()
+        return out_dir
     runner.setup(model, train_ds)
     optimizer = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
@@ -300,4 +306,6 @@ def train(cfg: Config, stage: str, stop_after: int | None = None,
                  ProgressBar(f"{stage} {cfg.dataset} {cfg.acc}", state["epoch"], cfg.epochs,
                              cfg.progress and strategy.progress())]
     fit(runner, model, train_ds, val_ds, optimizer, scheduler, state, end, callbacks)
+    if strategy.is_writer and state["epoch"] >= cfg.epochs:
+        identity.record(out_dir, identity.content_key(cfg, spec), stage, cfg.epochs)
     return out_dir
