@@ -231,6 +231,32 @@ def _check_sr_setting(data: dict[str, Any], cfg: Config, source: str) -> None:
                           f"experiment the papers made; {sr_status(cfg).split(': ', 1)[1]}")
 
 
+#: Defaults of the notebook-only parameters (not Config fields) when neither a notebook's
+#: parameters cell nor the params file's ``notebook_parameters`` sets them.
+NOTEBOOK_DEFAULTS: dict[str, Any] = {
+    "feature_losses": ["at_kdmri"], "kd_epochs": None,
+    "ablations": ["neither", "imitation", "attention", "both"],
+    "sr_epochs": None, "sr_max_train_slices": None, "metric_level": "slice", "figures_dir": None,
+}
+
+
+def resolve_knobs(path: str | Path | None, knobs: dict[str, Any]) -> tuple[list, list[str]]:
+    """``(values, changed)``: each of ``knobs`` (cell values, ``None`` deferring) resolved
+    against the file's ``notebook_parameters`` and :data:`NOTEBOOK_DEFAULTS`; ``changed``
+    names the cell values that override a different value of the file."""
+    unknown = sorted(set(knobs) - set(NOTEBOOK_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"notebook parameters {unknown}: not notebook-only parameters; known: "
+                          f"{sorted(NOTEBOOK_DEFAULTS)} (Config fields go to notebook_config)")
+    from_file = notebook_parameters(path) if path is not None else {}
+    values, changed = [], []
+    for name, value in knobs.items():
+        if value is not None and name in from_file and value != from_file[name]:
+            changed.append(f"{name}={from_file[name]!r} -> {value!r}")
+        values.append(from_file.get(name, NOTEBOOK_DEFAULTS[name]) if value is None else value)
+    return values, changed
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults <- params YAML (``path``) <- ``overrides`` (values ``None`` are ignored).
     The YAML's ``notebook_parameters`` section is not part of the Config. A file that sets

@@ -19,10 +19,14 @@ EXECUTED_ENV = {"TQDM_DISABLE": "1"}
 
 
 @contextmanager
-def executed_notebook_env() -> Iterator[None]:
-    """Set :data:`EXECUTED_ENV` while a kernel is started (it inherits the environment)."""
-    saved = {k: os.environ.get(k) for k in EXECUTED_ENV}
-    os.environ.update(EXECUTED_ENV)
+def executed_notebook_env(notebook: str | Path = "notebook") -> Iterator[None]:
+    """Set :data:`EXECUTED_ENV` and the notebook's name (figure file names) while its kernel
+    is started (it inherits the environment)."""
+    from kdmri.reporting.figures import NOTEBOOK_ENV
+
+    env = {**EXECUTED_ENV, NOTEBOOK_ENV: Path(notebook).stem}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         yield
     finally:
@@ -56,3 +60,14 @@ def describe_reuse(params_files: Sequence[str | Path], overrides: Mapping[str, A
             lines.append(f"{pf}: {len(same)} stage(s) identical to another, reused (not retrained):")
             lines += [f"  {line}" for line in same]
     return "\n".join(lines) or "no stage is trained twice"
+
+
+def notebook_runs_for(notebook: str | Path, cfg) -> bool:
+    """Whether the batch runs ``notebook`` for ``cfg``: a notebook whose metadata says
+    ``kdmri.runs_if: sr_enabled`` (notebook 06) runs only for SR settings the papers made."""
+    import nbformat
+
+    from kdmri.config import sr_enabled
+
+    condition = nbformat.read(str(notebook), as_version=4).metadata.get("kdmri", {}).get("runs_if")
+    return condition != "sr_enabled" or sr_enabled(cfg)

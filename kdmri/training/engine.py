@@ -195,8 +195,13 @@ class CSVLog(Callback):
 
 
 class ProgressBar(Callback):
+    """A tqdm bar per stage (``TQDM_DISABLE=1`` hides it, as in batch-executed notebooks)
+    and, when enabled, one summary line at the end of the stage."""
+
     def __init__(self, desc: str, start: int, total: int, enabled: bool):
-        self.bar = tqdm(desc=desc, initial=start, total=total, disable=not enabled)
+        self.desc, self.start, self.enabled = desc, start, enabled
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(desc=desc, initial=start, total=total, disable=not enabled, leave=False)
 
     def on_epoch_end(self, state: dict) -> None:
         row = state["row"]
@@ -205,6 +210,11 @@ class ProgressBar(Callback):
 
     def on_end(self, state: dict) -> None:
         self.bar.close()
+        if self.enabled and state["epoch"] > self.start:
+            best = state["best"]
+            print(f"{self.desc}: epochs {self.start + 1}-{state['epoch']} in "
+                  f"{time.perf_counter() - self.t0:.0f} s, best val_loss {best['val_loss']:.4g} "
+                  f"(epoch {best['epoch']})", flush=True)
 
 
 # ---------------------------------------------------------------- the loop
