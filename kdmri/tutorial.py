@@ -33,7 +33,7 @@ from kdmri.config import (  # noqa: F401  (sr_*: what notebook 06 calls)
 )
 from kdmri.errors import ConfigError, DataError
 from kdmri.paths import project_root
-from kdmri.reporting.figures import save_figure, set_figures_dir  # noqa: F401
+from kdmri.reporting.saving import save_figure, set_figures_dir  # noqa: F401
 
 # Without ipywidgets tqdm.auto falls back to text bars; its warning about that is noise here.
 warnings.filterwarnings("ignore", message="IProgress not found")
@@ -394,15 +394,25 @@ def slice_differences(cfg: Config, role_a: str, role_b: str, metric: str = "psnr
 
 def describe_difference(diff: Mapping[str, float], label: str = "KD - student", metric: str = "PSNR",
                         unit: str = "dB", confidence: float = 0.95) -> str:
-    """``KD - student PSNR: +0.54 dB, 95 % CI [+0.31, +0.77] over 16 slices``."""
-    return (f"{label} {metric}: {diff['mean']:+.3f} {unit}, {100 * confidence:.0f} % CI "
+    """``KD - student PSNR: +0.54 dB, 95 % CI [+0.31, +0.77] over 16 slices (paired)``, then,
+    from :func:`kdmri.reporting.statistics.paired_comparison` with two volumes or more, the
+    per-volume difference and what the slice-level interval assumes."""
+    text = (f"{label} {metric}: {diff['mean']:+.3f} {unit}, {100 * confidence:.0f} % CI "
             f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] over {diff['n']} slices (paired)")
+    if diff.get("volumes", 0) >= 2:
+        text += (f"\nper volume: {diff['volume_mean']:+.3f} {unit}, {100 * confidence:.0f} % CI "
+                 f"[{diff['volume_ci_low']:+.3f}, {diff['volume_ci_high']:+.3f}] "
+                 f"over {diff['volumes']} volumes")
+    if "assumes" in diff:
+        text += f"\nnote: {diff['assumes']}"
+    return text
 
 
 def markdown(table) -> Any:
-    """A results table as rendered markdown in a notebook."""
+    """A results table as rendered markdown in a notebook (with its ``attrs["note"]``)."""
     from IPython.display import Markdown
 
     from kdmri.reporting.reports import to_markdown
 
-    return Markdown(to_markdown(table))
+    note = table.attrs.get("note") if hasattr(table, "attrs") else None
+    return Markdown(to_markdown(table) + (f"\n\n*{note}*" if note else ""))

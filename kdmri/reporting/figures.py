@@ -1,61 +1,47 @@
-"""Figures of a batch run saved as files: every figure a notebook displays (and any passed to
-:func:`save_figure`) also as PNG and PDF under ``runs/<dataset>/acc_<acc>/figures/``, when
-the params file names that folder (``notebook_parameters.figures_dir``, written by the batch
-runner); interactive notebooks save nothing."""
+"""The panel helpers every figure of :mod:`kdmri.reporting.plots` is drawn with: a grid of
+axes on a ``Figure`` (never ``pyplot``), an image panel without ticks, a 2-D image from an
+array or tensor, and the log scale k-space is shown on."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any
+import numpy as np
+from matplotlib.figure import Figure
 
-#: Where :func:`save_figure` writes (``figures_dir`` of the params file or the cell), and how
-#: many figures this kernel has shown; the batch names the notebook in :data:`NOTEBOOK_ENV`.
-FIGURES: dict[str, Any] = {"dir": None, "count": 0, "hooked": False}
-NOTEBOOK_ENV = "KDMRI_NOTEBOOK"
+PANEL = 2.3  # inches per image panel
+Box = tuple[int, int, int, int]  # (row0, row1, col0, col1), end-exclusive
 
 
-def set_figures_dir(folder) -> None:
-    """Save every figure the notebook displays from now on under ``folder`` (``None``: stop)."""
-    FIGURES["dir"] = Path(folder) if folder else None
-    if FIGURES["dir"] is None or FIGURES["hooked"]:
-        return
-    try:
-        from IPython import get_ipython
-        from matplotlib.figure import Figure
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is None:
-        return
-    formatter = shell.display_formatter.formatters["image/png"]
-    try:
-        previous = formatter.lookup_by_type(Figure)
-    except KeyError:
-        return
-
-    def png(fig, *args, **kwargs):
-        FIGURES["count"] += 1
-        save_figure(fig, f"{os.environ.get(NOTEBOOK_ENV, 'notebook')}_{FIGURES['count']:02d}")
-        return previous(fig, *args, **kwargs)
-
-    formatter.for_type(Figure, png)
-    FIGURES["hooked"] = True
+def grid(nrows: int, ncols: int, panel: float = PANEL,
+         height: float | None = None) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout figure of ``nrows x ncols`` axes (a 2-D array), ``panel`` inches
+    wide (and ``height`` or ``panel`` high) per axes."""
+    fig = Figure(figsize=(ncols * panel, nrows * (height or panel)), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
 
 
-def save_figure(fig, name: str, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    """Save ``fig`` as ``<figures_dir>/<name>.png`` and ``.pdf`` (atomically) when a run folder
-    is configured (batch runs: ``runs/<dataset>/acc_<acc>/figures``, through the resolved
-    params file's ``figures_dir``); returns the paths written (``[]`` when none is set)."""
-    from kdmri.io import atomic_path
+def show(ax, img: np.ndarray, title: str | None = None, cmap: str = "gray", vmin=None, vmax=None):
+    """Draw ``img`` on ``ax`` without ticks (nearest-neighbour pixels), with a small title."""
+    im = ax.imshow(np.asarray(img), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return im
 
-    folder = FIGURES["dir"]
-    if folder is None:
-        return []
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in formats:
-        with atomic_path(folder / f"{name}.{fmt}") as tmp:
-            fig.savefig(tmp, format=fmt, bbox_inches="tight")
-        written.append(folder / f"{name}.{fmt}")
-    return written
+
+def as_image(x, name: str) -> np.ndarray:
+    """A real 2-D numpy image from an array or tensor, squeezing leading unit axes."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    while arr.ndim > 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D image (H, W), got shape {arr.shape}")
+    return arr
+
+
+def log_magnitude(k: np.ndarray) -> np.ndarray:
+    """``log(1 + 1e4 |k| / max |k|)``: k-space magnitudes on a viewable scale."""
+    return np.log1p(np.abs(k) / (np.abs(k).max() + 1e-12) * 1e4)

@@ -22,7 +22,7 @@ EXECUTED_ENV = {"TQDM_DISABLE": "1"}
 def executed_notebook_env(notebook: str | Path = "notebook") -> Iterator[None]:
     """Set :data:`EXECUTED_ENV` and the notebook's name (figure file names) while its kernel
     is started (it inherits the environment)."""
-    from kdmri.reporting.figures import NOTEBOOK_ENV
+    from kdmri.reporting.saving import NOTEBOOK_ENV
 
     env = {**EXECUTED_ENV, NOTEBOOK_ENV: Path(notebook).stem}
     saved = {k: os.environ.get(k) for k in env}
