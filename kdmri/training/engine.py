@@ -267,11 +267,13 @@ def fit(runner: StageRunner, model: nn.Module, train_ds: Dataset, val_ds: Datase
 
 
 def train(cfg: Config, stage: str, stop_after: int | None = None,
-          strategy: Strategy | None = None) -> Path:
+          strategy: Strategy | None = None, reuse: bool = True) -> Path:
     """Train ``stage`` with ``cfg``; returns the experiment folder.
 
-    Resumes from ``model.pt`` when present (``cfg.resume``). ``stop_after`` ends the run
-    after that many epochs in total, as if it had been killed (tests use it).
+    Resumes from ``model.pt`` when present (``cfg.resume``). Otherwise, with ``reuse``, a
+    finished stage with the same content key (:mod:`kdmri.training.identity`) is copied
+    instead of training again. ``stop_after`` ends the run after that many epochs in total,
+    as if it had been killed (tests use it; it never reuses).
     """
     spec = get_stage(stage)
     strategy = strategy or default_strategy(cfg)
@@ -293,7 +295,7 @@ def train(cfg: Config, stage: str, stop_after: int | None = None,
             if strategy.is_writer and done["epoch"] == cfg.epochs == done["config"]["epochs"]:
                 identity.record_if_missing(out_dir, cfg, spec)
             return out_dir
-    elif identity.reuse_identical(cfg, spec, out_dir, strategy.is_writer):
+    elif reuse and stop_after is None and identity.reuse_identical(cfg, spec, out_dir, strategy.is_writer):
         strategy.barrier()
         return out_dir
     runner.setup(model, train_ds)
