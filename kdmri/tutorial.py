@@ -19,9 +19,21 @@ from typing import Any
 
 import numpy as np
 
-from kdmri.config import FIELDS, Config, load_config, read_params, resolve_params
+from kdmri.config import (  # noqa: F401  (sr_*: what notebook 06 calls)
+    FIELDS,
+    Config,
+    load_config,
+    notebook_parameters,
+    read_params,
+    resolve_knobs,
+    resolve_params,
+    sr_enabled,
+    sr_method,
+    sr_status,
+)
 from kdmri.errors import ConfigError, DataError
 from kdmri.paths import project_root
+from kdmri.reporting.saving import save_figure, set_figures_dir  # noqa: F401
 
 # Without ipywidgets tqdm.auto falls back to text bars; its warning about that is noise here.
 warnings.filterwarnings("ignore", message="IProgress not found")
@@ -73,6 +85,8 @@ def notebook_config(params_file: str | Path | None = None, verbose: bool = True,
     if unknown:
         raise ConfigError(f"notebook parameters {unknown} are not Config fields; known: {sorted(FIELDS)}")
     cfg = load_config(params_file, parameters)
+    if params_file is not None:  # batch runs: every figure also as PNG and PDF in the run folder
+        set_figures_dir(notebook_parameters(params_file).get("figures_dir"))
     if verbose:
         if params_file is not None:
             from_file = read_params(params_file)
@@ -84,6 +98,27 @@ def notebook_config(params_file: str | Path | None = None, verbose: bool = True,
                 print("note: the parameters cell overrides the params file: " + ", ".join(changed))
         print(describe_config(cfg))
     return cfg
+
+
+def notebook_knobs(params_file: str | Path | None = None, verbose: bool = True, **knobs) -> tuple:
+    """The notebook-only parameters, in the order given: the cell's value where not ``None``,
+    else the params file's ``notebook_parameters``, else
+    :data:`kdmri.config.NOTEBOOK_DEFAULTS`; a cell value that differs from the file's is
+    noted. ``figures_dir`` also sets where :func:`save_figure` writes.
+    ``kd_epochs, ablations = nb.notebook_knobs(params_file, kd_epochs=kd_epochs, ablations=ablations)``."""
+    values, changed = resolve_knobs(params_file, knobs)
+    if verbose and changed:
+        print("note: the parameters cell overrides the params file: " + ", ".join(changed))
+    if "figures_dir" in knobs:
+        set_figures_dir(values[list(knobs).index("figures_dir")])
+    return tuple(values)
+
+
+def require_sr(cfg: Config) -> None:
+    """Stop a notebook (``ConfigError`` naming the setting) where the papers ran no
+    super-resolution; :func:`kdmri.config.sr_status` says where they did."""
+    if not sr_enabled(cfg):
+        raise ConfigError(f"notebook 06 does not train here: {sr_status(cfg)}")
 
 
 # =========================================================================== data
@@ -359,18 +394,28 @@ def slice_differences(cfg: Config, role_a: str, role_b: str, metric: str = "psnr
 
 def describe_difference(diff: Mapping[str, float], label: str = "KD - student", metric: str = "PSNR",
                         unit: str = "dB", confidence: float = 0.95) -> str:
-    """``KD - student PSNR: +0.54 dB, 95 % CI [+0.31, +0.77] over 16 slices``."""
-    return (f"{label} {metric}: {diff['mean']:+.3f} {unit}, {100 * confidence:.0f} % CI "
+    """``KD - student PSNR: +0.54 dB, 95 % CI [+0.31, +0.77] over 16 slices (paired)``, then,
+    from :func:`kdmri.reporting.statistics.paired_comparison` with two volumes or more, the
+    per-volume difference and what the slice-level interval assumes."""
+    text = (f"{label} {metric}: {diff['mean']:+.3f} {unit}, {100 * confidence:.0f} % CI "
             f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] over {diff['n']} slices (paired)")
+    if diff.get("volumes", 0) >= 2:
+        text += (f"\nper volume: {diff['volume_mean']:+.3f} {unit}, {100 * confidence:.0f} % CI "
+                 f"[{diff['volume_ci_low']:+.3f}, {diff['volume_ci_high']:+.3f}] "
+                 f"over {diff['volumes']} volumes")
+    if "assumes" in diff:
+        text += f"\nnote: {diff['assumes']}"
+    return text
 
 
 def markdown(table) -> Any:
-    """A results table as rendered markdown in a notebook."""
+    """A results table as rendered markdown in a notebook (with its ``attrs["note"]``)."""
     from IPython.display import Markdown
 
     from kdmri.reporting.reports import to_markdown
 
-    return Markdown(to_markdown(table))
+    note = table.attrs.get("note") if hasattr(table, "attrs") else None
+    return Markdown(to_markdown(table) + (f"\n\n*{note}*" if note else ""))
 
 
 # =========================================================================== notebook checks

@@ -167,8 +167,12 @@ def test_cli_runs_papermill_records_memory_and_exits_nonzero_on_failure(setup, c
     out = capsys.readouterr().out
     assert "1 of 3 notebook runs FAILED" in out and "ValueError: boom" in out
     folder = runs / "alpha" / "acc_4x"
-    assert sorted(p.name for p in folder.iterdir()) == ["00_data.ipynb", "01_masks.ipynb", "02_dc_cnn.ipynb",
-                                                        "params.yaml"]
+    assert sorted(p.name for p in folder.iterdir()) == ["00_data.ipynb", "00_data.log", "01_masks.ipynb",
+                                                        "01_masks.log", "02_dc_cnn.ipynb",
+                                                        "02_dc_cnn.log", "params.yaml"]
+    assert "third 2" in (folder / "02_dc_cnn.log").read_text()  # each notebook's output, streamed
+    resolved = yaml.safe_load((folder / "params.yaml").read_text())
+    assert resolved["notebook_parameters"]["figures_dir"] == str(folder / "figures")
     third = nbformat.read(str(folder / "02_dc_cnn.ipynb"), as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in third.cells)
     assert "third 2" in "".join(o.get("text", "") for c in third.cells for o in c.get("outputs", []))

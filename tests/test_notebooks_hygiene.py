@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kdmri import tutorial as nb
-from kdmri.config import FIELDS, ConfigError, load_config, read_params
+from kdmri.config import FIELDS, NOTEBOOK_KEY, ConfigError, load_config, read_params
 from kdmri.errors import DataError
 from kdmri.tools import notebooks as nbt
 from kdmri.tools.notebooks import discover_notebooks
@@ -26,15 +26,64 @@ def test_notebook_follows_the_conventions(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_parameter_defaults_are_the_ci_profile(path):
+def test_parameters_defer_to_the_ci_profile(path):
     defaults = nbt.parameter_defaults(nbt.read_notebook(path))
+    assert defaults.pop("params_file") == nbt.DEFAULT_PARAMS == "ci"
+    assert all(v is None for v in defaults.values()), path.name
     ci = read_params("ci")
-    missing = sorted(set(ci) - set(defaults))
-    assert not missing, f"{path.name}: parameters cell lacks the ci.yaml keys {missing}"
-    assert {k: defaults[k] for k in ci} == ci
-    # and the notebook's Config equals the one params/ci.yaml gives (same runs, same folder)
-    config_params = {k: v for k, v in defaults.items() if k in FIELDS}  # notebook-only knobs aside
-    assert nb.notebook_config(None, verbose=False, **config_params) == load_config("ci")
+    knobs = {k for k in defaults if k not in FIELDS}
+    assert knobs <= set(ci[NOTEBOOK_KEY]), f"{path.name}: ci.yaml lacks {knobs - set(ci[NOTEBOOK_KEY])}"
+    # the notebook's Config is the one params/ci.yaml gives (same runs, same folder)
+    config_params = {k: v for k, v in defaults.items() if k in FIELDS}
+    assert nb.notebook_config("ci", verbose=False, **config_params) == load_config("ci")
+
+
+def test_only_params_file_set_uses_that_files_settings(tmp_path, capsys):
+    params = tmp_path / "one.yaml"
+    params.write_text("dataset: demo\nepochs: 1\nlr: 0.005\nnotebook_parameters:\n  kd_epochs: 3\n"
+                      "  ablations: [both]\n")
+    cfg = nb.notebook_config(params, dataset=None, epochs=None, lr=None, progress=None)
+    assert (cfg.epochs, cfg.lr, cfg.progress) == (1, 0.005, True)
+    knobs = nb.notebook_knobs(params, kd_epochs=None, ablations=None, metric_level=None)
+    assert knobs == (3, ["both"], "slice")
+    assert "overrides" not in capsys.readouterr().out
+    assert nb.notebook_knobs(params, kd_epochs=5) == (5,)
+    assert "parameters cell overrides the params file: kd_epochs=3 -> 5" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="kd_epochz"):
+        nb.notebook_knobs(params, kd_epochz=1)
+
+
+def test_save_figure_writes_only_with_a_run_folder(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    nb.set_figures_dir(None)
+    assert nb.save_figure(fig, "x") == []
+    params = tmp_path / "run.yaml"
+    params.write_text(f"dataset: demo\nnotebook_parameters:\n  figures_dir: {tmp_path / 'figures'}\n")
+    nb.notebook_config(params, verbose=False)
+    try:
+        written = nb.save_figure(fig, "curves")
+        assert [p.name for p in written] == ["curves.png", "curves.pdf"]
+        assert written[0].read_bytes()[:4] == b"\x89PNG" and written[1].read_bytes()[:4] == b"%PDF"
+    finally:
+        nb.set_figures_dir(None)
+        plt.close(fig)
+
+
+def test_readme_badges_follow_the_repository_address(tmp_path):
+    readme = (nbt.project_root() / "README.md").read_text()
+    assert nbt.readme_badges() in readme
+    assert nbt.binder_badge() in readme and nbt.colab_badge("00_data.ipynb") in readme
+    copy = tmp_path / "README.md"
+    copy.write_text("# Title\n\ntext\n")
+    url = "https://github.com/someone/kdmri"
+    assert nbt.sync_readme(copy, url) and nbt.binder_badge(repo_url=url) in copy.read_text()
+    assert not nbt.sync_readme(copy, url)
+    assert "<org>" in nbt.setup_source() and "placeholder" in nbt.setup_source()
 
 
 def test_there_are_notebooks_with_checked_outputs():
@@ -108,10 +157,11 @@ def test_parameters_must_be_plain_literals(good):
 
 def test_params_file_and_unused_parameters(good):
     def change(n):
-        n.cells[3].source = n.cells[3].source.replace("params_file = None", "params_file = 'ci'")
+        n.cells[3].source = n.cells[3].source.replace("params_file = 'ci'", "params_file = None")
         n.cells[3].source += "\nunused_knob = 3"
     problems = _breach(good, change)
-    assert any("`params_file = None`" in p for p in problems)
+    assert any("`params_file = 'ci'`" in p for p in problems)
+    assert any("['unused_knob'] must be None" in p for p in problems)
     assert any("'unused_knob' is never used" in p for p in problems)
 
 

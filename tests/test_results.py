@@ -177,11 +177,13 @@ def test_report_comparisons_and_formatting(root):
     assert "demo 8x: SFT-KD - KD needs SFT-KD student and standard-teacher KD student" in missing
     assert "other 5x: KD - student needs KD student and Student" in missing
     shown = statistics.format_comparison(table, a_label=None, b_label=None)
-    assert list(shown.columns) == ["Δ PSNR [95 % CI]", "Δ SSIM [95 % CI]", "slices"]
+    assert list(shown.columns) == ["Δ PSNR [95 % CI]", "Δ PSNR per volume [95 % CI]", "Δ SSIM [95 % CI]",
+                                   "Δ SSIM per volume [95 % CI]", "slices", "volumes"]
     lo, hi = table.loc["demo 4x: KD - student", ["d_psnr_ci_low", "d_psnr_ci_high"]]
     assert shown.loc["demo 4x: KD - student", "Δ PSNR [95 % CI]"] == f"+0.40 [{lo:+.2f}, {hi:+.2f}]"
     both = statistics.format_comparison(table, ("psnr",), "KD", "student")
-    assert list(both.columns) == ["KD PSNR", "student PSNR", "Δ PSNR [95 % CI]", "slices"]
+    assert list(both.columns) == ["KD PSNR", "student PSNR", "Δ PSNR [95 % CI]",
+                                  "Δ PSNR per volume [95 % CI]", "slices", "volumes"]
     assert both.iloc[0]["student PSNR"] == f"33.00 ± {np.std([32, 33, 34, 33]):.2f}"
     assert rp.to_markdown(both).startswith("| comparison | KD PSNR | student PSNR |")
     # ... and with KD-MRI's student where notebook 05 has not run
@@ -279,7 +281,7 @@ def test_ablation_and_sft_summaries_from_folders(tmp_path):
     assert summary.loc["imitation", "d_psnr_mean"] == pytest.approx(0.05)
     assert summary.loc["both", "description"].startswith("KD-MRI")
     assert list(statistics.format_comparison(summary, ("psnr",), "variant", None).columns) == [
-        "description", "variant PSNR", "Δ PSNR [95 % CI]", "slices"]
+        "description", "variant PSNR", "Δ PSNR [95 % CI]", "Δ PSNR per volume [95 % CI]", "slices", "volumes"]
     with pytest.raises(DataError, match="abl-attention_kd"):
         ablation_summary(cfg, ["attention"])
     assert list(ablation_summary(cfg, ["imitation"]).index) == ["neither", "imitation"]  # baseline first
@@ -368,3 +370,40 @@ def test_reference_page_lists_the_published_numbers():
         assert f"| {data} | {model} | {a:.2f} | {b:.2f} |" in text
     for count in ("141,765", "49,285", "333,569", "185,857"):
         assert count in text
+
+
+def test_paired_comparisons_report_per_volume_differences(tmp_path):
+    import math
+
+    import pandas as pd
+
+    from kdmri.metrics import paired_difference
+    from kdmri.reporting import statistics
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    rows = [("v1", 0, 30.0, 29.0), ("v1", 1, 31.0, 30.0), ("v2", 0, 28.0, 27.5), ("v2", 1, 29.0, 28.5),
+            ("v3", 0, 27.0, 27.2), ("v3", 1, 27.4, 27.2)]
+    for folder, col in ((a, 2), (b, 3)):
+        folder.mkdir()
+        pd.DataFrame({"volume": [r[0] for r in rows], "slice": [r[1] for r in rows],
+                      "psnr": [r[col] for r in rows], "ssim": [0.9] * 6}).to_csv(folder / "metrics.csv")
+    diff = statistics.paired_comparison(a, b)
+    per_volume = paired_difference([30.5, 28.5, 27.2], [29.5, 28.0, 27.2])  # volume means
+    assert diff["volumes"] == 3 and diff["n"] == 6
+    assert math.isclose(diff["volume_mean"], per_volume["mean"])
+    assert math.isclose(diff["volume_ci_low"], per_volume["ci_low"])
+    assert diff["volume_ci_high"] - diff["volume_ci_low"] > diff["ci_high"] - diff["ci_low"]  # wider
+    assert "independent" in diff["assumes"]
+    table = statistics.comparison_table({"A - B": (a, b)})
+    shown = statistics.format_comparison(table)
+    assert shown.loc["A - B", "volumes"] == 3
+    assert shown.loc["A - B", "Δ PSNR per volume [95 % CI]"].startswith("+0.50")
+    assert "overstates confidence" in shown.attrs["note"]
+    # one volume: no per-volume interval column
+    one = tmp_path / "one_a", tmp_path / "one_b"
+    for folder, col in zip(one, (2, 3)):
+        folder.mkdir()
+        pd.DataFrame({"volume": ["v1", "v1"], "slice": [0, 1], "psnr": [rows[0][col], rows[1][col]],
+                      "ssim": [0.9, 0.9]}).to_csv(folder / "metrics.csv")
+    shown = statistics.format_comparison(statistics.comparison_table({"x": one}))
+    assert "Δ PSNR per volume [95 % CI]" not in shown and shown.loc["x", "volumes"] == 1

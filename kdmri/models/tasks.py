@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.utils.data import Dataset
 
+from kdmri.config import sr_method
 from kdmri.data.sr import SRSliceDataset
 from kdmri.data.views import Indexed
 from kdmri.data.volumes import SliceDataset
@@ -46,6 +47,10 @@ class Task:
 
     def base_dataset(self, cfg, folder) -> Dataset:
         raise NotImplementedError
+
+    def method_for(self, cfg) -> str:
+        """The experiment method of this task's stages when the config keeps the generic one."""
+        return self.default_method
 
     def dataset(self, cfg, split: str) -> Dataset:
         """The ``train`` or ``validation`` view of ``cfg``'s data (``max_*_slices`` applied)."""
@@ -96,6 +101,10 @@ class SRTask(Task):
 
     def base_dataset(self, cfg, folder) -> Dataset:
         return SRSliceDataset(folder, keep=cfg.sr_keep, in_memory=cfg.in_memory)
+
+    def method_for(self, cfg) -> str:
+        """``sr-keep<N>``: the setting is in the folder name, so two settings never share one."""
+        return sr_method(cfg.sr_keep)
 
     def build(self, arch: str) -> nn.Module:
         return build_vdsr(arch)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kdmri.config import SR_SETTINGS, sr_method
 from kdmri.reporting.reports import DIGITS, MISSING, mean_std, to_markdown
 
 
@@ -47,12 +48,15 @@ RECON_ROWS: tuple[Row, ...] = (
 )
 
 #: Super-resolution rows (KD-MRI's VDSR extension).
-SR_ROWS: tuple[Row, ...] = (
-    Row("LR", (("sr", "lr"),), "notebook 06 (evaluate stage sr-lr)"),
-    Row("Teacher", (("sr", "teacher"),), "notebook 06 (stage sr-teacher)"),
-    Row("Student", (("sr", "student"),), "notebook 06 (stage sr-student)"),
-    Row("KD student", (("sr", "kd"),), "notebook 06 (stages sr-feature, sr-kd)"),
-)
+#: Their method is ``sr-keep<sr_keep>`` (:func:`kdmri.config.sr_method`) for the settings of
+#: :data:`kdmri.config.SR_SETTINGS`; ``sr`` is the name of runs made before it.
+_SR_METHODS = tuple(sr_method(k) for k in dict.fromkeys(SR_SETTINGS.values())) + ("sr",)
+SR_ROWS: tuple[Row, ...] = tuple(
+    Row(label, tuple((m, role) for m in _SR_METHODS), source) for label, role, source in (
+        ("LR", "lr", "notebook 06 (evaluate stage sr-lr)"),
+        ("Teacher", "teacher", "notebook 06 (stage sr-teacher)"),
+        ("Student", "student", "notebook 06 (stage sr-student)"),
+        ("KD student", "kd", "notebook 06 (stages sr-feature, sr-kd)")))
 
 
 def acc_key(acc: str) -> float:

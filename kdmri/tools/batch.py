@@ -53,6 +53,7 @@ from kdmri.config import notebook_parameters as notebook_parameters_of
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
 from kdmri.paths import project_root, runs_dir
+from kdmri.tools.batch_params import executed_notebook_env, notebook_runs_for, resolved_params
 from kdmri.tools.graph import job_edges, schedule
 from kdmri.tools.notebooks import discover_notebooks, order_notebooks
 
@@ -170,7 +171,7 @@ def plan(params_files: Sequence[str | Path], notebooks: Sequence[str | Path] | N
     for pf, cfg in configs:
         folder = run_folder(cfg, out).resolve()
         values = cfg.to_dict()
-        for nb in nbs:
+        for nb in (n for n in nbs if notebook_runs_for(n, cfg)):
             params = {"params_file": str(folder / "params.yaml")}
             params.update({k: values[k] for k in sorted(names[nb]) if k in FIELDS})
             params.update({k: v for k, v in file_notebook_params[pf].items() if k in names[nb]})
@@ -185,7 +186,7 @@ def write_resolved_params(job: Job, overrides: Mapping[str, Any] | None = None) 
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# Resolved by `python -m kdmri batch` from {job.params}"
               + (f" with --set {dict(overrides)}" if overrides else "") + "\n")
-    atomic_text(path, header + yaml.safe_dump(job.cfg.to_dict(), sort_keys=True))
+    atomic_text(path, header + yaml.safe_dump(resolved_params(job, overrides), sort_keys=True))
     return path
 
 
@@ -253,8 +254,10 @@ def papermill_execute(notebook: Path, output: Path, parameters: dict, cwd: Path,
     when a cell fails; the error is raised)."""
     import papermill
 
-    papermill.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(cwd),
-                               kernel_name=kernel_name, progress_bar=False, log_output=False)
+    with executed_notebook_env(notebook), open(output.with_suffix(".log"), "w") as log:
+        papermill.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(cwd),
+                                   kernel_name=kernel_name, progress_bar=False, log_output=True,
+                                   stdout_file=log, stderr_file=log)
 
 
 def describe_error(exc: BaseException) -> str:

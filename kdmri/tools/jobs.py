@@ -321,13 +321,16 @@ def register_cli(sub) -> None:
                    help="any other sbatch option for every job, e.g. qos=high, constraint=a100")
 
     def run_command(args) -> int:
+        from kdmri.config import FIELDS
         from kdmri.paths import runs_dir
         from kdmri.tools import costs
         from kdmri.tools.batch import plan
+        from kdmri.tools.batch_params import describe_reuse
 
         overrides = dict(parse_override(o) for o in args.overrides)
         out = Path(args.out) if args.out is not None else runs_dir()
         jobs = plan(args.params, args.notebooks, overrides, out)
+        print(describe_reuse(args.params, {k: v for k, v in overrides.items() if k in FIELDS}))
         if args.plan:
             device = args.device_kind or ("cuda" if args.executor == "slurm" and args.gpus_per_job else "cpu")
             estimates, notes = costs.estimate(jobs, device, args.throughput)

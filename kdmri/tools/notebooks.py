@@ -7,7 +7,8 @@ Conventions (docs/NOTEBOOKS.md has the full text):
   (:func:`colab_badge`); (2) the set-up cell (:func:`setup_source`, identical in every
   notebook) that installs kdmri where it is not importable; (3) imports ending with
   ``print(nb.environment_report())``; (4) the one cell tagged ``parameters`` holding plain
-  literals (the quick CI profile of ``params/ci.yaml``, plus ``params_file = None``);
+  literals: ``params_file = 'ci'`` (the quick profile, ``params/ci.yaml``) and every other
+  parameter ``None`` (deferring to the params file);
   (5) ``cfg = nb.notebook_config(params_file, name=name, ...)`` with every parameter
   (:func:`kdmri.tutorial.notebook_config`).
 * committed notebooks keep outputs only in cells tagged ``nbval-check-output`` (executed,
@@ -26,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kdmri.config import read_params
+from kdmri.config import NOTEBOOK_KEY, read_params
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_path
 from kdmri.paths import project_root
@@ -39,6 +40,8 @@ NOTEBOOK_FOLDER = "notebooks"
 CLONE_DIR = "kdmri-repo"
 
 PARAMETERS_TAG = "parameters"
+#: The default ``params_file`` of every notebook: the quick CI profile (params/ci.yaml).
+DEFAULT_PARAMS = "ci"
 CHECK_TAG = "nbval-check-output"
 COLAB_BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
 BINDER_BADGE_SVG = "https://mybinder.org/badge_logo.svg"
@@ -91,10 +94,44 @@ import sys
 
 REPO_URL = "{repo_url}"  # kdmri.tools.notebooks.REPO_URL (docs/NOTEBOOKS.md)
 if importlib.util.find_spec("kdmri") is None:
+    if "<org>" in REPO_URL:  # the repository is not published yet: nothing to clone
+        raise RuntimeError("kdmri is not installed and REPO_URL is still a placeholder: run this "
+                           "notebook from a clone of the repository after `pip install -e .`, or "
+                           "set REPO_URL above to the repository's address")
     if not os.path.isdir("{CLONE_DIR}"):
         subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "{CLONE_DIR}"], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", "{CLONE_DIR}"], check=True)
     sys.path.insert(0, os.path.abspath("{CLONE_DIR}"))'''
+
+
+#: The README's badge line is between these markers (:func:`sync_readme` rewrites it).
+README_BADGES = ("<!-- badges -->", "<!-- /badges -->")
+
+
+def readme_badges(repo_url: str = REPO_URL) -> str:
+    """The README's badge block: Binder (JupyterLab on notebooks/) and Colab (notebook 00)."""
+    first = discover_notebooks()[0].name if discover_notebooks() else "00_data.ipynb"
+    badges = f"{binder_badge(repo_url=repo_url)} {colab_badge(first, repo_url)}"
+    return f"{README_BADGES[0]}\n{badges}\n{README_BADGES[1]}"
+
+
+def sync_readme(path: str | Path | None = None, repo_url: str = REPO_URL) -> bool:
+    """Write the badge block of ``README.md`` for ``repo_url`` (after its title if it has
+    none yet); returns whether the file changed."""
+    path = Path(path) if path is not None else project_root() / "README.md"
+    text = path.read_text()
+    block = readme_badges(repo_url)
+    pattern = re.compile(re.escape(README_BADGES[0]) + r".*?" + re.escape(README_BADGES[1]), re.S)
+    if pattern.search(text):
+        new = pattern.sub(lambda _: block, text)
+    else:
+        title, _, rest = text.partition("\n")
+        new = f"{title}\n\n{block}\n{rest}"
+    if new == text:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_text(new)
+    return True
 
 
 # =========================================================================== notebook files
@@ -246,8 +283,12 @@ def check_notebook(path: str | Path) -> list[str]:
         defaults = parameter_defaults(nb)
         if index != 3:
             problems.append(f"the parameters cell is cell {index + 1}; expected cell 4")
-        if defaults.get("params_file", "missing") is not None:
-            problems.append("parameters cell: expected `params_file = None`")
+        if defaults.get("params_file", "missing") != DEFAULT_PARAMS:
+            problems.append(f"parameters cell: expected `params_file = {DEFAULT_PARAMS!r}` "
+                            "(the quick profile)")
+        set_here = sorted(k for k, v in defaults.items() if k != "params_file" and v is not None)
+        if set_here:
+            problems.append(f"parameters cell: {set_here} must be None (they defer to params_file)")
         later = "\n".join(_source(c) for c in cells[index + 1:] if c.cell_type == "code")
         for name in defaults:
             if not re.search(rf"\b{re.escape(name)}\b", later):
@@ -306,8 +347,10 @@ def opening_cells(name: str, title: str, parameters: Mapping[str, Any], imports:
     """The fixed opening cells of a new notebook ``name`` (see the module docstring)."""
     import nbformat.v4 as nbf
 
-    params = "\n".join(["params_file = None  # a params YAML (path or name in params/); batch runs set it",
-                        *(f"{k} = {v!r}" for k, v in parameters.items() if k != "params_file")])
+    params = "\n".join([f"params_file = {DEFAULT_PARAMS!r}  # a params YAML (path or name in params/): "
+                        "the quick CI profile; batch runs set theirs",
+                        "# every other value None defers to the params file; a value set here overrides it",
+                        *(f"{k} = None" for k in parameters if k != "params_file")])
     config = "cfg = nb.notebook_config(\n    params_file,\n" + "".join(
         f"    {k}={k},\n" for k in parameters if k != "params_file") + ")\ndata_folder = nb.ensure_data(cfg)"
     imports = imports or "from kdmri import tutorial as nb\nfrom kdmri.reporting import plots"
@@ -327,7 +370,8 @@ def new_notebook(path: str | Path, title: str, parameters: Mapping[str, Any] | N
     path = Path(path)
     if path.exists():
         raise ConfigError(f"{path}: already exists")
-    params = dict(parameters) if parameters is not None else read_params("ci")
+    params = dict(parameters) if parameters is not None else read_params(DEFAULT_PARAMS)
+    params.pop(NOTEBOOK_KEY, None)
     nb = nbf.new_notebook(cells=opening_cells(path.name, title, params))
     nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python",
                                  "name": "python3"}
@@ -358,6 +402,8 @@ def _notebook_command(args) -> int:
         return 0
     paths = [Path(p) for p in args.paths] if args.paths else discover_notebooks()
     status = 0
+    if args.action == "sync" and not args.paths:
+        print(f"{'updated' if sync_readme(None, args.repo_url or REPO_URL) else 'unchanged'} README.md")
     for path in paths:
         if args.action == "check":
             problems = check_notebook(path)

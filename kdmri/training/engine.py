@@ -34,6 +34,7 @@ from kdmri.errors import DataError
 from kdmri.io import atomic_save, write_csv
 from kdmri.locks import folder_lock
 from kdmri.models.blocks import ReconOutput
+from kdmri.training import identity
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
 
@@ -195,8 +196,13 @@ class CSVLog(Callback):
 
 
 class ProgressBar(Callback):
+    """A tqdm bar per stage (``TQDM_DISABLE=1`` hides it, as in batch-executed notebooks)
+    and, when enabled, one summary line at the end of the stage."""
+
     def __init__(self, desc: str, start: int, total: int, enabled: bool):
-        self.bar = tqdm(desc=desc, initial=start, total=total, disable=not enabled)
+        self.desc, self.start, self.enabled = desc, start, enabled
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(desc=desc, initial=start, total=total, disable=not enabled, leave=False)
 
     def on_epoch_end(self, state: dict) -> None:
         row = state["row"]
@@ -205,6 +211,11 @@ class ProgressBar(Callback):
 
     def on_end(self, state: dict) -> None:
         self.bar.close()
+        if self.enabled and state["epoch"] > self.start:
+            best = state["best"]
+            print(f"{self.desc}: epochs {self.start + 1}-{state['epoch']} in "
+                  f"{time.perf_counter() - self.t0:.0f} s, best val_loss {best['val_loss']:.4g} "
+                  f"(epoch {best['epoch']})", flush=True)
 
 
 # ---------------------------------------------------------------- the loop
@@ -257,11 +268,13 @@ def fit(runner: StageRunner, model: nn.Module, train_ds: Dataset, val_ds: Datase
 
 
 def train(cfg: Config, stage: str, stop_after: int | None = None,
-          strategy: Strategy | None = None) -> Path:
+          strategy: Strategy | None = None, reuse: bool = True) -> Path:
     """Train ``stage`` with ``cfg``; returns the experiment folder.
 
-    Resumes from ``model.pt`` when present (``cfg.resume``). ``stop_after`` ends the run
-    after that many epochs in total, as if it had been killed (tests use it).
+    Resumes from ``model.pt`` when present (``cfg.resume``). Otherwise, with ``reuse``, a
+    finished stage with the same content key (:mod:`kdmri.training.identity`) is copied
+    instead of training again. ``stop_after`` ends the run after that many epochs in total,
+    as if it had been killed (tests use it; it never reuses).
 
     A single process holds ``<experiment>/.lock`` (:func:`kdmri.locks.folder_lock`) for the
     whole stage, so a second process training the same stage waits, then returns at once
@@ -273,10 +286,10 @@ def train(cfg: Config, stage: str, stop_after: int | None = None,
     strategy = strategy or default_strategy(cfg)
     runner = StageRunner(spec, cfg, strategy)
     with folder_lock(runner.experiment, f"training {stage}", enabled=strategy.world_size <= 1):
-        return _train(runner, stage, stop_after)
+        return _train(runner, stage, stop_after, reuse)
 
 
-def _train(runner: StageRunner, stage: str, stop_after: int | None) -> Path:
+def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool) -> Path:
     spec, strategy = runner.spec, runner.strategy
     cfg = runner.cfg
     device = strategy.device
@@ -292,7 +305,12 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None) -> Path:
         done = load_checkpoint(last_path, device)
         check_resumable(done["config"], cfg, last_path)
         if done["epoch"] >= cfg.epochs:
+            if strategy.is_writer and done["epoch"] == cfg.epochs == done["config"]["epochs"]:
+                identity.record_if_missing(out_dir, cfg, spec)
             return out_dir
+    elif reuse and stop_after is None and identity.reuse_identical(cfg, spec, out_dir, strategy.is_writer):
+        strategy.barrier()
+        return out_dir
     runner.setup(model, train_ds)
     optimizer = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
@@ -313,4 +331,6 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None) -> Path:
                  ProgressBar(f"{stage} {cfg.dataset} {cfg.acc}", state["epoch"], cfg.epochs,
                              cfg.progress and strategy.progress())]
     fit(runner, model, train_ds, val_ds, optimizer, scheduler, state, end, callbacks)
+    if strategy.is_writer and state["epoch"] >= cfg.epochs:
+        identity.record(out_dir, identity.content_key(cfg, spec), stage, cfg.epochs)
     return out_dir

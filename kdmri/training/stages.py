@@ -96,8 +96,8 @@ class StageSpec:
 
 def task_method(cfg: Config, task: Task) -> str:
     """The experiment method of ``task``'s stages: ``cfg.method``, except that the generic
-    default (``kdmri``) becomes the task's own default (``sr`` for super-resolution)."""
-    return task.default_method if cfg.method == RECON.default_method else cfg.method
+    default (``kdmri``) becomes the task's own (``sr-keep<sr_keep>`` for super-resolution)."""
+    return task.method_for(cfg) if cfg.method == RECON.default_method else cfg.method
 
 
 STAGES: Registry[StageSpec] = Registry("stage")
