@@ -206,7 +206,7 @@ def test_cost_plan_graph_hours_and_totals(tmp_path, capsys):
     nbs = [REPO / "notebooks" / f"{s}.ipynb" for s in ("00_data", "03_teacher_student", "04_kd_mri")]
     jobs = plan([p4, p8], nbs, out=tmp_path / "runs")
     estimates, notes = costs.estimate(jobs, "cuda", [bench])
-    demo = Config(**{k: v for k, v in ci.items()}).data_path
+    demo = Config(**{k: v for k, v in ci.items() if k != "notebook_parameters"}).data_path
     train, val, _ = costs.slice_counts(Config(dataset="demo", data_root=str(demo)))
     n, nv = min(train, 32), min(val, 8)
     teacher = 2 * (n / 20.0 + nv / 20.0 / 3) / 3600  # epochs x (train + validation forward)

@@ -156,8 +156,8 @@ def plan(params_files: Sequence[str | Path], notebooks: Sequence[str | Path] | N
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        for key in file_notebook_params[str(pf)]:
-            if not any(key in n for n in names.values()):
+        for key in file_notebook_params[str(pf)]:  # a params file serves every notebook, run or not
+            if not any(key in n for n in names.values()) and key not in _all_notebook_parameters(inspect):
                 problems.append(f"{pf}: notebook_parameters.{key} is not a parameter of any notebook")
         folder = run_folder(cfg, out).resolve()
         if folder in folders:
@@ -178,6 +178,17 @@ def plan(params_files: Sequence[str | Path], notebooks: Sequence[str | Path] | N
             params.update({k: v for k, v in notebook_over.items() if k in names[nb]})
             jobs.append(Job(pf, cfg, nb, folder / nb.name, params))
     return jobs
+
+
+def _all_notebook_parameters(inspect) -> set[str]:
+    """Parameter names of every numbered notebook in notebooks/."""
+    found: set[str] = set()
+    for nb in discover_notebooks():
+        try:
+            found |= set(inspect(nb))
+        except Exception:  # an unreadable notebook is reported when it is selected
+            continue
+    return found
 
 
 def write_resolved_params(job: Job, overrides: Mapping[str, Any] | None = None) -> Path:
