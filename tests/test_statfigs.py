@@ -121,6 +121,10 @@ def test_metric_vs_cost_parameters_and_latency(root):  # noqa: F811
     assert sorted(q[q[:, 0] == 10.0, 1]) == [34.0, pytest.approx(34.15)]  # teacher, SFT teacher
     zf = [ln for ln in params.get_lines() if "ZF" in ln.get_label()]
     assert len(zf) == 1 and zf[0].get_ydata()[0] == 25.0
+    trend = _lines(statfigs.metric_vs_acceleration(reports, dataset="demo").axes[0])
+    teacher = [c for c in params.collections if isinstance(c, PathCollection)][0]  # point 0: Teacher
+    assert tuple(teacher.get_facecolor()[0][:3]) == pytest.approx(matplotlib.colors.to_rgb(
+        trend["Teacher"].get_color()))  # one colour per model across figures
     _renders(fig)
 
 

@@ -49,6 +49,14 @@ def _figure(ncols: int, width: float = 4.2, height: float = 3.4) -> tuple[Figure
     return fig, list(fig.subplots(1, ncols, squeeze=False)[0])
 
 
+def palette(labels: Sequence[str], rows: Sequence[Row] = RECON_ROWS) -> dict:
+    """One colour per model, fixed by the order of ``rows`` (then ``labels``), so a model has
+    the same colour in every figure."""
+    names = list(dict.fromkeys([r.label for r in rows] + list(labels)))
+    colours = sns.color_palette("tab10", n_colors=len(names))
+    return {n: colours[names.index(n)] for n in labels}
+
+
 def _note(ax, text: str) -> None:
     ax.text(0.02, 0.02, text, transform=ax.transAxes, fontsize=7, color="0.35", va="bottom")
 
@@ -75,14 +83,15 @@ def slice_distributions(experiments: Mapping[str, Path | str | pd.DataFrame],
         frames.append(df[list(metrics)].assign(model=label))
     data, order = pd.concat(frames, ignore_index=True), list(experiments)
     fig, axes = _figure(len(metrics), width=max(4.2, 1.1 * len(order) + 1.5))
+    colours = palette(order)
     for ax, m in zip(axes, metrics):
         if kind == "violin":
-            sns.violinplot(data=data, x="model", y=m, hue="model", order=order, hue_order=order,
+            sns.violinplot(data=data, x="model", y=m, hue="model", order=order, palette=colours,
                            inner=None, cut=0, density_norm="width", legend=False, ax=ax, alpha=0.5)
         else:
             with warnings.catch_warnings():  # seaborn 0.13.2 still passes matplotlib's `vert`
                 warnings.filterwarnings("ignore", message="vert: bool was deprecated")
-                sns.boxplot(data=data, x="model", y=m, hue="model", order=order, hue_order=order,
+                sns.boxplot(data=data, x="model", y=m, hue="model", order=order, palette=colours,
                             showfliers=False, legend=False, ax=ax, boxprops={"alpha": 0.5})
         sns.stripplot(data=data, x="model", y=m, order=order, color="0.15", size=2.5, jitter=0.15, ax=ax)
         ax.set_xlabel("model")
@@ -140,12 +149,12 @@ def metric_vs_acceleration(reports: pd.DataFrame, metric: str = "psnr", dataset:
     if not data.empty:
         data = data.assign(factor=data["acc"].map(acc_key))
         order = [r.label for r in rows if r.label in set(data["model"])]
-        sns.lineplot(data=data, x="factor", y="mean", hue="model", hue_order=order, style="model",
-                     style_order=order, markers=True, dashes=False, ax=ax)
-        palette = dict(zip(order, sns.color_palette(n_colors=len(order))))
+        colours = palette(order, rows)
+        sns.lineplot(data=data, x="factor", y="mean", hue="model", hue_order=order, palette=colours,
+                     style="model", style_order=order, markers=True, dashes=False, ax=ax)
         for model, grp in data.groupby("model"):
             ax.errorbar(grp["factor"], grp["mean"], yerr=grp["std"], fmt="none", capsize=3,
-                        color=palette[model], alpha=0.6)
+                        color=colours[model], alpha=0.6)
         ax.legend(fontsize=7, loc="best")
     ax.set_xticks([acc_key(a) for a in ticks], ticks)
     ax.set_xlabel("acceleration")
@@ -194,7 +203,8 @@ def metric_vs_cost(reports: pd.DataFrame, latency: Sequence[dict] = (), metric: 
     for ax, x, xlabel in ((axes[0], "parameters", "parameters"), (axes[1], "latency_ms", lat_label)):
         pts = nets.dropna(subset=[x])
         if not pts.empty:
-            sns.scatterplot(data=pts, x=x, y="mean", hue="model", hue_order=order, style="model",
+            sns.scatterplot(data=pts, x=x, y="mean", hue="model", hue_order=order,
+                            palette=palette(order, rows), style="model",
                             style_order=order, s=60, ax=ax, legend=ax is axes[0])
         for _, r in zf.iterrows():
             ax.axhline(r["mean"], ls="--", color="0.5", lw=1, label=f"{r['model']} (no network)")
