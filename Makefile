@@ -43,7 +43,6 @@ benchmark: install
 	$(PY) -m kdmri benchmark --out benchmarks/results.md
 
 lab: install
-	$(PY) -m pip install --quiet "jupyterlab>=4"
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
