@@ -28,4 +28,5 @@ def recording_atomic_path(path):
 kdmri.io.atomic_path = recording_atomic_path  # every kdmri writer goes through this helper
 for run in spec["runs"]:
     cfg = Config(**run["config"])
-    train(cfg, run["stage"], stop_after=run.get("stop_after"))
+    # reuse=False: train under DDP even where an identical stage exists (the test compares them)
+    train(cfg, run["stage"], stop_after=run.get("stop_after"), reuse=False)

@@ -72,7 +72,7 @@ def test_two_processes_reproduce_one_and_resume_exactly(even_data, tmp_path):
     exp = tmp_path / "exp"
     single = _cfg(even_data, exp, "single")
     for stage in ("teacher", "kd"):
-        train(single.replace(kd_init="scratch"), stage)
+        train(single.replace(kd_init="scratch"), stage, reuse=False)
     writes = tmp_path / "writes"
     writes.mkdir()
     ddp, killed = _cfg(even_data, exp, "ddp"), _cfg(even_data, exp, "killed")

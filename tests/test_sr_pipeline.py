@@ -28,7 +28,7 @@ def test_sr_runs_only_where_the_papers_ran_it(tmp_path):
     from kdmri.config import ConfigError, load_config, sr_enabled, sr_status
 
     assert sr_enabled(load_config("calgary_4x")) and sr_enabled(load_config("demo_4x"))
-    for name in ("knee_4x", "calgary_5x", "cardiac_8x", "mrbrain_5x"):
+    for name in ("knee_4x", "calgary_5x", "cardiac_8x", "mrbrain_5x", "demo_8x"):
         cfg = load_config(name)
         assert not sr_enabled(cfg) and "not run" in sr_status(cfg)
     # the SR folders encode the setting: calgary and the demo never share one
@@ -42,3 +42,20 @@ def test_sr_runs_only_where_the_papers_ran_it(tmp_path):
     bad.write_text("dataset: knee\nsr_keep: 64\n")
     with pytest.raises(ConfigError, match=r"knee_sr.yaml: sr_keep=64 for dataset 'knee'"):
         load_config(bad)
+
+
+def test_the_plan_of_every_params_file(tmp_path):
+    """`batch --plan --params params/*.yaml`: it plans (no colliding run or experiment folder),
+    super-resolution only for calgary and the demo at 4x, and the grids reuse identical stages."""
+    from kdmri.paths import params_dir
+    from kdmri.tools.batch import plan
+    from kdmri.training.plan import reused_stages
+
+    files = sorted(params_dir().glob("*.yaml"))
+    jobs = plan(files, out=tmp_path / "runs")
+    sr = sorted({(j.cfg.dataset, j.cfg.acc) for j in jobs if j.notebook.name.startswith("06_")})
+    assert sr == [("calgary", "4x"), ("demo", "4x")]
+    assert len({j.output for j in jobs}) == len(jobs)
+    reused = reused_stages(params_dir() / "cardiac_4x.yaml")
+    assert "abl-neither_student = kdmri_student (student)" in reused
+    assert any(line.startswith("std-at_kdmri_kd = kdmri_kd") for line in reused)

@@ -72,8 +72,12 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
 
 
 def run_folder(cfg: Config, out: Path) -> Path:
-    """``<out>/<dataset>/acc_<acc>``: where one params file's executed notebooks go."""
-    return Path(out) / cfg.dataset / f"acc_{cfg.acc}"
+    """Where one params file's executed notebooks go: ``<out>/<dataset>/acc_<acc>``, or, for a
+    params file with its own ``experiments_root`` (e.g. the quick profile's
+    ``experiments/quick``), ``<out>/<that folder's name>/<dataset>/acc_<acc>``, so its runs
+    stay apart from the full runs as its experiments do."""
+    base = Path(out) / Path(cfg.experiments_root).name if cfg.experiments_root else Path(out)
+    return base / cfg.dataset / f"acc_{cfg.acc}"
 
 
 @dataclass
