@@ -52,7 +52,7 @@ from kdmri.config import FIELDS, Config, load_config
 from kdmri.config import notebook_parameters as notebook_parameters_of
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
-from kdmri.paths import project_root, runs_dir
+from kdmri.paths import experiments_dir, project_root, runs_dir
 from kdmri.tools.batch_params import executed_notebook_env, notebook_runs_for, resolved_params
 from kdmri.tools.graph import job_edges, schedule
 from kdmri.tools.notebooks import discover_notebooks, order_notebooks
@@ -72,12 +72,15 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
 
 
 def run_folder(cfg: Config, out: Path) -> Path:
-    """Where one params file's executed notebooks go: ``<out>/<dataset>/acc_<acc>``, or, for a
-    params file with its own ``experiments_root`` (e.g. the quick profile's
-    ``experiments/quick``), ``<out>/<that folder's name>/<dataset>/acc_<acc>``, so its runs
-    stay apart from the full runs as its experiments do."""
-    base = Path(out) / Path(cfg.experiments_root).name if cfg.experiments_root else Path(out)
-    return base / cfg.dataset / f"acc_{cfg.acc}"
+    """Where one params file's executed notebooks go: ``<out>/<dataset>/acc_<acc>``; for a
+    params file whose experiments live in a subfolder of experiments/ (the quick profile's
+    ``experiments/quick``), the same subfolder under ``<out>`` (``runs/quick/...``), so its
+    runs stay apart from the full runs as its experiments do."""
+    try:
+        sub = cfg.experiments_path.resolve().relative_to(experiments_dir().resolve())
+    except ValueError:
+        sub = Path()
+    return Path(out) / sub / cfg.dataset / f"acc_{cfg.acc}"
 
 
 @dataclass
