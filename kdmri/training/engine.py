@@ -60,7 +60,7 @@ class StageRunner:
         return self.spec.experiment(self.cfg)
 
     def build_model(self) -> nn.Module:
-        return self.task.build(self.spec.arch)
+        return self.task.build(self.spec.arch, self.cfg)
 
     def forward(self, model: nn.Module, batch: dict, features: bool = False):
         if self.spec.arch == "sft" and model.training:
