@@ -137,3 +137,36 @@ def test_sft_term_uses_its_own_reduction():
     assert Config().sft_imitation_reduction == "reference"
     ref = sft_loss(t, branches, y, reduction="reference")[1]["imitation"]
     assert ref == pytest.approx(sft_loss(t, branches, y, reduction="mean")[1]["imitation"] / t.numel())
+
+
+def _metrics(folder, psnrs):
+    import pandas as pd
+
+    folder.mkdir(parents=True)
+    pd.DataFrame({"volume": ["v1"] * len(psnrs), "slice": range(len(psnrs)), "psnr": psnrs,
+                  "ssim": 0.9, "nmse": 0.01, "hfn": 0.1}).to_csv(folder / "metrics.csv", index=False)
+
+
+def test_seed_comparison_mean_and_interval_over_seeds(tmp_path):
+    from scipy import stats
+
+    from kdmri.reporting.seeds import seed_comparison, seed_experiments
+    from kdmri.tools.batch import seed_overrides
+
+    shifts = {42: 0.3, 43: -0.1, 44: 0.4}  # per-seed mean difference a - b
+    for seed, shift in shifts.items():
+        root = tmp_path / f"seed{seed}" / "demo" / "acc_4x"
+        _metrics(root / "kdmri_kd", [30 + shift, 31 + shift, 32 + shift])
+        _metrics(root / "kdmri_student", [30, 31, 32])
+    pairs = seed_experiments(tmp_path, shifts, "demo", "4x", ("kdmri", "kd"), ("kdmri", "student"))
+    r = seed_comparison(pairs)
+    d = np.array(list(shifts.values()))
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert r["per_seed"] == pytest.approx(shifts)
+    assert r["mean"] == pytest.approx(d.mean())
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert r["within_seed_spread"] and "within seed-to-seed spread" in r["verdict"]
+    with pytest.raises(Exception, match="at least 3"):
+        seed_comparison({42: pairs[42], 43: pairs[43]})
+    over = seed_overrides({"epochs": 3}, 43)
+    assert over == {"epochs": 3, "seed": 43, "experiments_root": "experiments/seeds/seed43"}

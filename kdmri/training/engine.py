@@ -7,8 +7,8 @@ with callbacks for checkpoints, the CSV log and the progress bar, and a *strateg
 process writes files. The benchmark reuses :meth:`StageRunner.step`.
 
 Every stage: Adam + StepLR, model selection on the validation loss (L1 to the target, or
-the training objective where the stage says so), the validation PSNR per epoch
-(``val_psnr``, mean over slices; for learning curves, never for selection), ``model.pt`` (resumable: model, loss
+the training objective where the stage says so), the validation PSNR per
+epoch (``val_psnr``, mean over slices; for learning curves, never for selection), ``model.pt`` (resumable: model, loss
 modules, optimiser, scheduler, history, best record) and ``best_model.pt`` written
 atomically every epoch, ``train_log.csv`` rewritten every epoch, the resolved
 ``config.yaml`` beside them, a tqdm progress bar. Shuffling is seeded per epoch from
@@ -35,7 +35,6 @@ from kdmri.errors import DataError
 from kdmri.io import atomic_save, write_csv
 from kdmri.locks import folder_lock
 from kdmri.metrics import psnr
-from kdmri.models.blocks import ReconOutput
 from kdmri.training import identity
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
