@@ -8,8 +8,9 @@ process writes files. The benchmark reuses :meth:`StageRunner.step`.
 
 Every stage: Adam + StepLR, model selection on the validation loss (L1 to the target, or
 the training objective where the stage says so), the validation PSNR per
-epoch (``val_psnr``, mean over slices; for learning curves, never for selection), ``model.pt`` (resumable: model, loss
-modules, optimiser, scheduler, history, best record) and ``best_model.pt`` written
+epoch (``val_psnr``, mean over slices; for learning curves, never for selection),
+``model.pt`` (resumable: model, loss modules, optimiser, scheduler, history, best record)
+and ``best_model.pt`` written
 atomically every epoch, ``train_log.csv`` rewritten every epoch, the resolved
 ``config.yaml`` beside them, a tqdm progress bar. Shuffling is seeded per epoch from
 ``seed`` so a run resumed after epoch k ends with the same weights as an uninterrupted one.
