@@ -41,8 +41,10 @@ def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",), confidence: fl
     method, three arms: standard (standard teacher, standard student init), crossed
     (standard teacher, SFT student init) and SFT (SFT teacher, SFT student init)."""
     reference = cfg.sft_protocol == "reference"
+    base = cfg.replace(method=cfg.teacher_method or cfg.method)
+    evaluate(base, "teacher")
+    evaluate(cfg, "sft-teacher")
     if reference:
-        base = cfg.replace(method=cfg.teacher_method or cfg.method)
         train(base, "student")
         evaluate(base, "student")
         train(cfg, "sft-student")

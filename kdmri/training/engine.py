@@ -36,6 +36,7 @@ from kdmri.errors import DataError
 from kdmri.io import atomic_save, write_csv
 from kdmri.locks import folder_lock
 from kdmri.metrics import psnr
+from kdmri.models.blocks import ReconOutput
 from kdmri.training import identity
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
@@ -150,8 +151,9 @@ class StageRunner:
             else:
                 out = self.task.forward(model, batch, False)
                 loss = F.l1_loss(out.image.float(), batch["target"]).item()
-        image = out[0] if isinstance(out, tuple) else out  # (ReconOutput, branches) for SFT
-        pred = image.image.float().cpu().numpy()
+        if not isinstance(out, ReconOutput):  # (ReconOutput, branches): an SFT training pass
+            out = out[0]
+        pred = out.image.float().cpu().numpy()
         target = batch["target"].float().cpu().numpy()
         return loss, sum(min(psnr(t, p), PSNR_CAP) for t, p in zip(target, pred))
 
