@@ -53,6 +53,8 @@ class Config:
     experiments_root: str | None = None
     method: str = "kdmri"
     teacher_method: str | None = None  # whose teacher the KD stages use (default: method)
+    # architecture: DC(CNN(x)) per cascade as in both references; True: DC(x + CNN(x))
+    residual: bool = False
     # feature (attention) stage
     feature_loss: str = "at_kdmri"
     at_mode: str = "sample"  # "sample" (published AT) or "batch" (KD-MRI reference code)
@@ -60,8 +62,14 @@ class Config:
     feature_weight: float = 1.0
     feature_target_weight: float = 0.0  # L1-to-target term added in the feature stage
     feature_options: dict = field(default_factory=dict)
+    # "reference": sp/cc/fsp/fitnet on the cascade outputs in SFT-KD-Recon's forms;
+    # "kdmri": kdmri's earlier conv-layer pairs and forms (docs/FIDELITY.md)
+    feature_forms: str = "reference"
+    feature_init: str = "scratch"
     # KD stage: L1(student, target) + imitation_weight * L1(student, teacher)
-    feature_init: str = "scratch"  # student init for the feature stage: "scratch", "sft", or a path
+    # student init for the feature stage: "scratch", "student" (the plain student's best),
+    # "sft" (cascades 2..5 from the SFT branches), "sft-student" (the sft-student stage's
+    # best), or a checkpoint path
     kd_init: str = "feature"  # "feature" (KD-MRI), "scratch", or a checkpoint path
     imitation_weight: float = 1.0
     imitation_reduction: str = "mean"  # "mean" or "reference" (divided by element count)
@@ -69,9 +77,18 @@ class Config:
     teacher_cache: bool = True  # compute the frozen teacher's outputs once per run
     # super-resolution
     sr_keep: int = 24  # central k-space block kept (paper: 64 of 256; demo: 24 of 96)
+    sr_patch: int = 0  # training on random sr_patch x sr_patch crops (VDSR's recipe); 0: whole slices
     # SFT-KD-Recon
     sft_branch_weight: float = 1.0
     sft_imitation_weight: float = 1.0
+    # branch-imitation term of the SFT teacher loss: "reference" (SFT-KD-Recon: divided by
+    # the element count) or "mean"
+    sft_imitation_reduction: str = "reference"
+    sft_student_init: str = "sft"  # init of the sft-student stage (as feature_init)
+    # SFT comparison protocol: "reference" (both arms' feature stages start from a trained
+    # student: plain student / sft-student) or "kdmri" (standard arm from scratch, SFT arm
+    # from the SFT branches: kdmri's earlier, confounded protocol)
+    sft_protocol: str = "reference"
     # bookkeeping
     resume: bool = True
     progress: bool = True
@@ -83,9 +100,13 @@ class Config:
             raise ConfigError(f"at_mode={self.at_mode!r}: expected 'sample' or 'batch'")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision={self.precision!r}: expected 'fp32' or 'bf16'")
-        if self.imitation_reduction not in ("mean", "reference"):
-            raise ConfigError(
-                f"imitation_reduction={self.imitation_reduction!r}: expected 'mean' or 'reference'")
+        for name in ("imitation_reduction", "sft_imitation_reduction"):
+            if getattr(self, name) not in ("mean", "reference"):
+                raise ConfigError(f"{name}={getattr(self, name)!r}: expected 'mean' or 'reference'")
+        _choice(self, "feature_forms", ("reference", "kdmri"))
+        _choice(self, "sft_protocol", ("reference", "kdmri"))
+        if int(self.sr_patch) < 0:
+            raise ConfigError(f"sr_patch={self.sr_patch!r}: expected 0 (whole slices) or a patch size")
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected a positive integer")
@@ -124,6 +145,11 @@ class Config:
         return merge(self, changes)
 
 
+def _choice(cfg: Config, name: str, allowed: tuple[str, ...]) -> None:
+    if getattr(cfg, name) not in allowed:
+        raise ConfigError(f"{name}={getattr(cfg, name)!r}: expected one of {list(allowed)}")
+
+
 def _rooted(path: str) -> Path:
     """Relative paths in configs are relative to the project root, not the working folder
     (notebooks run from notebooks/ under nbval and from anywhere under papermill)."""
@@ -135,10 +161,22 @@ def _rooted(path: str) -> Path:
 RESUMABLE_CHANGES = {"epochs", "progress", "resume", "num_workers", "device", "notes"}
 
 
+#: What a run stored before a field existed actually used (its default then), where the
+#: default has changed since: a resumed run must not silently switch architecture or loss.
+LEGACY_VALUES = {
+    "residual": True,
+    "feature_forms": "kdmri",
+    "sft_protocol": "kdmri",
+    "sft_imitation_reduction": lambda stored: stored.get("imitation_reduction", "mean"),
+}
+
+
 def check_resumable(stored: dict, cfg: Config, where: Path) -> None:
     """Refuse to resume a run whose stored configuration differs in anything that matters."""
     current = cfg.to_dict()
-    defaults = Config().to_dict()  # fields added since the run started count as their default
+    # fields added since the run started count as the value the run actually used
+    defaults = {**Config().to_dict(), **{k: (v(stored) if callable(v) else v)
+                                         for k, v in LEGACY_VALUES.items()}}
     diff = sorted(k for k in set(stored) | set(current)
                   if k not in RESUMABLE_CHANGES and stored.get(k, defaults.get(k)) != current.get(k))
     if diff:

@@ -17,6 +17,7 @@ from kdmri.reporting.statistics import comparison_table
 from kdmri.training import train
 from kdmri.training.recipes import (
     ABLATIONS,
+    sft_crossed_config,
     sft_method_configs,
     variant_config,
     variant_experiment,
@@ -32,27 +33,32 @@ def run_ablation(cfg: Config, name: str) -> dict:
     return evaluate(vcfg, ABLATIONS[name].final)
 
 
-def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",)) -> pd.DataFrame:
-    """SFT-KD-Recon table: for each method, PSNR/SSIM of the student distilled from the
-    standard teacher vs from the SFT teacher (both teachers must be trained)."""
-    rows = []
+def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",), confidence: float = 0.95
+                       ) -> pd.DataFrame:
+    """Train and evaluate the SFT-KD-Recon comparison (both teachers must be trained) and
+    return :func:`sft_summary`. Under ``sft_protocol: reference`` this first trains the two
+    starting students (``student`` with the teacher's method, ``sft-student``) and, per
+    method, three arms: standard (standard teacher, standard student init), crossed
+    (standard teacher, SFT student init) and SFT (SFT teacher, SFT student init)."""
+    reference = cfg.sft_protocol == "reference"
+    base = cfg.replace(method=cfg.teacher_method or cfg.method)
+    evaluate(base, "teacher")
+    evaluate(cfg, "sft-teacher")
+    if reference:
+        train(base, "student")
+        evaluate(base, "student")
+        train(cfg, "sft-student")
+        evaluate(cfg, "sft-student")
     for loss in feature_losses:
         std, sft = sft_method_configs(cfg, loss)
-        for stage in ("feature", "kd"):
-            train(std, stage)
-        for stage in ("sft-feature", "sft-kd"):
-            train(sft, stage)
-        r_std, r_sft = evaluate(std, "kd"), evaluate(sft, "sft-kd")
-        rows.append({
-            "method": loss,
-            "standard PSNR": r_std["metrics"]["psnr"]["mean"],
-            "SFT PSNR": r_sft["metrics"]["psnr"]["mean"],
-            "standard SSIM": r_std["metrics"]["ssim"]["mean"],
-            "SFT SSIM": r_sft["metrics"]["ssim"]["mean"],
-        })
-    table = pd.DataFrame(rows).set_index("method")
-    table["SFT - standard PSNR"] = table["SFT PSNR"] - table["standard PSNR"]
-    return table
+        arms = [(std, ("feature", "kd")), (sft, ("sft-feature", "sft-kd"))]
+        if reference:
+            arms.append((sft_crossed_config(cfg, loss), ("feature", "kd")))
+        for arm_cfg, stages in arms:
+            for stage in stages:
+                train(arm_cfg, stage)
+            evaluate(arm_cfg, stages[-1])
+    return sft_summary(cfg, feature_losses, confidence=confidence)
 
 
 def ablation_summary(cfg: Config, names, baseline: str = "neither", metrics=("psnr", "ssim"),
@@ -86,15 +92,31 @@ def run_ablations(cfg: Config, names, baseline: str = "neither", metrics=("psnr"
 
 def sft_summary(cfg: Config, feature_losses=("at_kdmri",), metrics=("psnr", "ssim"),
                 confidence: float = 0.95) -> pd.DataFrame:
-    """The SFT-KD-Recon comparison as a :func:`kdmri.reporting.statistics.comparison_table` frame: side
-    ``a`` = with the SFT teacher, ``b`` = with the standard teacher; rows ``teacher`` (the two
-    teachers themselves) and one per feature method (the distilled students of
-    :func:`run_sft_comparison`). Everything must have been evaluated."""
-    teacher = cfg.experiment("teacher", cfg.teacher_method or cfg.method)
-    pairs = {"teacher": (cfg.experiment("teacher", SFT_METHOD), teacher)}
+    """The SFT-KD-Recon comparison as a :func:`kdmri.reporting.statistics.comparison_table`
+    frame (paired per slice; side ``a`` minus side ``b``). Rows:
+
+    * ``teacher``: SFT teacher vs standard teacher;
+    * ``student init``: the ``sft-student`` vs the plain student (both L1 only) -- the head
+      start before any distillation (``sft_protocol: reference``);
+    * ``<loss>: SFT-KD vs standard``: the two arms as published;
+    * ``<loss>: head start``: crossed arm (standard teacher, SFT init) vs standard arm;
+    * ``<loss>: friendlier teacher``: SFT arm vs crossed arm (same init, other teacher).
+
+    With ``sft_protocol: kdmri`` only the teacher and SFT-KD-vs-standard rows exist (its
+    arms differ in both teacher and initialisation). Everything must have been evaluated."""
+    teacher_method = cfg.teacher_method or cfg.method
+    pairs = {"teacher": (cfg.experiment("teacher", SFT_METHOD), cfg.experiment("teacher", teacher_method))}
+    reference = cfg.sft_protocol == "reference"
+    if reference:
+        pairs["student init"] = (cfg.experiment("student", SFT_METHOD),
+                                 cfg.experiment("student", teacher_method))
     for loss in feature_losses:
         std, sft = sft_method_configs(cfg, loss)
-        pairs[f"{loss} student"] = (sft.experiment("kd"), std.experiment("kd"))
+        pairs[f"{loss}: SFT-KD vs standard"] = (sft.experiment("kd"), std.experiment("kd"))
+        if reference:
+            mix = sft_crossed_config(cfg, loss).experiment("kd")
+            pairs[f"{loss}: head start"] = (mix, std.experiment("kd"))
+            pairs[f"{loss}: friendlier teacher"] = (sft.experiment("kd"), mix)
     table = comparison_table(pairs, tuple(metrics), confidence)
-    table.index.name = "model"
+    table.index.name = "comparison"
     return table

@@ -30,8 +30,14 @@ def test_ablation_and_sft_grid_run(tiny_cfg):
     assert not cfg.experiment("feature", "abl-imitation").exists()
     train(cfg, "sft-teacher")
     table = run_sft_comparison(cfg, ("at_kdmri",))
-    assert list(table.index) == ["at_kdmri"]
-    assert (cfg.experiment("kd", "sft-at_kdmri") / "report.json").is_file()
-    assert (cfg.experiment("kd", "std-at_kdmri") / "report.json").is_file()
-    assert table.loc["at_kdmri", "SFT - standard PSNR"] == pytest.approx(
-        table.loc["at_kdmri", "SFT PSNR"] - table.loc["at_kdmri", "standard PSNR"])
+    assert list(table.index) == ["teacher", "student init", "at_kdmri: SFT-KD vs standard",
+                                 "at_kdmri: head start", "at_kdmri: friendlier teacher"]
+    for method in ("sft-at_kdmri", "std-at_kdmri", "mix-at_kdmri"):
+        assert (cfg.experiment("kd", method) / "report.json").is_file()
+    # both arms' feature stages start from trained students of the same kind
+    assert (cfg.experiment("student", "kdmri") / "best_model.pt").is_file()
+    assert (cfg.experiment("student", "sft") / "best_model.pt").is_file()
+    row = table.loc["at_kdmri: SFT-KD vs standard"]
+    assert row["d_psnr_mean"] == pytest.approx(row["a_psnr_mean"] - row["b_psnr_mean"], abs=1e-9)
+    parts = table.loc[["at_kdmri: head start", "at_kdmri: friendlier teacher"], "d_psnr_mean"]
+    assert parts.sum() == pytest.approx(row["d_psnr_mean"], abs=1e-6)  # the two effects add up

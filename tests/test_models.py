@@ -79,7 +79,9 @@ def test_forward_shapes_640x368(role, config):
     assert len(out.cascades) == 5
     assert set(out.features) == set(model.feature_names())
     assert out.features["cascade5.conv2"].shape == (1, 32, 640, 368)
-    assert len(out.features) == config.n_cascades * config.n_convs
+    assert len(out.features) == config.n_cascades * (config.n_convs + 1)  # convs + "out"
+    last = f"cascade5.conv{config.n_convs}"
+    assert out.features["cascade5.out"] is out.features[last]  # the CNN output before DC
     with torch.no_grad():
         assert model(target, k * mask, mask, return_features=False).features == {}
 

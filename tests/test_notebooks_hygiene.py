@@ -301,11 +301,20 @@ def test_feature_loss_value_is_the_training_stages_loss(tiny_cfg):
     want = build_feature_loss("at_kdmri", [tuple(pair[0])], mode="sample")(s_feat, t_feat)
     assert one == pytest.approx(float(want), rel=1e-6)
     assert one != pytest.approx(nb.feature_loss_value(tiny_cfg, student, teacher, batch), rel=1e-3)
-    fsp = nb.feature_loss_value(tiny_cfg.replace(feature_loss="fsp"), student, teacher, batch)
+    fsp = nb.feature_loss_value(tiny_cfg.replace(feature_loss="fsp", feature_forms="kdmri"),
+                                student, teacher, batch)
     want = build_feature_loss("fsp", default_fsp_pairs())(s_feat, t_feat)
     assert fsp == pytest.approx(float(want), rel=1e-6)
-    fitnet = nb.feature_loss_value(tiny_cfg.replace(feature_loss="fitnet"), student, teacher, batch)
+    fsp = nb.feature_loss_value(tiny_cfg.replace(feature_loss="fsp"), student, teacher, batch)
+    outs = [f"cascade{i}.out" for i in range(1, 5)]
+    consecutive = [((a, b), (a, b)) for a, b in zip(outs[:-1], outs[1:])]
+    want = build_feature_loss("fsp", consecutive, square=True)(s_feat, t_feat)  # the reference form
+    assert fsp == pytest.approx(float(want), rel=1e-6)
+    fitnet = nb.feature_loss_value(tiny_cfg.replace(feature_loss="fitnet", feature_forms="kdmri"),
+                                   student, teacher, batch)
     assert math.isfinite(fitnet) and fitnet > 0
+    # the reference form normalises along the batch axis: it vanishes on a single slice
+    assert nb.feature_loss_value(tiny_cfg.replace(feature_loss="fitnet"), student, teacher, batch) == 0
 
 
 def test_results_helpers_after_training(tiny_cfg):

@@ -290,11 +290,18 @@ def test_ablation_and_sft_summaries_from_folders(tmp_path):
     _experiment(exp, "demo", "4x", "sft", "teacher", [33.2, 34.2, 35.2, 34.2])
     _experiment(exp, "demo", "4x", "std-at_kdmri", "kd", [32, 33, 34, 33])
     _experiment(exp, "demo", "4x", "sft-at_kdmri", "kd", [32.3, 33.3, 34.3, 33.3])
-    sft = sft_summary(cfg, ["at_kdmri"])
-    assert list(sft.index) == ["teacher", "at_kdmri student"]
+    sft = sft_summary(cfg.replace(sft_protocol="kdmri"), ["at_kdmri"])
+    assert list(sft.index) == ["teacher", "at_kdmri: SFT-KD vs standard"]
     assert sft.loc["teacher", "d_psnr_mean"] == pytest.approx(0.2)
-    assert sft.loc["at_kdmri student", "d_psnr_mean"] == pytest.approx(0.3)
-    assert sft.loc["at_kdmri student", "b_psnr_mean"] == pytest.approx(33.0)
+    assert sft.loc["at_kdmri: SFT-KD vs standard", "d_psnr_mean"] == pytest.approx(0.3)
+    assert sft.loc["at_kdmri: SFT-KD vs standard", "b_psnr_mean"] == pytest.approx(33.0)
+    _experiment(exp, "demo", "4x", "kdmri", "student", [31, 32, 33, 32])
+    _experiment(exp, "demo", "4x", "sft", "student", [31.1, 32.1, 33.1, 32.1])
+    _experiment(exp, "demo", "4x", "mix-at_kdmri", "kd", [32.1, 33.1, 34.1, 33.1])
+    ref = sft_summary(cfg, ["at_kdmri"])  # sft_protocol: reference separates the two effects
+    assert ref.loc["student init", "d_psnr_mean"] == pytest.approx(0.1)
+    assert ref.loc["at_kdmri: head start", "d_psnr_mean"] == pytest.approx(0.1)
+    assert ref.loc["at_kdmri: friendlier teacher", "d_psnr_mean"] == pytest.approx(0.2)
 
 
 def test_role_order_names_the_roles_stages_write():

@@ -9,11 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdmri.distill.attention import attention_map
 from kdmri.distill.registry import (
     FeatureLoss,
     LayerPair,
+    _check_map_pair,
     _expect_4d,
     build_feature_loss,
+    reference_output_pairs,
     register_feature_loss,
 )
 
@@ -45,12 +48,22 @@ class FitNetLoss(FeatureLoss):
     ``r`` is the identity (no parameters). Channel counts are an int (all pairs) or a list
     (one per pair); leaving both out means identity for every pair. Train the regressors
     with the student: pass ``loss.parameters()`` to the optimiser.
+
+    ``form="attention"`` is what SFT-KD-Recon's "fitnets" script
+    (``git_cardiac/train_feature_fitnets.py``) computes instead: the L1 distance of
+    attention maps ``sum_c f**2`` normalised along the *batch* axis
+    (:func:`kdmri.distill.attention.attention_map` with ``mode="batch"``), no regressor.
+    Training's default (:meth:`from_config`) is that form on the output of cascade 3;
+    ``feature_forms: kdmri`` keeps the hint form on the conv pairs.
     """
 
     def __init__(self, pairs: Sequence[LayerPair],
                  student_channels: int | Sequence[int] | None = None,
-                 teacher_channels: int | Sequence[int] | None = None):
+                 teacher_channels: int | Sequence[int] | None = None, form: str = "hint"):
         super().__init__(pairs)
+        if form not in ("hint", "attention"):
+            raise ValueError(f"form: expected 'hint' or 'attention', got {form!r}")
+        self.form = form
         n = len(self.pairs)
         if (student_channels is None) != (teacher_channels is None):
             raise ValueError(
@@ -68,6 +81,9 @@ class FitNetLoss(FeatureLoss):
         where = self._where(index)
         _expect_4d(student, f"{where}: student")
         _expect_4d(teacher, f"{where}: teacher")
+        if self.form == "attention":
+            _check_map_pair(student, teacher, where)
+            return (attention_map(student, "batch") - attention_map(teacher, "batch")).abs().mean()
         regressor = self.regressors[index]
         if isinstance(regressor, nn.Conv2d) and student.shape[1] != regressor.in_channels:
             raise ValueError(
@@ -86,9 +102,12 @@ class FitNetLoss(FeatureLoss):
     def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
         """Channel counts of the paired layers from ``probe`` (one forward pass), unless
         ``cfg.feature_options`` gives them."""
-        pairs = [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
         options = dict(cfg.feature_options)
-        if probe:
+        pairs = reference_output_pairs(cfg, default_pairs, probe, (3,))
+        if pairs:
+            options.setdefault("form", "attention")
+        pairs = pairs or [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
+        if probe and options.get("form", "hint") == "hint":
             options.setdefault("student_channels", [probe["student"][a][1] for a, _ in pairs])
             options.setdefault("teacher_channels", [probe["teacher"][b][1] for _, b in pairs])
         return build_feature_loss(cls.name, pairs, **options)

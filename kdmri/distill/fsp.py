@@ -12,6 +12,7 @@ from kdmri.distill.registry import (
     FSPPair,
     _expect_4d,
     build_feature_loss,
+    reference_output_pairs,
     register_feature_loss,
 )
 
@@ -25,8 +26,19 @@ class FSPLoss(FeatureLoss):
     the same spatial size, ``F1`` ``(B, C1, H, W)`` and ``F2`` ``(B, C2, H, W)``, is
     ``G = F1 F2^T / (H * W)`` ``(B, C1, C2)`` (flattened over space). Per pair:
     ``mean_{b, i, j} (G_s - G_t)**2`` (the paper's ``||G_s - G_t||_2^2`` up to a
-    constant); the student's and teacher's ``(C1, C2)`` must agree.
+    constant); the student's and teacher's ``(C1, C2)`` must agree. ``square=True`` squares
+    each layer first (``sum_c f**2``, one channel), as SFT-KD-Recon's script does.
+
+    Training's default (:meth:`from_config`) is SFT-KD-Recon's (``git_cardiac/
+    train_feature_fsp.py`` with ``FSP`` of its ``kd_methods.py``): the squared outputs of
+    cascades 1..4, FSP between consecutive ones (1-2, 2-3, 3-4), i.e. per pair
+    ``mean_b (mean_hw(s_i**2 s_j**2) - mean_hw(t_i**2 t_j**2))**2``. ``feature_forms:
+    kdmri`` keeps :func:`default_fsp_pairs` without squaring.
     """
+
+    def __init__(self, pairs: Sequence[Any], square: bool = False):
+        super().__init__(pairs)
+        self.square = bool(square)
 
     def _normalise(self, pair: Any, index: int) -> FSPPair:
         ok = (isinstance(pair, (list, tuple)) and len(pair) == 2
@@ -57,6 +69,9 @@ class FSPLoss(FeatureLoss):
     def pair_loss(self, index: int, student: tuple[torch.Tensor, torch.Tensor],
                   teacher: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         where = self._where(index)
+        if self.square:
+            student = tuple(f.pow(2).sum(1, keepdim=True) for f in student)
+            teacher = tuple(f.pow(2).sum(1, keepdim=True) for f in teacher)
         g_s = self.fsp_matrix(*student, what=f"{where}: student")
         g_t = self.fsp_matrix(*teacher, what=f"{where}: teacher")
         if g_s.shape != g_t.shape:
@@ -68,9 +83,17 @@ class FSPLoss(FeatureLoss):
 
     @classmethod
     def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
-        """``cfg.feature_pairs`` (pairs of layer pairs) or :func:`default_fsp_pairs`."""
-        pairs = cfg.feature_pairs or default_fsp_pairs()
-        return build_feature_loss(cls.name, pairs, **dict(cfg.feature_options))
+        """``cfg.feature_pairs`` (pairs of layer pairs); else SFT-KD-Recon's consecutive
+        squared cascade outputs, or :func:`default_fsp_pairs` with ``feature_forms: kdmri``."""
+        options = dict(cfg.feature_options)
+        outputs = reference_output_pairs(cfg, default_pairs, probe, range(1, 5))
+        if outputs:
+            names = [s for s, _ in outputs]
+            pairs = [((a, b), (a, b)) for a, b in zip(names[:-1], names[1:])]
+            options.setdefault("square", True)
+        else:
+            pairs = cfg.feature_pairs or default_fsp_pairs()
+        return build_feature_loss(cls.name, pairs, **options)
 
 
 

@@ -15,7 +15,8 @@ term                value
                     reduction ``cfg.imitation_reduction``)
 ``feature``         the configured feature loss on student / teacher features
 ``sft``             SFT-KD-Recon's teacher loss (:func:`~kdmri.distill.sft.sft_loss`; its
-                    inner weights ``sft_branch_weight``, ``sft_imitation_weight``)
+                    inner weights ``sft_branch_weight``, ``sft_imitation_weight``, and
+                    ``sft_imitation_reduction``, "reference" by default as in its code)
 ==================  ==============================================================
 """
 
@@ -102,7 +103,7 @@ def sft_term(ctx: TermContext) -> TermResult:
     teacher_out, branches = ctx.student
     cfg = ctx.cfg
     return sft_loss(teacher_out.image, branches, ctx.batch["target"], cfg.sft_branch_weight,
-                    cfg.sft_imitation_weight, cfg.imitation_reduction)
+                    cfg.sft_imitation_weight, cfg.sft_imitation_reduction)
 
 
 class Objective:

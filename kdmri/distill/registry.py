@@ -205,6 +205,24 @@ def build_feature_loss(name: str, pairs: Sequence[Any], **options: Any) -> Featu
 
 
 
+def reference_output_pairs(cfg: Any, default_pairs: Sequence[Any], probe: dict,
+                           cascades: Sequence[int]) -> list[LayerPair] | None:
+    """SFT-KD-Recon's layers: ``("cascade<i>.out", "cascade<i>.out")`` for ``cascades`` --
+    the 1-channel output of each cascade's CNN (its last conv, before DC), what its
+    ``train_feature_*.py`` scripts take as ``output[i][-1]``. ``None`` (use the configured or
+    default pairs) when ``cfg.feature_pairs`` is set, ``cfg.feature_forms`` is ``"kdmri"``,
+    or the networks have no cascade outputs (VDSR)."""
+    if cfg.feature_pairs or getattr(cfg, "feature_forms", "reference") != "reference":
+        return None
+    names = set(probe.get("student", {})) if probe else {
+        name for pair in default_pairs for name in (pair if isinstance(pair[0], str) else ())}
+    if probe and "cascade1.out" not in names:
+        return None
+    if not probe and not any(str(n).startswith("cascade") for n in names):
+        return None
+    return [(f"cascade{i}.out", f"cascade{i}.out") for i in cascades]
+
+
 def feature_probe(student_feats: FeatureDict, teacher_feats: FeatureDict) -> dict:
     """Shapes of a probe forward pass, ``{"student": {name: shape}, "teacher": {...}}``,
     for losses whose wiring depends on channel counts (FitNets)."""

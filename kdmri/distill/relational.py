@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from kdmri.distill.registry import FeatureLoss, LayerPair, _same_batch, register_feature_loss
+from kdmri.distill.registry import (
+    FeatureLoss,
+    LayerPair,
+    _same_batch,
+    build_feature_loss,
+    reference_output_pairs,
+    register_feature_loss,
+)
 
 
 @register_feature_loss("sp")
@@ -33,8 +41,16 @@ class SimilarityPreservingLoss(FeatureLoss):
         diff = self._similarity(student) - self._similarity(teacher)
         return diff.pow(2).sum() / (b * b)
 
+    @classmethod
+    def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
+        """Default layers as SFT-KD-Recon (``git_cardiac/train_feature_sp.py``): the outputs
+        of cascades 1..4 (``feature_forms: kdmri``: the conv pairs)."""
+        pairs = reference_output_pairs(cfg, default_pairs, probe, range(1, 5))
+        pairs = pairs or [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
+        return build_feature_loss(cls.name, pairs, **dict(cfg.feature_options))
 
-CC_KERNELS: tuple[str, ...] = ("gaussian", "bilinear")
+
+CC_KERNELS: tuple[str, ...] = ("reference", "gaussian", "bilinear")
 
 
 @register_feature_loss("cc")
@@ -54,6 +70,14 @@ class CorrelationCongruenceLoss(FeatureLoss):
 
     Loss: ``mean_{i, j} (K_s[i, j] - K_t[i, j])**2`` = ``||K_s - K_t||_F^2 / B^2``.
     Like ``sp``, it compares samples with each other, so it is 0 at batch size 1.
+
+    ``kernel="reference"`` is instead the form of SFT-KD-Recon's code
+    (``git_cardiac/train_feature_cc.py``, ``correlaion_congruence``; also ``Correlation`` in
+    its ``kd_methods.py``): with ``d = |s - t|`` ``(B, C, H, W)``, the loss is
+    ``mean_{b, h, w} sum_c d[b] * d[b + 1]`` over consecutive samples ``b = 0..B-2``
+    (0 at batch size 1). Training builds that form on the outputs of all five cascades
+    (:meth:`from_config`); ``feature_forms: kdmri`` keeps the Gaussian kernel on the conv
+    pairs, whose gradient at initialisation is ~1e-13 (below Adam's eps).
     """
 
     def __init__(self, pairs: Sequence[LayerPair], kernel: str = "gaussian", gamma: float = 0.4,
@@ -89,6 +113,12 @@ class CorrelationCongruenceLoss(FeatureLoss):
     def pair_loss(self, index: int, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         where = self._where(index)
         _same_batch(student, teacher, where)
+        if self.kernel == "reference":
+            if student.shape != teacher.shape:
+                raise ValueError(f"{where}: the reference form needs equal shapes, got student "
+                                 f"{tuple(student.shape)} and teacher {tuple(teacher.shape)}")
+            delta = (student - teacher).abs()
+            return (delta[:-1] * delta[1:]).sum(1).mean() if delta.shape[0] > 1 else delta.sum() * 0
         k_s = self.correlation(self._embed(student, f"{where}: student"))
         k_t = self.correlation(self._embed(teacher, f"{where}: teacher"))
         return (k_s - k_t).pow(2).mean()
@@ -96,3 +126,14 @@ class CorrelationCongruenceLoss(FeatureLoss):
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, kernel={self.kernel!r}, gamma={self.gamma}, "
                 f"order={self.order}")
+
+    @classmethod
+    def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
+        """SFT-KD-Recon's form on the outputs of cascades 1..5 by default; with
+        ``feature_forms: kdmri`` (or explicit ``feature_pairs``) the Gaussian kernel on the
+        configured/conv pairs. ``feature_options: {kernel: ...}`` overrides the form."""
+        options = dict(cfg.feature_options)
+        pairs = reference_output_pairs(cfg, default_pairs, probe, range(1, 6))
+        options.setdefault("kernel", "reference" if pairs else "gaussian")
+        pairs = pairs or [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
+        return build_feature_loss(cls.name, pairs, **options)

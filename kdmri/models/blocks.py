@@ -64,16 +64,20 @@ class DataConsistency(nn.Module):
 
 def cascade_step(block: ConvBlock, x: torch.Tensor, kspace_us: torch.Tensor, mask: torch.Tensor,
                  residual: bool, feats: dict | None = None, prefix: str = "") -> torch.Tensor:
-    """One DC-CNN cascade: ``DC(block(x))`` (or ``DC(x + block(x))`` with ``residual``).
+    """One DC-CNN cascade: ``DC(block(x))`` as in both reference implementations (or
+    ``DC(x + block(x))`` with ``residual``, kdmri's earlier default).
 
-    Records the block's activations in ``feats`` as ``<prefix><conv name>`` when given.
+    Records the block's activations in ``feats`` as ``<prefix><conv name>`` when given, and
+    the block's 1-channel output (its last conv, before the residual and DC) as
+    ``<prefix>out``: the "cascade output" SFT-KD-Recon's feature-KD scripts pair.
     """
     out, block_feats = block(x)
-    if residual:
-        out = x + out
     if feats is not None:
         for name, value in block_feats.items():
             feats[prefix + name] = value
+        feats[prefix + "out"] = out
+    if residual:
+        out = x + out
     return data_consistency(out, kspace_us, mask)
 
 

@@ -10,14 +10,21 @@ differ only in their :class:`DCCNNConfig`:
 * teacher: 5 cascades x 5 convs (1->32->32->32->32->1): 141,765 parameters
 * student: 5 cascades x 3 convs (1->32->32->1): 49,285 parameters
 
+Each cascade is ``DC(CNN(x))``, as in both reference implementations (KD-MRI's
+``reconstruction/`` models and SFT-KD-Recon's ``git_cardiac/models.py``);
+``residual=True`` selects ``DC(x + CNN(x))``, kdmri's earlier default (config field
+``residual``; checkpoints store it, so older ones still load as they were trained).
+
 The forward pass returns a :class:`ReconOutput` with the final image, the image after
 every cascade and the named intermediate activations ``"cascade<i>.conv<j>"`` (1-based;
-post-ReLU for every conv but the last) that feature distillation pairs by name.
+post-ReLU for every conv but the last) and ``"cascade<i>.out"`` (the cascade CNN's
+1-channel output before DC, the same tensor as its last conv) that feature distillation
+pairs by name.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -39,7 +46,7 @@ class DCCNNConfig:
     n_convs: int = 5
     channels: int = 32
     in_channels: int = 1
-    residual: bool = True
+    residual: bool = False  # True: DC(x + CNN(x)) (kdmri's earlier default)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,9 +93,9 @@ class DCCNN(nn.Module):
     def feature_names(self) -> list[str]:
         """Names of the activations :meth:`forward` returns."""
         return [
-            f"cascade{i + 1}.conv{j + 1}"
+            f"cascade{i + 1}.{layer}"
             for i in range(self.config.n_cascades)
-            for j in range(self.config.n_convs)
+            for layer in [f"conv{j + 1}" for j in range(self.config.n_convs)] + ["out"]
         ]
 
     @staticmethod
@@ -107,10 +114,15 @@ class DCCNN(nn.Module):
 PRESETS = {"teacher": TEACHER, "student": STUDENT}
 
 
-def build_dccnn(role: str | DCCNNConfig) -> DCCNN:
-    """``build_dccnn("teacher")``, ``build_dccnn("student")`` or from a config."""
-    if isinstance(role, DCCNNConfig):
-        return DCCNN(role)
+def preset(role: str, residual: bool | None = None) -> DCCNNConfig:
+    """The ``teacher`` / ``student`` architecture, with ``residual`` if given."""
     if role not in PRESETS:
         raise ValueError(f"model role {role!r}: expected one of {sorted(PRESETS)}")
-    return DCCNN(PRESETS[role])
+    return PRESETS[role] if residual is None else replace(PRESETS[role], residual=bool(residual))
+
+
+def build_dccnn(role: str | DCCNNConfig, residual: bool | None = None) -> DCCNN:
+    """``build_dccnn("teacher")``, ``build_dccnn("student", residual=True)`` or from a config."""
+    if isinstance(role, DCCNNConfig):
+        return DCCNN(role)
+    return DCCNN(preset(role, residual))

@@ -27,7 +27,7 @@ from kdmri.data.views import Indexed
 from kdmri.data.volumes import SliceDataset
 from kdmri.errors import ConfigError
 from kdmri.models.blocks import ReconOutput
-from kdmri.models.dccnn import DCCNN, build_dccnn
+from kdmri.models.dccnn import DCCNN, build_dccnn, preset
 from kdmri.models.sft import SFTTeacher
 from kdmri.models.vdsr import VDSR, build_vdsr
 from kdmri.physics.operators import CartesianUndersampling, KspaceTruncation
@@ -60,7 +60,9 @@ class Task:
         limit = cfg.max_train_slices if split == "train" else cfg.max_val_slices
         return Indexed(self.base_dataset(cfg, folder), limit)
 
-    def build(self, arch: str) -> nn.Module:
+    def build(self, arch: str, cfg=None) -> nn.Module:
+        """The network ``arch`` (``teacher``/``student``/...), with ``cfg``'s architecture
+        settings (``residual``) when given."""
         raise NotImplementedError
 
     def forward(self, model: nn.Module, batch: dict, features: bool = True) -> ReconOutput:
@@ -79,10 +81,11 @@ class ReconTask(Task):
     def base_dataset(self, cfg, folder) -> Dataset:
         return SliceDataset(folder, cfg.acc, mask=cfg.mask, in_memory=cfg.in_memory)
 
-    def build(self, arch: str) -> nn.Module:
+    def build(self, arch: str, cfg=None) -> nn.Module:
+        residual = None if cfg is None else cfg.residual
         if arch == "sft":
-            return SFTTeacher()
-        return build_dccnn(arch)
+            return SFTTeacher(preset("teacher", residual), preset("student", residual))
+        return build_dccnn(arch, residual)
 
     def forward(self, model, batch, features=True) -> ReconOutput:
         return model(batch["input"], batch["kspace"], batch["mask"], return_features=features)
@@ -106,8 +109,8 @@ class SRTask(Task):
         """``sr-keep<N>``: the setting is in the folder name, so two settings never share one."""
         return sr_method(cfg.sr_keep)
 
-    def build(self, arch: str) -> nn.Module:
-        return build_vdsr(arch)
+    def build(self, arch: str, cfg=None) -> nn.Module:
+        return build_vdsr(arch)  # VDSR's global residual is part of VDSR (cfg.residual is the DC-CNN's)
 
     def forward(self, model, batch, features=True) -> ReconOutput:
         return model(batch["input"], return_features=features)

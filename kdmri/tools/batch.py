@@ -429,3 +429,10 @@ def run_batch(params_files: Sequence[str | Path], notebooks: Sequence[str | Path
     results = run_jobs(jobs, execute, progress, overrides)
     text, path = write_summary(results, out)
     return BatchReport(results, text, path)
+
+
+def seed_overrides(overrides: Mapping[str, Any], seed: int) -> dict:
+    """``overrides`` for one seed of a seed study: ``seed`` set and the experiments kept
+    apart under ``<experiments_root or experiments/seeds>/seed<seed>``."""
+    base = overrides.get("experiments_root") or "experiments/seeds"
+    return {**overrides, "seed": int(seed), "experiments_root": f"{base}/seed{int(seed)}"}

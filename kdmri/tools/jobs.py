@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -310,6 +311,10 @@ def register_cli(sub) -> None:
                    "slurm, else cpu)")
     p.add_argument("--throughput", nargs="+", default=None, metavar="FILE",
                    help="--plan: benchmark result files (default benchmarks/results.md)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="a seed study: the batch once per seed (seed overridden), kept apart: "
+                   "experiments under <experiments_root or experiments/seeds>/seed<s>, notebooks "
+                   "under <out>/seed<s> (kdmri.reporting.seeds compares them)")
     g = p.add_argument_group("slurm")
     g.add_argument("--partition", default=None)
     g.add_argument("--gpus-per-job", type=int, default=1)
@@ -321,6 +326,21 @@ def register_cli(sub) -> None:
                    help="any other sbatch option for every job, e.g. qos=high, constraint=a100")
 
     def run_command(args) -> int:
+        if args.seeds:
+            from kdmri.paths import runs_dir
+            from kdmri.tools.batch import seed_overrides
+
+            base = dict(parse_override(o) for o in args.overrides)
+            codes = []
+            for seed in args.seeds:
+                over = seed_overrides(base, seed)
+                codes.append(run_one(argparse.Namespace(
+                    **{**vars(args), "seeds": None, "overrides": [f"{k}={v}" for k, v in over.items()],
+                       "out": Path(args.out or runs_dir()) / f"seed{seed}"})))
+            return max(codes)
+        return run_one(args)
+
+    def run_one(args) -> int:
         from kdmri.config import FIELDS
         from kdmri.paths import runs_dir
         from kdmri.tools import costs

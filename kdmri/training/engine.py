@@ -7,8 +7,10 @@ with callbacks for checkpoints, the CSV log and the progress bar, and a *strateg
 process writes files. The benchmark reuses :meth:`StageRunner.step`.
 
 Every stage: Adam + StepLR, model selection on the validation loss (L1 to the target, or
-the training objective where the stage says so), ``model.pt`` (resumable: model, loss
-modules, optimiser, scheduler, history, best record) and ``best_model.pt`` written
+the training objective where the stage says so), the validation PSNR per
+epoch (``val_psnr``, mean over slices; for learning curves, never for selection),
+``model.pt`` (resumable: model, loss modules, optimiser, scheduler, history, best record)
+and ``best_model.pt`` written
 atomically every epoch, ``train_log.csv`` rewritten every epoch, the resolved
 ``config.yaml`` beside them, a tqdm progress bar. Shuffling is seeded per epoch from
 ``seed`` so a run resumed after epoch k ends with the same weights as an uninterrupted one.
@@ -33,11 +35,14 @@ from kdmri.distill.objective import Objective, TermContext
 from kdmri.errors import DataError
 from kdmri.io import atomic_save, write_csv
 from kdmri.locks import folder_lock
+from kdmri.metrics import psnr
 from kdmri.models.blocks import ReconOutput
 from kdmri.training import identity
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
 
+#: PSNR of a slice predicted exactly (instead of inf) in the per-epoch validation mean.
+PSNR_CAP = 100.0
 #: Largest teacher-output cache kept in memory (bytes); above it the teacher runs on the fly.
 TEACHER_CACHE_LIMIT = 2 * 1024**3
 
@@ -60,7 +65,7 @@ class StageRunner:
         return self.spec.experiment(self.cfg)
 
     def build_model(self) -> nn.Module:
-        return self.task.build(self.spec.arch)
+        return self.task.build(self.spec.arch, self.cfg)
 
     def forward(self, model: nn.Module, batch: dict, features: bool = False):
         if self.spec.arch == "sft" and model.training:
@@ -124,20 +129,36 @@ class StageRunner:
 
         return run
 
+    def _objective(self, model: nn.Module, batch: dict):
+        out = self.forward(model, batch, features="feature" in self.objective.names)
+        ctx = TermContext(self.cfg, batch, out, self._teacher_fn(batch), self.feature_loss)
+        return out, *self.objective(ctx)
+
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         """The stage's objective on one batch: ``(total, logs)``."""
         with self.strategy.autocast():
-            out = self.forward(model, batch, features="feature" in self.objective.names)
-            ctx = TermContext(self.cfg, batch, out, self._teacher_fn(batch), self.feature_loss)
-            return self.objective(ctx)
+            return self._objective(model, batch)[1:]
 
     @torch.no_grad()
-    def val_loss(self, model: nn.Module, batch: dict) -> float:
-        if self.spec.validate == "objective":
-            return self.loss(model, batch)[0].item()
+    def validate(self, model: nn.Module, batch: dict) -> tuple[float, float]:
+        """``(validation loss, sum of per-slice PSNRs)`` of one batch, from one forward pass:
+        the loss the stage selects on, and the PSNR of its predictions (data range = each
+        target slice's maximum, as :func:`kdmri.metrics.psnr`) for the learning curves."""
         with self.strategy.autocast():
-            out: ReconOutput = self.task.forward(model, batch, False)
-            return F.l1_loss(out.image.float(), batch["target"]).item()
+            if self.spec.validate == "objective":
+                out, total, _ = self._objective(model, batch)
+                loss = total.item()
+            else:
+                out = self.task.forward(model, batch, False)
+                loss = F.l1_loss(out.image.float(), batch["target"]).item()
+        if not isinstance(out, ReconOutput):  # (ReconOutput, branches): an SFT training pass
+            out = out[0]
+        pred = out.image.float().cpu().numpy()
+        target = batch["target"].float().cpu().numpy()
+        return loss, sum(min(psnr(t, p), PSNR_CAP) for t, p in zip(target, pred))
+
+    def val_loss(self, model: nn.Module, batch: dict) -> float:
+        return self.validate(model, batch)[0]
 
     def step(self, model: nn.Module, batch: dict,
              optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, dict]:
@@ -242,16 +263,19 @@ def fit(runner: StageRunner, model: nn.Module, train_ds: Dataset, val_ds: Datase
         scheduler.step()
         net.eval()
         eval_net = strategy.eval_model(net)
-        val, nv = 0.0, 0
+        val, val_psnr, nv = 0.0, 0.0, 0
         for batch in strategy.batches(strategy.eval_loader(val_ds, cfg.batch_size)):  # this rank's share
             bs = batch["target"].shape[0]
-            val += runner.val_loss(eval_net, batch) * bs
+            loss_b, psnr_b = runner.validate(eval_net, batch)
+            val += loss_b * bs
+            val_psnr += psnr_b
             nv += bs
         keys = list(sums)  # "loss" first, then the objective's terms in order
-        totals = strategy.reduce_sum([sums[k] for k in keys] + [n, val, nv])
-        sums, n, val, nv = dict(zip(keys, totals[:len(keys)])), totals[-3], totals[-2], totals[-1]
+        totals = strategy.reduce_sum([sums[k] for k in keys] + [n, val, val_psnr, nv])
+        sums = dict(zip(keys, totals[:len(keys)]))
+        n, val, val_psnr, nv = totals[-4:]
         row = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / n for k in keys},
-               "val_loss": val / nv, "lr": optimizer.param_groups[0]["lr"],
+               "val_loss": val / nv, "val_psnr": val_psnr / nv, "lr": optimizer.param_groups[0]["lr"],
                "seconds": round(time.perf_counter() - t0, 3)}
         state["history"].append(row)
         improved = row["val_loss"] < state["best"]["val_loss"]

@@ -73,8 +73,8 @@ def register_ablation(name: str, variant: Variant) -> Variant:
     return variant
 
 
-#: Experiment-method prefixes of the grids: ablations, and the two arms of the SFT comparison.
-ABLATION_PREFIX, STANDARD_PREFIX, SFT_PREFIX = "abl-", "std-", "sft-"
+#: Experiment-method prefixes of the grids: ablations, and the arms of the SFT comparison.
+ABLATION_PREFIX, STANDARD_PREFIX, SFT_PREFIX, CROSSED_PREFIX = "abl-", "std-", "sft-", "mix-"
 
 
 def ablation_method(name: str) -> str:
@@ -94,12 +94,28 @@ def sft_method_configs(cfg: Config, feature_loss: str) -> tuple[Config, Config]:
     """(standard-teacher config, SFT-teacher config) distilling with ``feature_loss``.
 
     Standard: method ``std-<loss>`` with the KD-MRI teacher; SFT: method ``sft-<loss>`` with
-    ``sft_teacher`` and the student's cascades 2..5 initialised from the SFT branches.
+    ``sft_teacher``. ``cfg.sft_protocol`` decides where the feature stages start:
+
+    * ``"reference"`` (SFT-KD-Recon's protocol): both from a trained student of the same
+      kind -- the standard arm from the plain ``student`` stage, the SFT arm from the
+      ``sft-student`` stage (cascades 2..5 from the SFT branches, then L1), equal epochs;
+    * ``"kdmri"`` (kdmri's earlier protocol): the standard arm from ``cfg.feature_init``
+      (scratch), the SFT arm from the SFT branches -- a head start confounded with the teacher.
     """
     std = cfg.replace(method=STANDARD_PREFIX + feature_loss,
                       teacher_method=cfg.teacher_method or cfg.method, feature_loss=feature_loss)
     sft = cfg.replace(method=SFT_PREFIX + feature_loss, feature_loss=feature_loss)
+    if cfg.sft_protocol == "reference":
+        std, sft = std.replace(feature_init="student"), sft.replace(feature_init="sft-student")
     return std, sft
+
+
+def sft_crossed_config(cfg: Config, feature_loss: str) -> Config:
+    """The crossed arm of the SFT comparison: the *standard* teacher distilling into a student
+    that starts from the ``sft-student`` stage (method ``mix-<loss>``). Against the standard
+    arm it measures the head start alone; the SFT arm against it, the friendlier teacher."""
+    std, _ = sft_method_configs(cfg, feature_loss)
+    return std.replace(method=CROSSED_PREFIX + feature_loss, feature_init="sft-student")
 
 
 def variant_experiment(cfg: Config, name: str) -> Path:

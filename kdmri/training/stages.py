@@ -18,13 +18,18 @@ stage              network   init       objective (weight)
                                         + feature (kd_feature_weight)
 ``sr-*``           VDSR      as above   the same four stages for super-resolution
 ``sft-teacher``    SFT       --         sft (SFT-KD-Recon: teacher + branches)
+``sft-student``    student   sft_stud-  l1 (SFT-KD-Recon's "studentSFTN": cascades 2..5 from the
+                             ent_init   SFT branches, then L1 alone); writes ``sft_student``
 ``sft-feature``    student   sft        as ``feature``, teacher ``sft_teacher``
 ``sft-kd``         student   feature    as ``kd``, teacher ``sft_teacher``
 =================  ========  =========  =========================================================
 
 Initialisers (:data:`INITIALISERS`): ``scratch``; ``feature`` (this method's feature-stage
-best checkpoint); ``sft`` (cascades 2..5 from the SFT teacher's student branches); any
-other value is a checkpoint path.
+best checkpoint); ``student`` (the plain student trained with the teacher's method,
+``<teacher_method>_student``); ``sft`` (cascades 2..5 from the SFT teacher's student
+branches: SFT-KD-Recon loads the SFT checkpoint into the student by parameter name, and
+its ``scascade1`` is never trained, so cascade 1 keeps a fresh initialisation);
+``sft-student`` (the ``sft-student`` stage's best); any other value is a checkpoint path.
 """
 
 from __future__ import annotations
@@ -155,6 +160,25 @@ def _init_sft(model, cfg, spec, device) -> None:
     load_sft_branches(model, cfg.experiment("teacher", SFT_METHOD) / BEST, device)
 
 
+def _load_trained(model, path: Path, stage: str, device) -> None:
+    if not path.is_file():
+        raise DataError(f"{path}: no trained student there; train stage {stage} first")
+    model.load_state_dict(load_checkpoint(path, device)["model"])
+
+
+@register_initialiser("student")
+def _init_student(model, cfg, spec, device) -> None:
+    """The plain student's best checkpoint (trained with L1 alone, the teacher's method)."""
+    _load_trained(model, cfg.experiment("student", cfg.teacher_method or cfg.method) / BEST,
+                  "student", device)
+
+
+@register_initialiser("sft-student")
+def _init_sft_student(model, cfg, spec, device) -> None:
+    """The ``sft-student`` stage's best: the SFT-initialised student trained with L1 alone."""
+    _load_trained(model, cfg.experiment("student", SFT_METHOD) / BEST, "sft-student", device)
+
+
 def initialise(model: nn.Module, cfg: Config, spec: StageSpec, device: torch.device) -> None:
     """Apply the initialiser named by ``cfg.<spec.init_field>`` (a name or a checkpoint path)."""
     if spec.init_field is None:
@@ -190,6 +214,10 @@ for _spec in _BASE:
 register_stage(StageSpec("sft-teacher", "recon", "teacher", "sft", (("sft", 1.0),),
                          method=SFT_METHOD,
                          description="SFT-KD-Recon student-friendly teacher (teacher + branches)"))
+register_stage(StageSpec("sft-student", "recon", "student", "student", (("l1", 1.0),),
+                         init_field="sft_student_init", method=SFT_METHOD,
+                         description="SFT-KD-Recon's student: cascades 2..5 from the SFT branches, "
+                                     "then L1 to the target"))
 register_stage(replace(STAGES["feature"], name="sft-feature", method_family=SFT_METHOD,
                        teacher_method=SFT_METHOD, init_defaults={"scratch": "sft"},
                        description="feature stage from the SFT teacher, cascades 2..5 from its branches"))
