@@ -58,4 +58,4 @@ def test_the_plan_of_every_params_file(tmp_path):
     assert len({j.output for j in jobs}) == len(jobs)
     reused = reused_stages(params_dir() / "cardiac_4x.yaml")
     assert "abl-neither_student = kdmri_student (student)" in reused
-    assert any(line.startswith("std-at_kdmri_kd = kdmri_kd") for line in reused)
+    assert "abl-both_kd = kdmri_kd (kd)" in reused  # the ablation "both" is KD-MRI itself
