@@ -77,7 +77,6 @@ class Config:
     teacher_cache: bool = True  # compute the frozen teacher's outputs once per run
     # super-resolution
     sr_keep: int = 24  # central k-space block kept (paper: 64 of 256; demo: 24 of 96)
-    sr_patch: int = 0  # training on random sr_patch x sr_patch crops (VDSR's recipe); 0: whole slices
     # SFT-KD-Recon
     sft_branch_weight: float = 1.0
     sft_imitation_weight: float = 1.0
@@ -105,8 +104,6 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected 'mean' or 'reference'")
         _choice(self, "feature_forms", ("reference", "kdmri"))
         _choice(self, "sft_protocol", ("reference", "kdmri"))
-        if int(self.sr_patch) < 0:
-            raise ConfigError(f"sr_patch={self.sr_patch!r}: expected 0 (whole slices) or a patch size")
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected a positive integer")
