@@ -321,11 +321,9 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
     out_dir = runner.experiment
     if strategy.is_writer:
         out_dir.mkdir(parents=True, exist_ok=True)
-    train_ds, val_ds = runner.task.dataset(cfg, "train"), runner.task.dataset(cfg, "validation")
-    model = runner.build_model().to(device)
     last_path = out_dir / LAST
     resume = cfg.resume and last_path.is_file()
-    if resume:  # a finished stage returns before any set-up work
+    if resume:  # a finished stage returns before any set-up work (no data read, no model built)
         done = load_checkpoint(last_path, device)
         check_resumable(done["config"], cfg, last_path)
         if done["epoch"] >= cfg.epochs:
@@ -335,6 +333,9 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
     elif reuse and stop_after is None and identity.reuse_identical(cfg, spec, out_dir, strategy.is_writer):
         strategy.barrier()
         return out_dir
+    # reading the data draws no random numbers, so the model's seeded initialisation is as before
+    train_ds, val_ds = runner.task.dataset(cfg, "train"), runner.task.dataset(cfg, "validation")
+    model = runner.build_model().to(device)
     runner.setup(model, train_ds)
     optimizer = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
