@@ -155,7 +155,8 @@ def _rooted(path: str) -> Path:
 
 
 #: Fields that may change between a run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "progress", "resume", "num_workers", "device", "notes"}
+RESUMABLE_CHANGES = {"epochs", "progress", "resume", "num_workers", "device", "notes",
+                     "experiments_root", "in_memory"}  # a copied or moved folder is the same run
 
 
 #: What a run stored before a field existed actually used (its default then), where the

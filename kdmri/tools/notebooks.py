@@ -142,10 +142,24 @@ def notebooks_folder() -> Path:
     return project_root() / "notebooks"
 
 
+def resolve_notebook(name: str | Path) -> Path:
+    """``name`` as a path when it is one (or has a suffix); else the numbered notebook of
+    ``notebooks/`` whose number (``3``, ``03``) or stem (``03_teacher_student``) it gives."""
+    path = Path(name)
+    if path.suffix or path.exists() or len(path.parts) > 1:
+        return path
+    folder = notebooks_folder()
+    text = str(name)
+    matches = [p for p in sorted(folder.glob("*.ipynb")) if NUMBERED.match(p.name) and (
+        p.stem == text or (text.isdigit() and int(NUMBERED.match(p.name).group(1)) == int(text)))]
+    return matches[0] if len(matches) == 1 else path
+
+
 def order_notebooks(paths: Iterable[str | Path]) -> list[Path]:
     """Dependency order: numbered notebooks (``NN_name.ipynb``) by number, then the others
-    in the order given."""
-    paths = [Path(p) for p in paths]
+    in the order given. A bare number or stem (``03``, ``03_teacher_student``) names the
+    notebook of ``notebooks/`` it identifies."""
+    paths = [resolve_notebook(p) for p in paths]
 
     def key(item):
         i, p = item
