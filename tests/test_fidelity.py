@@ -170,3 +170,28 @@ def test_seed_comparison_mean_and_interval_over_seeds(tmp_path):
         seed_comparison({42: pairs[42], 43: pairs[43]})
     over = seed_overrides({"epochs": 3}, 43)
     assert over == {"epochs": 3, "seed": 43, "experiments_root": "experiments/seeds/seed43"}
+
+
+def test_seed_study_table_rows_missing_and_model_means(tmp_path):
+    from kdmri.reporting.seeds import seed_model_means, seed_study, seed_study_markdown
+
+    shifts = {42: 0.5, 43: 0.6, 44: 0.4}  # teacher - student per seed, consistent
+    for seed, shift in shifts.items():
+        root = tmp_path / f"seed{seed}" / "demo" / "acc_4x"
+        _metrics(root / "kdmri_teacher", [30 + shift, 31 + shift])
+        _metrics(root / "kdmri_student", [30, 31])
+    # a KD student only for two seeds: named as missing, not a row
+    for seed in (42, 43):
+        _metrics(tmp_path / f"seed{seed}" / "demo" / "acc_4x" / "kdmri_kd", [30.1, 31.1])
+    (tmp_path / "seedling").mkdir()  # not a seed folder
+    table, missing = seed_study(tmp_path, "demo", "4x")
+    assert list(table.index) == ["teacher - student"]
+    row = table.loc["teacher - student"]
+    assert row["seeds"] == 3 and row["difference"] == pytest.approx(0.5)
+    assert row["ci_low"] > 0 and not row["within_seed_spread"]
+    assert row["per_seed"] == "+0.50, +0.60, +0.40"
+    assert any(m.startswith("KD student - student: evaluated for 2 seed(s) [42, 43]") for m in missing)
+    assert "beyond seed spread" in seed_study_markdown(table)
+    means = seed_model_means(tmp_path, "demo", "4x")
+    assert means.loc["kdmri/teacher", "mean"] == pytest.approx(31.0)
+    assert means.loc["kdmri/kd", "seeds"] == 2

@@ -83,3 +83,106 @@ def seed_experiments(base: Path | str, seeds: Sequence[int], dataset: str, acc: 
 
     return {int(s): tuple(experiment_dir(dataset, acc_tag(acc), m, r, seed_root(base, s))
                           for m, r in (a, b)) for s in seeds}
+
+
+#: The comparisons a seed study reports: ``(label, (method, role) a, (method, role) b)``;
+#: ``{sr}`` is the SR method of the params file (``sr-keep<sr_keep>``).
+STUDY_COMPARISONS: tuple[tuple[str, tuple[str, str], tuple[str, str]], ...] = (
+    ("teacher - student", ("kdmri", "teacher"), ("kdmri", "student")),
+    ("KD student - student", ("kdmri", "kd"), ("kdmri", "student")),
+    ("teacher - KD student", ("kdmri", "teacher"), ("kdmri", "kd")),
+    ("student - ZF", ("kdmri", "student"), ("kdmri", "zf")),
+    ("SFT teacher - teacher", ("sft", "teacher"), ("kdmri", "teacher")),
+    ("SFT student init - student (L1 only)", ("sft", "student"), ("kdmri", "student")),
+    ("05: SFT-KD - standard KD", ("sft-at_kdmri", "kd"), ("std-at_kdmri", "kd")),
+    ("05: head start (crossed - standard)", ("mix-at_kdmri", "kd"), ("std-at_kdmri", "kd")),
+    ("05: friendlier teacher (SFT - crossed)", ("sft-at_kdmri", "kd"), ("mix-at_kdmri", "kd")),
+    ("SR: teacher - student", ("{sr}", "teacher"), ("{sr}", "student")),
+    ("SR: KD student - student", ("{sr}", "kd"), ("{sr}", "student")),
+    ("SR: student - LR", ("{sr}", "student"), ("{sr}", "lr")),
+)
+
+
+def study_seeds(base: Path | str, dataset: str, acc: str) -> list[int]:
+    """The seeds with a folder ``<base>/seed<s>/<dataset>/acc_<acc>`` (sorted)."""
+    from kdmri.paths import acc_tag
+
+    found = []
+    for folder in Path(base).glob("seed*"):
+        tail = folder.name[len("seed"):]
+        if tail.isdigit() and (folder / dataset / f"acc_{acc_tag(acc)}").is_dir():
+            found.append(int(tail))
+    return sorted(found)
+
+
+def seed_study(base: Path | str, dataset: str, acc: str, sr_keep: int | None = None,
+               metric: str = "psnr", confidence: float = 0.95,
+               min_seeds: int = 3) -> tuple[pd.DataFrame, list[str]]:
+    """Every :data:`STUDY_COMPARISONS` row that at least ``min_seeds`` seeds of the study
+    under ``base`` have evaluated (both sides' ``metrics.csv``), as one table: the mean of
+    each side over seeds, the mean difference, its 95 % interval over seeds, the per-seed
+    differences and whether the difference is within seed-to-seed spread. Returns
+    ``(table, missing)``; ``missing`` names the rows left out and why."""
+    seeds = study_seeds(base, dataset, acc)
+    sr = f"sr-keep{int(sr_keep)}" if sr_keep is not None else None
+    rows, missing = {}, []
+    for label, a, b in STUDY_COMPARISONS:
+        if "{sr}" in a[0] and sr is None:
+            continue
+        a, b = ((m.format(sr=sr), r) for m, r in (a, b))
+        pairs = {s: p for s, p in seed_experiments(base, seeds, dataset, acc, a, b).items()
+                 if all((Path(x) / "metrics.csv").is_file() for x in p)}
+        if len(pairs) < min_seeds:
+            missing.append(f"{label}: evaluated for {len(pairs)} seed(s) {sorted(pairs)}, "
+                           f"needs {min_seeds}")
+            continue
+        r = seed_comparison(pairs, metric, confidence, min_seeds)
+        rows[label] = {"seeds": len(r["seeds"]), "a": r["a_mean"], "b": r["b_mean"],
+                       "difference": r["mean"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                       "per_seed": ", ".join(f"{v:+.2f}" for v in r["per_seed"].values()),
+                       "within_seed_spread": r["within_seed_spread"]}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "comparison"
+    return table, missing
+
+
+def seed_study_markdown(table: pd.DataFrame, metric: str = "psnr") -> str:
+    """:func:`seed_study`'s table as markdown (dB for PSNR)."""
+    if table.empty:
+        return "No comparison has enough seeds yet."
+    unit = " (dB)" if metric == "psnr" else ""
+    lines = [f"| comparison a - b | seeds | a{unit} | b{unit} | a - b, mean [95 % CI over seeds] "
+             "| per seed | verdict |", "|---|---|---|---|---|---|---|"]
+    for label, r in table.iterrows():
+        verdict = "within seed spread" if r["within_seed_spread"] else "beyond seed spread"
+        lines.append(f"| {label} | {r['seeds']} | {r['a']:.2f} | {r['b']:.2f} | {r['difference']:+.2f} "
+                     f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] | {r['per_seed']} | {verdict} |")
+    return "\n".join(lines)
+
+
+def seed_model_means(base: Path | str, dataset: str, acc: str, sr_keep: int | None = None,
+                     metric: str = "psnr") -> pd.DataFrame:
+    """Each model of :data:`STUDY_COMPARISONS` over the seeds that evaluated it: mean over
+    seeds of its mean per-slice ``metric``, the sample std over seeds and the per-seed values."""
+    from kdmri.reporting.statistics import read_slice_metrics
+
+    seeds = study_seeds(base, dataset, acc)
+    sr = f"sr-keep{int(sr_keep)}" if sr_keep is not None else None
+    models = dict.fromkeys((m, r) for _, a, b in STUDY_COMPARISONS for m, r in (a, b)
+                           if sr is not None or "{sr}" not in m)
+    rows = {}
+    for method, role in models:
+        method = method.format(sr=sr)
+        values = {}
+        found = seed_experiments(base, seeds, dataset, acc, (method, role), (method, role))
+        for s, (exp, _) in found.items():
+            if (Path(exp) / "metrics.csv").is_file():
+                values[s] = float(read_slice_metrics(exp)[metric].astype(float).mean())
+        if values:
+            v = pd.Series(values)
+            rows[f"{method}/{role}"] = {"seeds": len(v), "mean": v.mean(),
+                                       "std": v.std(ddof=1) if len(v) > 1 else float("nan"),
+                                       "per_seed": ", ".join(f"{x:.2f}" for x in v)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
