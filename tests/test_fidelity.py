@@ -195,3 +195,12 @@ def test_seed_study_table_rows_missing_and_model_means(tmp_path):
     means = seed_model_means(tmp_path, "demo", "4x")
     assert means.loc["kdmri/teacher", "mean"] == pytest.approx(31.0)
     assert means.loc["kdmri/kd", "seeds"] == 2
+
+
+def test_study_base_from_an_experiments_root(tmp_path):
+    from kdmri.reporting.seeds import study_base
+
+    assert study_base(tmp_path / "experiments") == tmp_path / "experiments" / "seeds"
+    # notebook 08 run inside one seed of a study finds the whole study
+    assert study_base(tmp_path / "experiments" / "seeds" / "seed43") == tmp_path / "experiments" / "seeds"
+    assert study_base(tmp_path / "seed43") == tmp_path / "seed43" / "seeds"

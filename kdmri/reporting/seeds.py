@@ -103,6 +103,16 @@ STUDY_COMPARISONS: tuple[tuple[str, tuple[str, str], tuple[str, str]], ...] = (
 )
 
 
+def study_base(experiments_path: Path | str) -> Path:
+    """The seed-study folder that belongs with an experiments root: ``<root>/seeds``, or,
+    for the root of one seed of a study (``.../seeds/seed43``), that study's folder."""
+    path = Path(experiments_path)
+    tail = path.name[len("seed"):] if path.name.startswith("seed") else ""
+    if tail.isdigit() and path.parent.name == "seeds":
+        return path.parent
+    return path / "seeds"
+
+
 def study_seeds(base: Path | str, dataset: str, acc: str) -> list[int]:
     """The seeds with a folder ``<base>/seed<s>/<dataset>/acc_<acc>`` (sorted)."""
     from kdmri.paths import acc_tag
