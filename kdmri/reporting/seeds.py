@@ -94,9 +94,9 @@ STUDY_COMPARISONS: tuple[tuple[str, tuple[str, str], tuple[str, str]], ...] = (
     ("student - ZF", ("kdmri", "student"), ("kdmri", "zf")),
     ("SFT teacher - teacher", ("sft", "teacher"), ("kdmri", "teacher")),
     ("SFT student init - student (L1 only)", ("sft", "student"), ("kdmri", "student")),
-    ("05: SFT-KD - standard KD", ("sft-at_kdmri", "kd"), ("std-at_kdmri", "kd")),
-    ("05: head start (crossed - standard)", ("mix-at_kdmri", "kd"), ("std-at_kdmri", "kd")),
-    ("05: friendlier teacher (SFT - crossed)", ("sft-at_kdmri", "kd"), ("mix-at_kdmri", "kd")),
+    ("SFT-KD - standard KD (05)", ("sft-at_kdmri", "kd"), ("std-at_kdmri", "kd")),
+    ("SFT head start: crossed - standard KD (05)", ("mix-at_kdmri", "kd"), ("std-at_kdmri", "kd")),
+    ("SFT friendlier teacher: SFT-KD - crossed (05)", ("sft-at_kdmri", "kd"), ("mix-at_kdmri", "kd")),
     ("SR: teacher - student", ("{sr}", "teacher"), ("{sr}", "student")),
     ("SR: KD student - student", ("{sr}", "kd"), ("{sr}", "student")),
     ("SR: student - LR", ("{sr}", "student"), ("{sr}", "lr")),
@@ -126,18 +126,19 @@ def study_seeds(base: Path | str, dataset: str, acc: str) -> list[int]:
 
 
 def seed_study(base: Path | str, dataset: str, acc: str, sr_keep: int | None = None,
-               metric: str = "psnr", confidence: float = 0.95,
-               min_seeds: int = 3) -> tuple[pd.DataFrame, list[str]]:
+               metric: str = "psnr", confidence: float = 0.95, min_seeds: int = 3,
+               select: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Every :data:`STUDY_COMPARISONS` row that at least ``min_seeds`` seeds of the study
     under ``base`` have evaluated (both sides' ``metrics.csv``), as one table: the mean of
     each side over seeds, the mean difference, its 95 % interval over seeds, the per-seed
     differences and whether the difference is within seed-to-seed spread. Returns
-    ``(table, missing)``; ``missing`` names the rows left out and why."""
+    ``(table, missing)``; ``missing`` names the rows left out and why. ``select``: only the
+    rows whose label contains one of these strings (e.g. ``("SFT",)`` for notebook 05)."""
     seeds = study_seeds(base, dataset, acc)
     sr = f"sr-keep{int(sr_keep)}" if sr_keep is not None else None
     rows, missing = {}, []
     for label, a, b in STUDY_COMPARISONS:
-        if "{sr}" in a[0] and sr is None:
+        if ("{sr}" in a[0] and sr is None) or (select and not any(s in label for s in select)):
             continue
         a, b = ((m.format(sr=sr), r) for m, r in (a, b))
         pairs = {s: p for s, p in seed_experiments(base, seeds, dataset, acc, a, b).items()
