@@ -195,3 +195,23 @@ def test_notebook_parameters_section_of_a_params_file(setup):
     bad = write_params(tmp / "d.yaml", dataset="alpha", notebook_parameters={"nope": 1})
     with pytest.raises(ConfigError, match="notebook_parameters.nope is not a parameter"):
         batch.run_batch([bad], [nb1], {}, tmp / "runs2", execute=Recorder(), progress=False)
+
+
+def test_seed_runs_and_notebook_names(tmp_path):
+    from kdmri.paths import experiments_dir, runs_dir
+    from kdmri.tools.notebooks import notebooks_folder, resolve_notebook
+
+    cfg = load_config("demo_4x")
+    seed_cfg = cfg.replace(experiments_root=str(experiments_dir() / "seeds" / "seed43"))
+    # a seed of a study: runs/seeds/seed43/demo/acc_4x, not runs/seeds/seed43/seeds/seed43/...
+    assert batch.run_folder(seed_cfg, runs_dir() / "seeds" / "seed43") == \
+        runs_dir() / "seeds" / "seed43" / "demo" / "acc_4x"
+    quick = cfg.replace(experiments_root=str(experiments_dir() / "quick"))
+    assert batch.run_folder(quick, runs_dir()) == runs_dir() / "quick" / "demo" / "acc_4x"
+    assert batch.run_folder(cfg, tmp_path) == tmp_path / "demo" / "acc_4x"
+    # --notebooks 03 05_sft_kd: a number or a stem names the notebook of notebooks/
+    assert resolve_notebook("03") == resolve_notebook("3") == notebooks_folder() / "03_teacher_student.ipynb"
+    assert resolve_notebook("05_sft_kd") == notebooks_folder() / "05_sft_kd.ipynb"
+    assert resolve_notebook("99").name == "99"  # unknown: left as given, the plan names it
+    with pytest.raises(ConfigError, match="99: notebook not found"):
+        batch.plan(["demo_4x"], ["99"])

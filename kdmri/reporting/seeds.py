@@ -10,7 +10,7 @@ difference ``a - b`` -- and the interval is the Student-t interval over those nu
 
 Runs: ``python -m kdmri batch --params demo_4x --seeds 42 43 44 --notebooks 03 04 05``
 writes ``experiments/seeds/seed<s>/...`` (one experiments root per seed) and
-``runs/seed<s>/...``; :func:`seed_experiments` finds them again.
+``runs/seeds/seed<s>/...``; :func:`seed_experiments` finds them again.
 """
 
 from __future__ import annotations

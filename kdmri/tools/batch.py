@@ -80,6 +80,8 @@ def run_folder(cfg: Config, out: Path) -> Path:
         sub = cfg.experiments_path.resolve().relative_to(experiments_dir().resolve())
     except ValueError:
         sub = Path()
+    if sub.parts and Path(out).parts[-len(sub.parts):] == sub.parts:  # <out> is already that subfolder
+        sub = Path()
     return Path(out) / sub / cfg.dataset / f"acc_{cfg.acc}"
 
 

@@ -314,7 +314,7 @@ def register_cli(sub) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=None,
                    help="a seed study: the batch once per seed (seed overridden), kept apart: "
                    "experiments under <experiments_root or experiments/seeds>/seed<s>, notebooks "
-                   "under <out>/seed<s> (kdmri.reporting.seeds compares them)")
+                   "under <out>/seeds/seed<s> (kdmri.reporting.seeds compares them)")
     g = p.add_argument_group("slurm")
     g.add_argument("--partition", default=None)
     g.add_argument("--gpus-per-job", type=int, default=1)
@@ -336,7 +336,7 @@ def register_cli(sub) -> None:
                 over = seed_overrides(base, seed)
                 codes.append(run_one(argparse.Namespace(
                     **{**vars(args), "seeds": None, "overrides": [f"{k}={v}" for k, v in over.items()],
-                       "out": Path(args.out or runs_dir()) / f"seed{seed}"})))
+                       "out": Path(args.out or runs_dir()) / "seeds" / f"seed{seed}"})))
             return max(codes)
         return run_one(args)
 
