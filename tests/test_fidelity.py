@@ -195,6 +195,13 @@ def test_seed_study_table_rows_missing_and_model_means(tmp_path):
     means = seed_model_means(tmp_path, "demo", "4x")
     assert means.loc["kdmri/teacher", "mean"] == pytest.approx(31.0)
     assert means.loc["kdmri/kd", "seeds"] == 2
+    from kdmri.reporting.seeds import seed_study_report
+
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "seeds").symlink_to(tmp_path)  # <experiments>/seeds: the study
+    text = seed_study_report(tmp_path / "experiments", "demo", "4x", command="cmd")
+    assert text.startswith("# Seed study: demo 4x, seeds 42, 43, 44") and "Command: `cmd`" in text
+    assert "| teacher - student | 3 |" in text and "* KD student - student: evaluated for 2" in text
 
 
 def test_study_base_from_an_experiments_root(tmp_path):

@@ -197,3 +197,27 @@ def seed_model_means(base: Path | str, dataset: str, acc: str, sr_keep: int | No
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
     return table
+
+
+def seed_study_report(experiments_path: Path | str, dataset: str, acc: str,
+                      sr_keep: int | None = None, command: str = "") -> str:
+    """The whole seed study as markdown: per-model means over seeds, then every comparison
+    with its interval over seeds, and the rows that lack seeds."""
+    from kdmri.reporting.reports import to_markdown
+
+    base = study_base(experiments_path)
+    seeds = study_seeds(base, dataset, acc)
+    means = seed_model_means(base, dataset, acc, sr_keep)
+    table, missing = seed_study(base, dataset, acc, sr_keep)
+    lines = [f"# Seed study: {dataset} {acc}, seeds {', '.join(map(str, seeds)) or 'none'}", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += ["Per model: mean over seeds of the mean PSNR (dB) over the validation slices; std over "
+              "seeds (sample).", "",
+              to_markdown(means.round(3)) if len(means) else "No seed has been evaluated.", "",
+              "Comparisons: the mean difference over seeds, a 95 % t interval over the per-seed "
+              "differences (each seed's mean over the validation slices), and whether it is within "
+              "seed-to-seed spread (the interval contains 0).", "", seed_study_markdown(table)]
+    if missing:
+        lines += ["", "Not enough seeds:", *[f"* {m}" for m in missing]]
+    return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ COMMANDS = (
     register_prepare,
     commands.register_train,
     commands.register_evaluate,
+    commands.register_seed_study,
     pipeline.register_cli,
     jobs.register_cli,
     notebooks.register_cli,

@@ -48,6 +48,30 @@ def register_masks(sub) -> None:
     p.set_defaults(func=_cmd_masks)
 
 
+def register_seed_study(sub) -> None:
+    p = sub.add_parser("seed-study", help="the findings of a seed study (batch --seeds) over seeds")
+    p.add_argument("--out", default=None, help="markdown file to write (e.g. benchmarks/seed_study.md)")
+    add_config_arguments(p)
+
+    def run(args: argparse.Namespace) -> int:
+        import sys
+
+        from kdmri.config import sr_enabled
+        from kdmri.io import atomic_text
+        from kdmri.reporting.seeds import seed_study_report
+
+        cfg = config_from_args(args)
+        text = seed_study_report(cfg.experiments_path, cfg.dataset, cfg.acc,
+                                 cfg.sr_keep if sr_enabled(cfg) else None,
+                                 "python -m kdmri " + " ".join(sys.argv[1:]))
+        if args.out:
+            atomic_text(args.out, text)
+        print(text)
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def register_train(sub) -> None:
     p = sub.add_parser("train", help="train one stage (" + ", ".join(STAGES) + ")")
     p.add_argument("--stage", required=True, help=" | ".join(STAGES))
