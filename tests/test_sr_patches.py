@@ -144,3 +144,39 @@ def test_the_choice_holds_out_training_volumes_and_never_reads_validation(tiny_c
     saved = json.loads(report.read_text())
     assert saved["n_slices"] == 3 and saved["config"]["data_root"] == str(root)  # t3's slices
     assert choose([{"teacher_holdout_psnr": 20.0, "c": 1}, {"teacher_holdout_psnr": 21.0, "c": 2}])["c"] == 2
+
+
+def test_kd_variants_and_their_control_on_the_split(tiny_cfg, tmp_path):
+    from conftest import smooth_volume
+
+    from kdmri.data import write_volume
+    from kdmri.physics.masks import cartesian_mask
+    from kdmri.tools.srselect import (
+        KD_VARIANTS,
+        Candidate,
+        kd_markdown,
+        run_candidate,
+        run_kd_variants,
+        split_training,
+    )
+
+    write_volume(tiny_cfg.train_dir / "t3.h5", smooth_volume((32, 24, 3), 3),
+                 {4: cartesian_mask((32, 24), 4, seed=4)})
+    root = split_training(tiny_cfg, tmp_path / "split")
+    cfg, cand = tiny_cfg.replace(sr_keep=8), Candidate(16, 1, 2)
+    run_candidate(cfg, cand, root, tmp_path / "exp")
+    rows = run_kd_variants(cfg, cand, root, tmp_path / "exp")
+    variants, control = rows[:-1], rows[-1]
+    assert [r["weight"] for r in variants] == list(KD_VARIANTS.values()) == [0.0, 1.0]
+    assert control["control"] and control["epochs"] == 2  # the feature + KD stages' target epochs
+    acc = tmp_path / "exp" / "tiny" / "acc_4x"
+    assert (acc / "sr-select-p16-e1-b2-x2_student" / "report.json").is_file()
+    # each variant's feature stage trained with its own weight, from the candidate's teacher
+    import yaml
+
+    for w in ("0", "1"):
+        saved = yaml.safe_load((acc / f"sr-select-p16-e1-b2-ftw{w}_feature" / "config.yaml").read_text())
+        assert saved["sr_feature_target_weight"] == float(w)
+        assert saved["teacher_method"] == "sr-select-p16-e1-b2"
+    text = kd_markdown(rows, cand.label)
+    assert "| KD - student (2 epochs) |" in text and text.count("**(chosen)**") == 1
