@@ -77,6 +77,12 @@ class Config:
     teacher_cache: bool = True  # compute the frozen teacher's outputs once per run
     # super-resolution
     sr_keep: int = 24  # central k-space block kept (paper: 64 of 256; demo: 24 of 96)
+    # train the SR stages on one random sr_patch x sr_patch patch of every slice per epoch
+    # (VDSR's recipe: many cheap steps); None: whole slices, as the KD-MRI reference does
+    sr_patch: int | None = None
+    # L1-to-target weight in the SR feature stage (the reference: 0, attention alone, which
+    # leaves the student's layers after the attention pair untrained when KD starts)
+    sr_feature_target_weight: float = 0.0
     # SFT-KD-Recon
     sft_branch_weight: float = 1.0
     sft_imitation_weight: float = 1.0
@@ -104,6 +110,8 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected 'mean' or 'reference'")
         _choice(self, "feature_forms", ("reference", "kdmri"))
         _choice(self, "sft_protocol", ("reference", "kdmri"))
+        if self.sr_patch is not None and int(self.sr_patch) < 1:
+            raise ConfigError(f"sr_patch={self.sr_patch!r}: expected a positive patch size or null")
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected a positive integer")
@@ -263,6 +271,19 @@ def sr_method(keep: int) -> str:
     return f"sr-keep{int(keep)}"
 
 
+def sr_run_config(cfg: Config, epochs: int | None = None, max_train_slices: int | None = None,
+                  batch_size: int | None = None) -> Config:
+    """The configuration of the super-resolution stages (notebook 06, ``kdmri sr-select``):
+    ``cfg`` under the SR method (:func:`sr_method`) with the SR knobs where given
+    (``None``: ``cfg``'s value). The step schedule keeps its place in the run: ``lr_step``
+    is scaled by ``epochs / cfg.epochs`` (a 15-of-20-epoch step becomes 30 of 40)."""
+    epochs = int(epochs or cfg.epochs)
+    lr_step = max(1, round(cfg.lr_step * epochs / cfg.epochs))
+    return cfg.replace(method=sr_method(cfg.sr_keep), epochs=epochs, lr_step=lr_step,
+                       max_train_slices=max_train_slices or cfg.max_train_slices,
+                       batch_size=int(batch_size or cfg.batch_size))
+
+
 def _check_sr_setting(data: dict[str, Any], cfg: Config, source: str) -> None:
     """A params file that sets ``sr_keep`` (to other than the default) must name an SR
     experiment the papers made (resolved params files repeat the default everywhere)."""
@@ -276,7 +297,8 @@ def _check_sr_setting(data: dict[str, Any], cfg: Config, source: str) -> None:
 NOTEBOOK_DEFAULTS: dict[str, Any] = {
     "feature_losses": ["at_kdmri"], "kd_epochs": None,
     "ablations": ["neither", "imitation", "attention", "both"],
-    "sr_epochs": None, "sr_max_train_slices": None, "metric_level": "slice", "figures_dir": None,
+    "sr_epochs": None, "sr_max_train_slices": None, "sr_batch_size": None,
+    "metric_level": "slice", "figures_dir": None,
 }
 
 

@@ -29,6 +29,7 @@ from kdmri.config import (  # noqa: F401  (sr_*: what notebook 06 calls)
     resolve_params,
     sr_enabled,
     sr_method,
+    sr_run_config,
     sr_status,
 )
 from kdmri.errors import ConfigError, DataError

@@ -78,5 +78,5 @@ def crop_like(images, crops, size: int):
     ``(B, 2)`` corners of :class:`RandomPatches` (e.g. to crop cached whole-slice outputs)."""
     import torch
 
-    return torch.stack([img[..., int(t):int(t) + size, int(l):int(l) + size]
-                        for img, (t, l) in zip(images, crops)])
+    return torch.stack([img[..., int(top):int(top) + size, int(left):int(left) + size]
+                        for img, (top, left) in zip(images, crops)])

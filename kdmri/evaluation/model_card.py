@@ -27,7 +27,7 @@ ROLE_FIELDS = {
     "feature": ("feature_loss", "at_mode", "feature_weight", "feature_target_weight", "feature_init"),
     "kd": ("imitation_weight", "imitation_reduction", "kd_init", "kd_feature_weight"),
     "sft": ("sft_branch_weight", "sft_imitation_weight"),
-    "sr": ("sr_keep",),
+    "sr": ("sr_keep", "sr_patch", "sr_feature_target_weight"),
 }
 
 

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from kdmri.config import sr_method
 from kdmri.data.sr import SRSliceDataset
-from kdmri.data.views import Indexed
+from kdmri.data.views import Indexed, RandomPatches
 from kdmri.data.volumes import SliceDataset
 from kdmri.errors import ConfigError
 from kdmri.models.blocks import ReconOutput
@@ -104,6 +104,17 @@ class SRTask(Task):
 
     def base_dataset(self, cfg, folder) -> Dataset:
         return SRSliceDataset(folder, keep=cfg.sr_keep, in_memory=cfg.in_memory)
+
+    def dataset(self, cfg, split: str) -> Dataset:
+        """As :meth:`Task.dataset`; with ``sr_patch`` the training view yields one random
+        patch per slice and epoch (:class:`~kdmri.data.views.RandomPatches`)."""
+        ds = super().dataset(cfg, split)
+        if split == "train" and cfg.sr_patch:
+            try:
+                return RandomPatches(ds, cfg.sr_patch, cfg.seed)
+            except ValueError as exc:
+                raise ConfigError(f"{cfg.train_dir}: {exc}") from None
+        return ds
 
     def method_for(self, cfg) -> str:
         """``sr-keep<N>``: the setting is in the folder name, so two settings never share one."""

@@ -11,7 +11,17 @@ import sys
 from kdmri.data.demo import register_cli as register_demo_data
 from kdmri.datasets import register_cli as register_prepare
 from kdmri.errors import KDMRIError
-from kdmri.tools import benchmark, commands, export, fastpath, jobs, notebooks, pipeline, reconstruct
+from kdmri.tools import (
+    benchmark,
+    commands,
+    export,
+    fastpath,
+    jobs,
+    notebooks,
+    pipeline,
+    reconstruct,
+    srselect,
+)
 
 #: Every sub-command, in the order ``--help`` lists them: a function adding its parser.
 COMMANDS = (
@@ -29,6 +39,7 @@ COMMANDS = (
     fastpath.register_cli,
     reconstruct.register_cli,
     export.register_cli,
+    srselect.register_cli,
 )
 
 

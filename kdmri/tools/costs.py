@@ -5,7 +5,8 @@ Approximate but explicit:
 
 * **Stages per notebook** (:data:`NOTEBOOK_STAGES`): what each notebook trains, read from
   the notebook's parameters (``kd_epochs``, ``feature_losses``, ``ablations``,
-  ``sr_epochs``, ``sr_max_train_slices``: the params file's ``notebook_parameters``, else
+  ``sr_epochs``, ``sr_max_train_slices``, ``sr_batch_size``: the params file's
+  ``notebook_parameters``, else
   the notebook's defaults). A stage is counted once, in the first job that trains it (an
   experiment folder is trained once; later jobs find it finished).
 * **Slices**: ``manifest.json`` of the prepared dataset, else :data:`APPROX_SLICES` (the
@@ -72,8 +73,9 @@ def _sft_grid(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
 
 
 def _super_resolution(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
-    sr = cfg.replace(method="sr", epochs=p.get("sr_epochs") or cfg.epochs,
-                     max_train_slices=p.get("sr_max_train_slices") or cfg.max_train_slices)
+    from kdmri.config import sr_run_config
+
+    sr = sr_run_config(cfg, p.get("sr_epochs"), p.get("sr_max_train_slices"), p.get("sr_batch_size"))
     return [(sr, s) for s in ("sr-teacher", "sr-student", "sr-feature", "sr-kd")]
 
 
@@ -238,7 +240,9 @@ class Estimator:
             else:
                 row, _ = self.row(size)
                 step *= row.rates["student"] / row.rates["kd"]
-        seconds = scfg.epochs * (train * step + val * net / 3)
+        # a random patch per slice (sr_patch) costs its share of the slice's pixels
+        patch = (scfg.sr_patch ** 2 / (size[0] * size[1])) if spec.task == "sr" and scfg.sr_patch else 1.0
+        seconds = scfg.epochs * (train * step * patch + val * net / 3)
         return StageCost(stage, spec.experiment(scfg), scfg.epochs, train, val, seconds / 3600)
 
 

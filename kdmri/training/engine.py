@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from kdmri.checkpoint import BEST, LAST, arch_of, load_checkpoint, load_model
 from kdmri.config import Config, check_resumable, save_config, seed_everything
+from kdmri.data.views import crop_like
 from kdmri.distill.losses import feature_loss_from_config, feature_probe
 from kdmri.distill.objective import Objective, TermContext
 from kdmri.errors import DataError
@@ -89,7 +90,8 @@ class StageRunner:
             self.feature_loss = self.build_feature_loss(model, train_ds)
             self.extra.append(self.feature_loss)
         if self.teacher is not None and self.cfg.teacher_cache and not self.objective.needs_teacher_features:
-            self.cache = self.teacher_outputs(train_ds)
+            # on whole slices (a patch view has .full); patches crop it as they crop the slices
+            self.cache = self.teacher_outputs(getattr(train_ds, "full", train_ds))
 
     def build_feature_loss(self, model: nn.Module, train_ds: Dataset) -> nn.Module:
         """The configured feature loss, wired by its own ``from_config`` (one probe pass)."""
@@ -123,7 +125,10 @@ class StageRunner:
 
         def run(features: bool = False):
             if self.cache is not None and not needs_features:
-                return self.cache[batch["index"].cpu()].to(self.device)
+                cached = self.cache[batch["index"].cpu()]
+                if "crop" in batch:  # a random patch: the same window of the whole-slice output
+                    cached = crop_like(cached, batch["crop"].cpu(), batch["target"].shape[-1])
+                return cached.to(self.device)
             with torch.no_grad():
                 return self.task.forward(self.teacher, batch, features or needs_features)
 
@@ -253,6 +258,8 @@ def fit(runner: StageRunner, model: nn.Module, train_ds: Dataset, val_ds: Datase
         net.train()
         sums: dict[str, float] = {}
         n = 0
+        if hasattr(train_ds, "set_epoch"):  # random patches: this epoch's (kdmri.data.views)
+            train_ds.set_epoch(epoch)
         loader = strategy.train_loader(train_ds, cfg.batch_size, cfg.seed, epoch, cfg.num_workers)
         for batch in strategy.batches(loader):
             loss, logs = runner.step(net, batch, optimizer)

@@ -58,7 +58,7 @@ def stage_fields(cfg: Config, spec: StageSpec) -> dict:
     if "sft" not in terms:
         skip |= {"sft_branch_weight", "sft_imitation_weight"}
     if spec.task != "sr":
-        skip.add("sr_keep")
+        skip |= {"sr_keep", "sr_patch"}
     return {k: v for k, v in sorted(cfg.to_dict().items()) if k not in skip}
 
 

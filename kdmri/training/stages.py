@@ -16,7 +16,8 @@ stage              network   init       objective (weight)
                              init       KD-MRI attention transfer by default
 ``kd``             student   kd_init    l1 + imitation (imitation_weight)
                                         + feature (kd_feature_weight)
-``sr-*``           VDSR      as above   the same four stages for super-resolution
+``sr-*``           VDSR      as above   the same four stages for super-resolution (the feature
+                                        stage's L1 weight: ``sr_feature_target_weight``)
 ``sft-teacher``    SFT       --         sft (SFT-KD-Recon: teacher + branches)
 ``sft-student``    student   sft_stud-  l1 (SFT-KD-Recon's "studentSFTN": cascades 2..5 from the
                              ent_init   SFT branches, then L1 alone); writes ``sft_student``
@@ -206,9 +207,13 @@ _BASE = (
               teacher=True, init_field="kd_init",
               description="KD-MRI stage 3: L1 + imitation of the teacher, from the feature stage"),
 )
+#: Weights the SR stages read from their own config fields (the reconstruction stages' stay apart).
+SR_WEIGHT_FIELDS = {"feature_target_weight": "sr_feature_target_weight"}
+
 for _spec in _BASE:
     register_stage(_spec)
     register_stage(replace(_spec, name=SR.stage_prefix + _spec.name, task=SR.name,
+                           objective=tuple((t, SR_WEIGHT_FIELDS.get(w, w)) for t, w in _spec.objective),
                            description=_spec.description + " (super-resolution, VDSR)"))
 
 register_stage(StageSpec("sft-teacher", "recon", "teacher", "sft", (("sft", 1.0),),
