@@ -76,6 +76,7 @@ class StageRunner:
     # ---- set-up: teacher, initialisation, feature loss, teacher cache
     def load_teacher(self) -> nn.Module:
         teacher, _ = load_model(self.spec.teacher_path(self.cfg), self.device)
+        teacher = self.strategy.prepare_frozen(teacher)
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)

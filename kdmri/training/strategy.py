@@ -66,6 +66,14 @@ class Strategy:
         """Whether this process writes checkpoints, logs, configs and reports."""
         return self.rank == 0
 
+    def prepare_frozen(self, model: nn.Module) -> nn.Module:
+        """A frozen network (the teacher) in the memory format the batches come in: with
+        ``channels_last`` its weights are converted too, so its convolutions do not convert
+        layouts at every layer (never compiled, never wrapped for DDP)."""
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """The module to train: channels-last / compiled as configured (parameters shared)."""
         if self.channels_last:
