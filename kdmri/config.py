@@ -177,13 +177,16 @@ LEGACY_VALUES = {
 }
 
 
-def check_resumable(stored: dict, cfg: Config, where: Path) -> None:
-    """Refuse to resume a run whose stored configuration differs in anything that matters."""
+def check_resumable(stored: dict, cfg: Config, where: Path, fields: set[str] | None = None) -> None:
+    """Refuse to resume a run whose stored configuration differs in anything that matters:
+    every field, or only ``fields`` (the ones the stage uses: a changed SR setting does not
+    stop a reconstruction stage from resuming)."""
     current = cfg.to_dict()
     # fields added since the run started count as the value the run actually used
     defaults = {**Config().to_dict(), **{k: (v(stored) if callable(v) else v)
                                          for k, v in LEGACY_VALUES.items()}}
-    diff = sorted(k for k in set(stored) | set(current)
+    keys = (set(stored) | set(current)) if fields is None else set(fields)
+    diff = sorted(k for k in keys
                   if k not in RESUMABLE_CHANGES and stored.get(k, defaults.get(k)) != current.get(k))
     if diff:
         details = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in diff)

@@ -180,3 +180,16 @@ def test_kd_variants_and_their_control_on_the_split(tiny_cfg, tmp_path):
         assert saved["teacher_method"] == "sr-select-p16-e1-b2"
     text = kd_markdown(rows, cand.label)
     assert "| KD - student (2 epochs) |" in text and text.count("**(chosen)**") == 1
+
+
+def test_resume_checks_only_the_settings_a_stage_uses(tiny_cfg):
+    cfg = tiny_cfg.replace(epochs=2, sr_keep=8)
+    train(cfg, "teacher", stop_after=1)
+    # an SR setting changed in the params file: the reconstruction teacher resumes
+    assert load_checkpoint(train(cfg.replace(sr_patch=16, sr_feature_target_weight=1.0), "teacher")
+                           / LAST)["epoch"] == 2
+    train(cfg, "sr-student", stop_after=1)
+    with pytest.raises(ConfigError, match=r"sr_patch: None -> 16"):  # the SR student does not
+        train(cfg.replace(sr_patch=16), "sr-student")
+    with pytest.raises(ConfigError, match="lr"):  # nor does anything with another learning rate
+        train(cfg.replace(lr=0.5, sr_patch=None), "sr-student")

@@ -333,7 +333,7 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
     resume = cfg.resume and last_path.is_file()
     if resume:  # a finished stage returns before any set-up work (no data read, no model built)
         done = load_checkpoint(last_path, device)
-        check_resumable(done["config"], cfg, last_path)
+        check_resumable(done["config"], cfg, last_path, set(identity.stage_fields(cfg, spec)))
         if done["epoch"] >= cfg.epochs:
             if strategy.is_writer and done["epoch"] == cfg.epochs == done["config"]["epochs"]:
                 identity.record_if_missing(out_dir, cfg, spec)
