@@ -14,6 +14,15 @@ from pathlib import Path
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def project_relative(path: Path | str) -> str:
+    """``path`` relative to the project root when it lies under it (configs resolve relative
+    paths against the root, so a moved or cloned checkout finds the same folders), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(project_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def project_root() -> Path:
     """Return the project root (``$KDMRI_HOME``, else the checkout kdmri lives in, else cwd)."""
     env = os.environ.get("KDMRI_HOME")

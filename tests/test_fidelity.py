@@ -199,9 +199,20 @@ def test_seed_study_table_rows_missing_and_model_means(tmp_path):
 
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "seeds").symlink_to(tmp_path)  # <experiments>/seeds: the study
-    text = seed_study_report(tmp_path / "experiments", "demo", "4x", command="cmd")
+    cfg = Config(dataset="demo", acc="4x", experiments_root=str(tmp_path / "experiments"))
+    text = seed_study_report(cfg, command="cmd")
     assert text.startswith("# Seed study: demo 4x, seeds 42, 43, 44") and "Command: `cmd`" in text
     assert "| teacher - student | 3 |" in text and "* KD student - student: evaluated for 2" in text
+    from kdmri.reporting.seeds import study_status
+
+    status, table, missing = study_status(cfg, select=("KD student",))
+    assert status.startswith(f"seed study under {tmp_path / 'experiments' / 'seeds'}: seeds 42, 43, 44")
+    # the two KD-MRI rows and, the demo at 4x being an SR setting, the SR one
+    assert table.empty and "not enough seeds yet:" in status and len(missing) == 3
+    from kdmri.reporting.seeds import show_model_means, show_study
+
+    assert "| teacher - student | 3 |" in show_study(cfg).data  # what notebook 08 shows
+    assert "| kdmri/kd | 2 |" in show_model_means(cfg).data
 
 
 def test_study_base_from_an_experiments_root(tmp_path):

@@ -193,3 +193,28 @@ def test_resume_checks_only_the_settings_a_stage_uses(tiny_cfg):
         train(cfg.replace(sr_patch=16), "sr-student")
     with pytest.raises(ConfigError, match="lr"):  # nor does anything with another learning rate
         train(cfg.replace(lr=0.5, sr_patch=None), "sr-student")
+
+
+def test_the_split_uses_project_relative_paths_and_relinks_moved_data(tiny_cfg, monkeypatch, tmp_path):
+    """A checkout moved or cloned elsewhere resumes the same sr-select runs: their configs
+    hold paths relative to the project root, and links into a moved dataset are renewed."""
+    from conftest import smooth_volume
+
+    from kdmri.data import write_volume
+    from kdmri.physics.masks import cartesian_mask
+    from kdmri.tools.srselect import Candidate, candidate_config, split_training
+
+    monkeypatch.setenv("KDMRI_HOME", str(tmp_path))
+    write_volume(tiny_cfg.train_dir / "t3.h5", smooth_volume((32, 24, 3), 3),
+                 {4: cartesian_mask((32, 24), 4, seed=4)})
+    root = split_training(tiny_cfg, tmp_path / "split")
+    run = candidate_config(tiny_cfg, Candidate(16, 1, 2), root, tmp_path / "exp")
+    assert (run.data_root, run.experiments_root) == ("split", "exp")
+    assert run.train_dir == root / "train"
+    # the training data move: the now dangling links are renewed, not left or copied over
+    (tmp_path / "data2").mkdir()
+    tiny_cfg.train_dir.rename(tmp_path / "data2" / "train")
+    assert not (root / "train" / "t1.h5").exists()
+    split_training(tiny_cfg.replace(data_root=str(tmp_path / "data2")), root)
+    link = root / "train" / "t1.h5"
+    assert link.is_symlink() and link.resolve() == (tmp_path / "data2" / "train" / "t1.h5").resolve()

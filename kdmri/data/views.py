@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 
@@ -76,7 +77,5 @@ class RandomPatches(Dataset):
 def crop_like(images, crops, size: int):
     """``images[b, ..., top:top + size, left:left + size]`` per sample, ``crops`` the
     ``(B, 2)`` corners of :class:`RandomPatches` (e.g. to crop cached whole-slice outputs)."""
-    import torch
-
     return torch.stack([img[..., int(top):int(top) + size, int(left):int(left) + size]
                         for img, (top, left) in zip(images, crops)])

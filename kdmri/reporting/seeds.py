@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -113,6 +114,27 @@ def study_base(experiments_path: Path | str) -> Path:
     return path / "seeds"
 
 
+def study_of(cfg) -> tuple[Path, int | None]:
+    """``(seed-study folder, sr_keep)`` of a configuration: the study that belongs with its
+    experiments root (:func:`study_base`) and its SR setting (``None`` where notebook 06 does
+    not train, :func:`kdmri.config.sr_enabled`)."""
+    from kdmri.config import sr_enabled
+
+    return study_base(cfg.experiments_path), (cfg.sr_keep if sr_enabled(cfg) else None)
+
+
+def study_status(cfg, select: Sequence[str] | None = None) -> tuple[str, pd.DataFrame, list[str]]:
+    """What a notebook shows of the study of ``cfg``: ``(status line, table, missing)`` with
+    the table and missing rows of :func:`seed_study` (``select`` as there)."""
+    base, sr_keep = study_of(cfg)
+    table, missing = seed_study(base, cfg.dataset, cfg.acc, sr_keep, select=select)
+    found = study_seeds(base, cfg.dataset, cfg.acc)
+    status = f"seed study under {base}: seeds {', '.join(map(str, found)) or 'none yet'}"
+    status += "\n" + ("\n".join(["not enough seeds yet:", *missing]) if missing
+                       else "every comparison shown has enough seeds")
+    return status, table, missing
+
+
 def study_seeds(base: Path | str, dataset: str, acc: str) -> list[int]:
     """The seeds with a folder ``<base>/seed<s>/<dataset>/acc_<acc>`` (sorted)."""
     from kdmri.paths import acc_tag
@@ -199,13 +221,13 @@ def seed_model_means(base: Path | str, dataset: str, acc: str, sr_keep: int | No
     return table
 
 
-def seed_study_report(experiments_path: Path | str, dataset: str, acc: str,
-                      sr_keep: int | None = None, command: str = "") -> str:
-    """The whole seed study as markdown: per-model means over seeds, then every comparison
-    with its interval over seeds, and the rows that lack seeds."""
+def seed_study_report(cfg, command: str = "") -> str:
+    """The whole seed study of ``cfg`` (:func:`study_of`) as markdown: per-model means over
+    seeds, then every comparison with its interval over seeds, and the rows that lack seeds."""
     from kdmri.reporting.reports import to_markdown
 
-    base = study_base(experiments_path)
+    base, sr_keep = study_of(cfg)
+    dataset, acc = cfg.dataset, cfg.acc
     seeds = study_seeds(base, dataset, acc)
     means = seed_model_means(base, dataset, acc, sr_keep)
     table, missing = seed_study(base, dataset, acc, sr_keep)
@@ -221,3 +243,28 @@ def seed_study_report(experiments_path: Path | str, dataset: str, acc: str,
     if missing:
         lines += ["", "Not enough seeds:", *[f"* {m}" for m in missing]]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- notebook cells
+
+
+def show_study(cfg, select: Sequence[str] | None = None) -> Any:
+    """A notebook's view of the seed study of ``cfg``: prints where it is and which rows lack
+    seeds; returns the comparisons over seeds as rendered markdown (``select`` as in
+    :func:`seed_study`)."""
+    from IPython.display import Markdown
+
+    status, table, _ = study_status(cfg, select)
+    print(status)
+    return Markdown(seed_study_markdown(table))
+
+
+def show_model_means(cfg) -> Any:
+    """Each model's mean PSNR over the seeds of ``cfg``'s study, as rendered markdown."""
+    from IPython.display import Markdown
+
+    from kdmri.reporting.reports import to_markdown
+
+    base, sr_keep = study_of(cfg)
+    means = seed_model_means(base, cfg.dataset, cfg.acc, sr_keep)
+    return Markdown(to_markdown(means.round(3)) if len(means) else "No seed has been evaluated yet.")

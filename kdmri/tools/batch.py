@@ -52,7 +52,7 @@ from kdmri.config import FIELDS, Config, load_config
 from kdmri.config import notebook_parameters as notebook_parameters_of
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
-from kdmri.paths import experiments_dir, project_root, runs_dir
+from kdmri.paths import experiments_dir, project_relative, runs_dir
 from kdmri.tools.batch_params import executed_notebook_env, notebook_runs_for, resolved_params
 from kdmri.tools.graph import job_edges, schedule
 from kdmri.tools.notebooks import discover_notebooks, order_notebooks
@@ -354,13 +354,6 @@ def run_jobs(jobs: Sequence[Job], execute: Executor | None = None, progress: boo
 # =========================================================================== summary
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(project_root()))
-    except ValueError:
-        return str(path)
-
-
 def _results_section(params: str, cfg: Config) -> list[str]:
     from kdmri.errors import KDMRIError
     from kdmri.reporting.reports import collect_reports, results_table, to_markdown
@@ -371,10 +364,11 @@ def _results_section(params: str, cfg: Config) -> list[str]:
     lines = [f"## {cfg.dataset} {cfg.acc} ({params})", ""]
     reports = collect_reports(folder) if folder.is_dir() else None
     if reports is None or reports.empty:
-        return lines + [f"No evaluation reports under `{_rel(folder)}`.", ""]
+        return lines + [f"No evaluation reports under `{project_relative(folder)}`.", ""]
     try:
         lines += ["PSNR / SSIM per slice, mean ± std over the validation slices "
-                  f"(reports under `{_rel(folder)}`).", "", to_markdown(results_table(reports)), ""]
+                  f"(reports under `{project_relative(folder)}`).", "",
+                  to_markdown(results_table(reports)), ""]
     except KDMRIError as exc:
         lines += [f"Results table unavailable: {exc}", ""]
     kd, student = cfg.experiment("kd"), cfg.experiment("student")
@@ -395,7 +389,7 @@ def summary_markdown(results: Sequence[Result]) -> str:
         status = "ok" if r.ok else f"FAILED: {r.error}".replace("|", "\\|")
         mem = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb is not None else "n/a"
         lines.append(f"| {r.job.params} | {r.job.notebook.name} | {status} | {r.seconds / 60:.1f} | {mem} "
-                     f"| {_rel(r.job.output)} |")
+                     f"| {project_relative(r.job.output)} |")
     lines.append("")
     seen = []
     for r in results:
@@ -409,7 +403,7 @@ def summary_markdown(results: Sequence[Result]) -> str:
 def _summary_json(results: Sequence[Result]) -> str:
     return json.dumps([{"params": r.job.params, "notebook": r.job.notebook.name, "ok": r.ok,
                         "seconds": r.seconds, "peak_rss_mb": r.peak_rss_mb, "error": r.error,
-                        "output": _rel(r.job.output)} for r in results], indent=2)
+                        "output": project_relative(r.job.output)} for r in results], indent=2)
 
 
 def write_summary(results: Sequence[Result], out: Path) -> tuple[str, Path]:

@@ -56,14 +56,10 @@ def register_seed_study(sub) -> None:
     def run(args: argparse.Namespace) -> int:
         import sys
 
-        from kdmri.config import sr_enabled
         from kdmri.io import atomic_text
         from kdmri.reporting.seeds import seed_study_report
 
-        cfg = config_from_args(args)
-        text = seed_study_report(cfg.experiments_path, cfg.dataset, cfg.acc,
-                                 cfg.sr_keep if sr_enabled(cfg) else None,
-                                 "python -m kdmri " + " ".join(sys.argv[1:]))
+        text = seed_study_report(config_from_args(args), "python -m kdmri " + " ".join(sys.argv[1:]))
         if args.out:
             atomic_text(args.out, text)
         print(text)

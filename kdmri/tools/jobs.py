@@ -273,13 +273,13 @@ def submit_slurm(jobs: Sequence[Job], out: Path, options: SlurmOptions, kernel_n
 
 
 def _print_failures(results: Sequence[Result]) -> int:
-    from kdmri.tools.batch import _rel
+    from kdmri.paths import project_relative
 
     failures = [r for r in results if not r.ok]
     if failures:
         print(f"\n{len(failures)} of {len(results)} notebook runs FAILED:")
         for r in failures:
-            print(f"  {_rel(r.job.output)} ({r.job.params}): {r.error}")
+            print(f"  {project_relative(r.job.output)} ({r.job.params}): {r.error}")
         return 1
     print(f"all {len(results)} notebook runs succeeded")
     return 0

@@ -37,7 +37,7 @@ from kdmri.data import list_volumes
 from kdmri.errors import ConfigError, DataError
 from kdmri.evaluation import evaluate
 from kdmri.io import atomic_text
-from kdmri.paths import experiments_dir
+from kdmri.paths import experiments_dir, project_relative
 from kdmri.training import train
 
 #: The demo's candidates, at about the same compute per stage (slices x epochs x patch
@@ -87,6 +87,8 @@ def split_training(cfg: Config, root: Path, every: int = HOLDOUT_EVERY) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         for f in chosen:
             link = folder / f.name
+            if link.is_symlink() and not link.exists():  # the data moved since: link again
+                link.unlink()
             if not link.exists():
                 try:
                     link.symlink_to(f.resolve())
@@ -101,7 +103,8 @@ KD_VARIANTS = {"attention only (reference)": 0.0, "attention + L1 to target": 1.
 
 def candidate_config(cfg: Config, cand: Candidate, data_root: Path, exp_root: Path) -> Config:
     """``cfg`` as notebook 06 would run ``cand``, on the split, under its own method name."""
-    return sr_run_config(cfg.replace(data_root=str(data_root), experiments_root=str(exp_root),
+    return sr_run_config(cfg.replace(data_root=project_relative(data_root),
+                                     experiments_root=project_relative(exp_root),
                                      sr_patch=cand.patch, max_train_slices=None, max_val_slices=None),
                          cand.epochs, None, cand.batch).replace(method=f"sr-select-{cand.label}")
 
@@ -237,7 +240,7 @@ def register_cli(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--params", default="demo_4x", help="params file (name in params/ or path)")
     p.add_argument("--candidate", action="append", default=None,
-                   help="patch=<N|none>,epochs=<N>,batch=<N> (repeat); default: the demo's four")
+                   help="patch=<N|none>,epochs=<N>,batch=<N> (repeat); default: DEMO_CANDIDATES")
     p.add_argument("--kd", action="store_true",
                    help="then train the distillation stages of the chosen recipe in both KD_VARIANTS")
     p.add_argument("--out", default=None, help="markdown table to write (e.g. benchmarks/sr_setting.md)")
@@ -245,8 +248,7 @@ def register_cli(sub) -> None:
     def run(args) -> int:
         import sys
 
-        command = "python -m kdmri " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py") \
-            else "python -m kdmri sr-select"
+        command = "python -m kdmri " + " ".join(sys.argv[1:])
         _, text = sr_select(args.params, args.candidate, args.out, command, kd=args.kd)
         print(text)
         return 0
