@@ -109,7 +109,8 @@ def slice_plan(shape: tuple[int, int, int]) -> dict[str, dict[str, list[SliceCut
     return {"train": train, "validation": val}
 
 
-def _has_content(img: np.ndarray) -> bool:
+def has_content(img: np.ndarray) -> bool:
+    """Whether a [0, 1] slice has enough signal to keep (``MIN_CONTENT`` of its pixels above 0.1)."""
     return (img > 0.1).mean() >= MIN_CONTENT
 
 
@@ -122,7 +123,7 @@ def demo_slices(vol: np.ndarray | None = None) -> dict[str, dict[str, tuple[np.n
     for split, volumes in slice_plan(vol.shape).items():
         out[split] = {}
         for name, cuts in volumes.items():
-            kept = [(c, img) for c in cuts if _has_content(img := c.cut(vol))]
+            kept = [(c, img) for c in cuts if has_content(img := c.cut(vol))]
             out[split][name] = (np.stack([_pad_to(img, SIZE) for _, img in kept], axis=-1),
                                 [c for c, _ in kept])
     return out
@@ -173,13 +174,6 @@ def build_demo(out: Path | str | None = None, accs=ACCELERATIONS, overwrite: boo
         print(f"demo dataset: {manifest['train_slices']} training and "
               f"{manifest['validation_slices']} validation slices in {folder}")
     return folder
-
-
-def register_cli(sub) -> None:
-    p = sub.add_parser("demo-data", help="build the embedded demo dataset (MNI152 template)")
-    p.add_argument("--out", type=Path, default=None, help="datasets folder (default: datasets/)")
-    p.add_argument("--overwrite", action="store_true", help="rebuild even if up to date")
-    p.set_defaults(func=lambda a: build_demo(a.out, overwrite=a.overwrite) and 0)
 
 
 def preview_slices(folder: Path | str | None = None, per_volume: int = 2) -> dict[str, np.ndarray]:

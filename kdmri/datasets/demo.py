@@ -7,8 +7,11 @@ label and builder are looked up like any other dataset's.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kdmri.data import demo
 from kdmri.datasets.registry import DatasetSpec, register_dataset
+from kdmri.datasets.shift import build_shift
 
 SPEC = register_dataset(DatasetSpec(
     name="demo", shape=demo.SIZE, label="Demo", title="MNI152 T1 template (embedded demo)",
@@ -17,3 +20,19 @@ SPEC = register_dataset(DatasetSpec(
     notes="built, not converted: python -m kdmri demo-data (kdmri.data.demo.build_demo); its "
           "split is fixed by the builder (one held-out axial slab for validation).",
 ))
+
+
+def build_demo_data(out: Path | str | None = None, overwrite: bool = False) -> Path:
+    """``python -m kdmri demo-data``: the demo dataset (:func:`kdmri.data.demo.build_demo`)
+    and its domain-shift test set ``demo/shift`` (:func:`kdmri.datasets.shift.build_shift`)."""
+    folder = demo.build_demo(out, overwrite=overwrite)
+    build_shift(out, overwrite=overwrite)
+    return folder
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("demo-data", help="build the embedded demo dataset (MNI152 template) and "
+                       "its domain-shift test set (real scans shipped with nibabel)")
+    p.add_argument("--out", type=Path, default=None, help="datasets folder (default: datasets/)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild even if up to date")
+    p.set_defaults(func=lambda a: build_demo_data(a.out, a.overwrite) and 0)

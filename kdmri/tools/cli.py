@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kdmri.data.demo import register_cli as register_demo_data
 from kdmri.datasets import register_cli as register_prepare
+from kdmri.datasets.demo import register_cli as register_demo_data
 from kdmri.errors import KDMRIError
 from kdmri.tools import (
     benchmark,
