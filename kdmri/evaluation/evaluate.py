@@ -82,9 +82,21 @@ def _write_h5(path: Path, recon: np.ndarray, slices: list[int]) -> None:
         fh.create_dataset("slices", data=np.asarray(slices, dtype=np.int64))
 
 
+#: Evaluation on a named test set writes into ``<experiment>/test_<split>/``.
+TEST_PREFIX = "test_"
+
+
+def report_dir(experiment: Path | str, split: str = "validation") -> Path:
+    """Where the evaluation of ``split`` is written: the experiment folder itself for the
+    validation set, ``<experiment>/test_<split>`` for a named test set."""
+    return Path(experiment) if split == "validation" else Path(experiment) / f"{TEST_PREFIX}{split}"
+
+
 def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
-             save_reconstructions: bool = True) -> dict:
-    """Evaluate the best checkpoint of ``stage`` (or the baseline) on the validation set.
+             save_reconstructions: bool = True, split: str = "validation") -> dict:
+    """Evaluate the best checkpoint of ``stage`` (or the baseline) on the validation set,
+    or on the named test set ``split`` (the folder ``<data path>/<split>``, e.g. ``shift``),
+    whose files go to :func:`report_dir` (``<experiment>/test_<split>/``).
 
     Returns the report dict (also written to ``report.json``).
     """
@@ -92,18 +104,19 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     strategy = default_strategy(cfg)
     device = strategy.device
     seed_everything(cfg.seed)
-    out_dir = cfg.experiment(role)
+    exp_dir = cfg.experiment(role)
+    out_dir = report_dir(exp_dir, split)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, params, ckpt_path, train_info = None, 0, None, {}
     if not baseline:
-        ckpt_path = Path(checkpoint) if checkpoint else out_dir / BEST
+        ckpt_path = Path(checkpoint) if checkpoint else exp_dir / BEST
         model, ckpt = load_model(ckpt_path, device)
         model.eval()
         params = count_parameters(model)
         if hasattr(model, "inference_parameters"):
             params = model.inference_parameters()
         train_info = {"best_epoch": ckpt.get("epoch"), "best_val_loss": ckpt.get("val_loss")}
-    ds = task.dataset(cfg, "validation")
+    ds = task.dataset(cfg, split)
     preds: dict[str, dict[int, np.ndarray]] = {}
     targets: dict[str, dict[int, np.ndarray]] = {}
     rows = []
@@ -132,7 +145,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     write_csv(out_dir / "metrics.csv", rows, ["volume", "slice", *METRICS])
     report = {
         "dataset": cfg.dataset, "acc": cfg.acc, "task": task.name, "method": cfg.method,
-        "role": role, "stage": stage,
+        "role": role, "stage": stage, "split": split,
         "label": task.baseline_label if baseline else role,
         "checkpoint": str(ckpt_path.name) if ckpt_path else None,
         "n_slices": len(rows), "n_volumes": len(vol_rows),

@@ -53,12 +53,16 @@ class Task:
         return self.default_method
 
     def dataset(self, cfg, split: str) -> Dataset:
-        """The ``train`` or ``validation`` view of ``cfg``'s data (``max_*_slices`` applied)."""
-        if split not in ("train", "validation"):
-            raise ConfigError(f"split={split!r}: expected 'train' or 'validation'")
-        folder = cfg.train_dir if split == "train" else cfg.val_dir
-        limit = cfg.max_train_slices if split == "train" else cfg.max_val_slices
-        return Indexed(self.base_dataset(cfg, folder), limit)
+        """The ``train`` or ``validation`` view of ``cfg``'s data (``max_*_slices`` applied),
+        or a named test set: the folder ``<data path>/<split>`` (e.g. ``shift``, the demo's
+        domain-shift set), read like the validation slices (``max_val_slices`` applied)."""
+        if split == "train":
+            return Indexed(self.base_dataset(cfg, cfg.train_dir), cfg.max_train_slices)
+        if split != "validation" and (not split or not split.replace("-", "").replace("_", "").isalnum()):
+            raise ConfigError(f"split={split!r}: expected 'train', 'validation' or the name of a test "
+                              f"set folder under {cfg.data_path}")
+        folder = cfg.val_dir if split == "validation" else cfg.data_path / split
+        return Indexed(self.base_dataset(cfg, folder), cfg.max_val_slices)
 
     def build(self, arch: str, cfg=None) -> nn.Module:
         """The network ``arch`` (``teacher``/``student``/...), with ``cfg``'s architecture

@@ -21,6 +21,7 @@ from kdmri.tools import (
     pipeline,
     reconstruct,
     srselect,
+    study,
 )
 
 #: Every sub-command, in the order ``--help`` lists them: a function adding its parser.
@@ -40,6 +41,7 @@ COMMANDS = (
     reconstruct.register_cli,
     export.register_cli,
     srselect.register_cli,
+    study.register_cli,
 )
 
 

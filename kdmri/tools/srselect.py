@@ -83,18 +83,24 @@ def split_training(cfg: Config, root: Path, every: int = HOLDOUT_EVERY) -> Path:
         raise DataError(f"{cfg.train_dir}: {len(files)} training volume(s); holding some out for the "
                         f"choice needs at least {every}")
     for split, chosen in (("train", [f for f in files if f not in held]), ("validation", held)):
-        folder = root / split
-        folder.mkdir(parents=True, exist_ok=True)
-        for f in chosen:
-            link = folder / f.name
-            if link.is_symlink() and not link.exists():  # the data moved since: link again
-                link.unlink()
-            if not link.exists():
-                try:
-                    link.symlink_to(f.resolve())
-                except OSError:
-                    shutil.copy2(f, link)
+        link_volumes(chosen, root / split)
     return root
+
+
+def link_volumes(files, folder: Path) -> Path:
+    """``folder/<name>`` for each of ``files``: a link to it, or a copy where links are not
+    possible; a dangling link (the data moved since) is made again. Returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        link = folder / f.name
+        if link.is_symlink() and not link.exists():
+            link.unlink()
+        if not link.exists():
+            try:
+                link.symlink_to(Path(f).resolve())
+            except OSError:
+                shutil.copy2(f, link)
+    return folder
 
 
 #: The KD-stage variants of ``--kd``: label -> ``sr_feature_target_weight``.
