@@ -39,10 +39,10 @@ from kdmri.errors import ConfigError
 from kdmri.evaluation.evaluate import evaluate, report_dir
 from kdmri.io import atomic_text
 from kdmri.paths import datasets_dir, project_root
+from kdmri.tools.srselect import link_volumes, split_training
 from kdmri.training import study as protocol
 from kdmri.training import train
 from kdmri.training.study import Settings, Unit
-from kdmri.tools.srselect import link_volumes, split_training
 
 ROOT_ENV = "KDMRI_STUDY_ROOT"
 #: Seconds per training step of each stage kind, in units of the calibration step (the fp32
@@ -316,3 +316,17 @@ def register_cli(sub) -> None:
         return 0 if all(r["ok"] for r in results) else 1
 
     p.set_defaults(func=run)
+
+    r = sub.add_parser("study-report", help="the study's results (every comparison over seeds, on "
+                       "both test sets; figures) into the results part of docs/RESULTS.md")
+    r.add_argument("--root", default=None, help=f"study folder (default ${ROOT_ENV}, else experiments/study)")
+    r.add_argument("--out", type=Path, default=project_root() / "docs" / "RESULTS.md")
+    r.add_argument("--min-seeds", type=int, default=3, help="seeds a comparison needs to be shown")
+
+    def report(args) -> int:
+        from kdmri.reporting.study import write_results
+
+        print(write_results(study_root(args.root), args.out, args.min_seeds))
+        return 0
+
+    r.set_defaults(func=report)

@@ -36,9 +36,9 @@ PILOT_SEED = 0
 PILOT_CHUNK = 5
 
 #: Stage kinds the pilot sizes, with their epoch caps (the pilot's most epochs at lr 1e-3).
-CAPS: dict[str, int] = {"teacher": 48, "student": 48, "feature": 24, "kd": 36,
-                        "sft-teacher": 48, "sr-teacher": 90, "sr-student": 90,
-                        "sr-feature": 45, "sr-kd": 60}
+CAPS: dict[str, int] = {"teacher": 40, "student": 40, "feature": 16, "kd": 30,
+                        "sft-teacher": 40, "sr-teacher": 60, "sr-student": 60,
+                        "sr-feature": 30, "sr-kd": 40}
 #: Pilot order: a kind's teacher or initialisation comes before it.
 PILOT_ORDER = tuple(CAPS)
 
@@ -167,7 +167,8 @@ def family_runs(family: str, chosen: dict[str, int], sr_method: str = "sr-keep24
     if family == "ablation":
         return (_control("kd", n["feature"] + n["kd"], "kd", method="abl-imitation", teacher_method="kdmri",
                          kd_init="scratch"),
-                Run("feature", {"method": "abl-attention", "teacher_method": "kdmri", "imitation_weight": 0.0},
+                Run("feature", {"method": "abl-attention", "teacher_method": "kdmri",
+                                "imitation_weight": 0.0},
                     *schedule(chosen["feature"]), evaluate=False, kind="feature"),
                 _run("kd", chosen, method="abl-attention", teacher_method="kdmri", imitation_weight=0.0))
     if family == "sft":
@@ -186,10 +187,12 @@ def family_runs(family: str, chosen: dict[str, int], sr_method: str = "sr-keep24
         out = []
         for stage in ("sr-teacher", "sr-student", "sr-feature", "sr-kd"):
             e, step = schedule(chosen[stage])
-            out.append(Run(stage, {"method": sr_method, "batch_size": SR_BATCH}, e, step, evaluate=stage != "sr-feature",
+            out.append(Run(stage, {"method": sr_method, "batch_size": SR_BATCH}, e, step,
+                           evaluate=stage != "sr-feature",
                            kind=stage))
         e, step = scaled(n["sr-feature"] + n["sr-kd"])
-        out.append(Run("sr-student", {"method": sr_method + SR_CONTROL_SUFFIX, "batch_size": SR_BATCH}, e, step,
+        out.append(Run("sr-student", {"method": sr_method + SR_CONTROL_SUFFIX, "batch_size": SR_BATCH},
+                       e, step,
                        kind="sr-student"))
         return tuple(out)
     raise ValueError(f"family {family!r}: expected core, ablation, sft or sr")
