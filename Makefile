@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kdmri-installed
 
-.PHONY: install demo test nbval lint masks demo-data lab benchmark clean
+.PHONY: install demo test nbval lint masks demo-data lab benchmark clean study
 
 install: $(STAMP)
 
@@ -17,6 +17,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo-data: install
 	$(PY) -m kdmri demo-data
+
+# The study (docs/RESULTS.md): prints its cost plan, then runs (resumes) every unit not yet
+# done, two processes at a time; STUDY_ROOT outside the work tree keeps it across sessions.
+STUDY_ROOT ?= experiments/study
+study: install
+	$(PY) -m kdmri demo-data
+	$(PY) -m kdmri study --root $(STUDY_ROOT) --jobs 2
 
 # Every notebook on the demo data (params/demo_4x.yaml) with papermill: runs/demo/acc_4x/*.ipynb
 # and runs/summary.md (docs/NOTEBOOKS.md).
