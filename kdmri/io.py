@@ -1,20 +1,29 @@
 """The one atomic-write helper: every file kdmri writes goes through :func:`atomic_path`.
 
-A file is written to ``<name>.tmp`` beside its destination, flushed, then renamed over it
-(``os.replace`` is atomic on POSIX and Windows), so a crash or an error mid-write leaves the
-previous file intact and no half-written file under the final name. The temporary file is
-removed when writing fails.
+A file is written to a temporary file beside its destination, flushed, then renamed over
+it (``os.replace`` is atomic on POSIX and Windows), so a crash or an error mid-write leaves
+the previous file intact and no half-written file under the final name. The temporary file
+is removed when writing fails. Its name, ``.<name>.<pid>.<random>.tmp``, is unique to one
+write, so processes writing the same file at once (two batches sharing ``--out``) never
+write into or rename each other's temporary file: the last rename wins, and the file is
+always one complete version. Every temporary name ends in ``.tmp`` (ignored by git).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 TMP_SUFFIX = ".tmp"
+
+
+def temporary_name(path: Path) -> Path:
+    """A fresh temporary path beside ``path``: ``.<name>.<pid>.<random>.tmp``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
 
 
 @contextmanager
@@ -26,7 +35,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
+    tmp = temporary_name(path)
     try:
         yield tmp
         if tmp.exists():
