@@ -76,7 +76,10 @@ class Candidate:
 def split_training(cfg: Config, root: Path, every: int = HOLDOUT_EVERY) -> Path:
     """``root/train`` and ``root/validation`` from ``cfg``'s training volumes alone: every
     ``every``-th volume (sorted by name, starting with the third) is held out. Files are
-    linked, or copied where links are not possible. Returns ``root`` (a ``data_root``)."""
+    linked, or copied where links are not possible. The split is rebuilt at every call: a
+    link that is not of the split now (the training set changed, the data moved) is
+    removed; a real volume file that is not is never deleted but refused (DataError).
+    Returns ``root`` (a ``data_root``)."""
     files = list_volumes(cfg.train_dir)
     held = files[every - 1::every]
     if len(files) < 2 or not held:
@@ -85,10 +88,16 @@ def split_training(cfg: Config, root: Path, every: int = HOLDOUT_EVERY) -> Path:
     for split, chosen in (("train", [f for f in files if f not in held]), ("validation", held)):
         folder = root / split
         folder.mkdir(parents=True, exist_ok=True)
+        wanted = {f.name: f.resolve() for f in chosen}
+        for entry in sorted(folder.iterdir()):
+            if entry.is_symlink() and entry.resolve() != wanted.get(entry.name):
+                entry.unlink()  # a stale link: only the link goes, never the data
+            elif entry.name not in wanted and entry.is_file() and entry.suffix in (".h5", ".hdf5"):
+                raise DataError(f"{entry}: a volume that is not in this {split} split any more "
+                                f"(the training set changed) and not a link; remove it, or "
+                                f"choose another folder than {root}")
         for f in chosen:
             link = folder / f.name
-            if link.is_symlink() and not link.exists():  # the data moved since: link again
-                link.unlink()
             if not link.exists():
                 try:
                     link.symlink_to(f.resolve())
