@@ -56,8 +56,9 @@ def _same(a: h5py.File, b: h5py.File, path: Path) -> None:
 def rechunk_volume(path: Path | str) -> bool:
     """Rewrite ``path`` with per-slice chunks if it is not stored so; returns True if it was.
 
-    The copy is written to ``<path>.tmp``, compared array by array (values, dtypes,
-    shapes) and attribute by attribute with the original, and only then renamed over it:
+    The copy is written to a temporary file (:mod:`kdmri.io`), compared array by array
+    (values, dtypes, shapes) and attribute by attribute with the original, and only then
+    renamed over it:
     an error at any point leaves the original untouched.
     """
     path = Path(path)

@@ -86,14 +86,18 @@ def register_evaluate(sub) -> None:
                        "on the validation set")
     p.add_argument("--stage", required=True, help="teacher | student | feature | kd | zf | "
                    "sr-teacher | ... | sr-lr | sft-teacher | sft-feature | sft-kd")
-    p.add_argument("--checkpoint", help="a checkpoint to evaluate instead of the stage's best")
+    p.add_argument("--checkpoint", help="a checkpoint to evaluate instead of the stage's best "
+                   "(written beside it, or into --out; never into a trained stage's folder)")
     p.add_argument("--split", default="validation",
                    help="validation (default) or a named test set, the folder <data>/<split> (e.g. "
                         "shift: the demo's domain-shift set); written to <experiment>/test_<split>/")
+    p.add_argument("--out", default=None, help="folder for the report, metrics and reconstructions "
+                   "(default: the stage's folder; with --checkpoint, the checkpoint's folder)")
     add_config_arguments(p)
 
     def run(args):
-        rep = evaluate(config_from_args(args), args.stage, args.checkpoint, split=args.split)
+        rep = evaluate(config_from_args(args), args.stage, args.checkpoint, split=args.split,
+                       out=args.out)
         m = rep["metrics"]
         print(f"{args.stage}: PSNR {m['psnr']['mean']:.2f} +/- {m['psnr']['std']:.2f} dB, "
               f"SSIM {m['ssim']['mean']:.4f} +/- {m['ssim']['std']:.4f} "

@@ -52,6 +52,7 @@ from torch import nn
 
 from kdmri.checkpoint import load_model
 from kdmri.errors import ConfigError, DataError
+from kdmri.io import check_outputs
 from kdmri.models.dccnn import DCCNN
 from kdmri.models.vdsr import VDSR
 from kdmri.physics.fft import channels_to_complex, complex_to_channels, fft2, zero_filled
@@ -219,16 +220,18 @@ def _check_shape(shape) -> tuple[int, int]:
 
 
 def export_model(checkpoint: Path | str, out: Path | str, fmt: str = "onnx",
-                 shape: tuple[int, int] | None = None) -> Path:
+                 shape: tuple[int, int] | None = None, force: bool = False) -> Path:
     """Export the network of ``checkpoint`` to ``out`` (``fmt``: ``onnx`` or ``torchscript``).
 
     ``shape`` is the fixed image size ``(H, W)`` of the ONNX graph (default: the size of the
     checkpoint's dataset; required when that is unknown). TorchScript takes any size; there
-    ``shape`` only sizes the example input of the trace. Written to a temporary name and renamed.
+    ``shape`` only sizes the example input of the trace. Written to a temporary name and renamed;
+    ``out`` is never the checkpoint, and replaces an existing file only with ``force``.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     out = Path(out)
+    check_outputs({"--out": out}, {"--checkpoint": checkpoint}, force)
     model, ckpt = load_model(checkpoint)
     net = inference_network(model, str(checkpoint)).eval()
     if shape is not None:
@@ -260,9 +263,10 @@ def register_cli(sub) -> None:
     p.add_argument("--shape", nargs=2, type=int, metavar=("H", "W"),
                    help="fixed image size of the ONNX graph (default: the checkpoint's dataset size; "
                    "TorchScript accepts any size)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out (never the checkpoint)")
 
     def run(args):
-        out = export_model(args.checkpoint, args.out, args.fmt, args.shape)
+        out = export_model(args.checkpoint, args.out, args.fmt, args.shape, args.force)
         print(f"exported {args.checkpoint} -> {out} ({args.fmt})")
         return 0
 

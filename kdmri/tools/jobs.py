@@ -51,6 +51,7 @@ from kdmri.tools.batch import (
     run_jobs,
     write_summary,
 )
+from kdmri.tools.names import NAME, OPTION, SLURM_NAMES, VALUE, checked
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -236,12 +237,36 @@ def slurm_executor(folder: Path):
     return submitit.SlurmExecutor(folder=str(folder / "%j"))
 
 
+def job_name(job: Job) -> str:
+    """The SLURM job name of ``job``: ``kdmri-<dataset>_<acc>-<notebook stem>``."""
+    return f"kdmri-{job.key.replace('/', '-')}"
+
+
+def check_slurm_names(jobs: Sequence[Job], options: SlurmOptions) -> None:
+    """:class:`ConfigError` for a value that would reach the job scripts and is not a plain
+    name (:mod:`kdmri.tools.names`): dataset, method, job name, partition, account, memory,
+    the names and values of ``--slurm-option``."""
+    for job in jobs:
+        checked(f"{job.params}: dataset", job.cfg.dataset, NAME)
+        checked(f"{job.params}: method", job.cfg.method, NAME)
+        checked("SLURM job name", job_name(job), NAME)
+    for key in ("partition", "account", "mem"):
+        if getattr(options, key) is not None:
+            checked(f"--{key}", getattr(options, key), SLURM_NAMES)
+    for key, value in (options.extra or {}).items():
+        checked("--slurm-option", key, OPTION)
+        if value is not True:
+            checked(f"--slurm-option {key}", value, VALUE)
+
+
 def submit_slurm(jobs: Sequence[Job], out: Path, options: SlurmOptions, kernel_name: str | None = None,
                  executor=None) -> tuple[list[str], str]:
     """Submit every job with its ``afterok`` dependencies, then the summary job; returns
-    (job ids in plan order, summary job id)."""
+    (job ids in plan order, summary job id). Every name that reaches a job script is
+    checked first (:func:`check_slurm_names`); submitit quotes each ``#SBATCH`` value."""
     from kdmri.tools.batch import write_resolved_params
 
+    check_slurm_names(jobs, options)
     for job in {Path(j.parameters["params_file"]): j for j in jobs}.values():
         write_resolved_params(job)
     executor = executor or slurm_executor(Path(out) / "jobs" / "slurm")
@@ -254,7 +279,7 @@ def submit_slurm(jobs: Sequence[Job], out: Path, options: SlurmOptions, kernel_n
         result_path(job, out).unlink(missing_ok=True)
         needs = ":".join(ids[d] for d in edges[i])
         executor.update_parameters(
-            job_name=f"kdmri-{job.key.replace('/', '-')}", partition=options.partition,
+            job_name=job_name(job), partition=options.partition,
             time=options.minutes(), gpus_per_node=options.gpus_per_job or None,
             cpus_per_task=options.cpus_per_job, mem=options.mem,
             dependency=f"afterok:{needs}" if needs else None, additional_parameters=extra)

@@ -21,6 +21,7 @@ Conventions (docs/NOTEBOOKS.md has the full text):
 from __future__ import annotations
 
 import ast
+import json
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,7 @@ from kdmri.config import NOTEBOOK_KEY, read_params
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_path
 from kdmri.paths import project_root
+from kdmri.tools.names import URL, checked
 
 #: The repository address: a placeholder until the repository is published. Set it here,
 #: then run ``python -m kdmri notebooks sync`` (badges and set-up cells follow it).
@@ -53,7 +55,7 @@ NUMBERED = re.compile(r"^(\d+)_")
 
 
 def _repo_path(repo_url: str) -> str:
-    return repo_url.rstrip("/").removeprefix("https://github.com/")
+    return checked("--repo-url", repo_url, URL).rstrip("/").removeprefix("https://github.com/")
 
 
 def colab_url(notebook: str | Path, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
@@ -82,9 +84,9 @@ def setup_source(repo_url: str = REPO_URL) -> str:
     """Source of the set-up cell (the second cell of every notebook).
 
     It runs before kdmri can be imported, so it is plain Python: where kdmri is missing
-    (Colab, a bare kernel) it clones the repository -- kdmri with params/ and us_masks/ --
-    and installs it in editable mode; elsewhere it does nothing.
-    """
+    (Colab, a bare kernel) it clones the repository (with params/ and us_masks/) and installs
+    it in editable mode. ``repo_url`` is checked (:data:`kdmri.tools.names.URL`) and quoted."""
+    literal = json.dumps(checked("--repo-url", repo_url, URL))  # a Python string literal
     return f'''# Set-up: where kdmri is not installed (Colab, a bare kernel) clone the repository, which
 # brings params/ and us_masks/ along, and install it; elsewhere this cell does nothing.
 import importlib.util
@@ -92,7 +94,7 @@ import os
 import subprocess
 import sys
 
-REPO_URL = "{repo_url}"  # kdmri.tools.notebooks.REPO_URL (docs/NOTEBOOKS.md)
+REPO_URL = {literal}  # kdmri.tools.notebooks.REPO_URL (docs/NOTEBOOKS.md)
 if importlib.util.find_spec("kdmri") is None:
     if "<org>" in REPO_URL:  # the repository is not published yet: nothing to clone
         raise RuntimeError("kdmri is not installed and REPO_URL is still a placeholder: run this "

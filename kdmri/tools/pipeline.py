@@ -7,6 +7,7 @@ the four networks, and prints the table with the paired KD - student difference.
 
 from __future__ import annotations
 
+import os
 import time
 
 from kdmri.config import Config
@@ -19,7 +20,9 @@ KDMRI_STAGES = ("teacher", "student", "feature", "kd")
 
 
 def run_kdmri(cfg: Config, stages=KDMRI_STAGES, verbose: bool = True) -> dict:
-    """Train and evaluate the KD-MRI stages; returns ``{"table", "kd_minus_student", "seconds"}``."""
+    """Train and evaluate the KD-MRI stages; returns ``{"table", "kd_minus_student", "seconds"}``.
+    Under ``torchrun`` every process trains and evaluates (rank 0 writes), rank 0 prints."""
+    verbose = verbose and int(os.environ.get("RANK", "0")) == 0
     seconds = {}
     for stage in stages:
         t0 = time.perf_counter()

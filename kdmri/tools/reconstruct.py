@@ -28,7 +28,9 @@ Super-resolution checkpoints (VDSR): the network input is the low-resolution ima
 config's ``sr_keep``; the baseline is that low-resolution image instead of zero-filling
 (``--acc`` and ``--mask`` do not apply).
 
-Outputs, written to a temporary name and renamed (never half-written):
+Outputs, written to a temporary name and renamed (never half-written); neither may be an
+input (``--input``, ``--checkpoint``, ``--mask``), and an existing one is replaced only with
+``--force``:
 
 * NIfTI input: a NIfTI with the input's affine and header (float32);
   HDF5 input: an HDF5 file with key ``reconstruction`` ``(H, W, S)`` float32;
@@ -58,6 +60,7 @@ from kdmri.checkpoint import load_model
 from kdmri.data import FS_KEY, img_key, kspace_key, mask_key, undersample_volume
 from kdmri.data.sr import truncate_kspace
 from kdmri.errors import ConfigError, DataError
+from kdmri.io import check_outputs
 from kdmri.metrics import psnr, ssim
 from kdmri.models.vdsr import VDSR
 from kdmri.paths import acc_tag
@@ -281,7 +284,7 @@ def _write_h5(path: Path, data: np.ndarray, attrs: dict) -> None:
 
 def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
                 acc: int | str | None = None, mask: Path | str | None = None,
-                device: str = "cpu") -> dict:
+                device: str = "cpu", force: bool = False) -> dict:
     """Reconstruct ``input`` with the network of ``checkpoint``; write ``out`` and its preview.
 
     Args:
@@ -290,6 +293,7 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
         out: output path, NIfTI for NIfTI input, ``.h5`` for HDF5 input.
         acc: acceleration (default: the checkpoint config's ``acc``, else 4x).
         mask: optional ``.npy`` mask ``(H, W)``, unshifted.
+        force: replace an existing ``out`` and preview (an input is never replaced).
 
     Returns:
         ``{"out", "preview", "acc", "mask", "shape", "scale", "baseline", "metrics"}`` where
@@ -303,6 +307,8 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
         want = ".nii / .nii.gz" if in_kind == "nifti" else ".h5 / .hdf5"
         raise DataError(f"--out {out}: expected a {want} file for a {in_kind.upper()} input")
     mask = Path(mask) if mask is not None else None
+    check_outputs({"--out": out, "the preview of --out": preview_path(out)},
+                  {"--input": input, "--checkpoint": checkpoint, "--mask": mask}, force)
     model, ckpt = load_model(checkpoint, device)
     model.eval()
     cfg = ckpt.get("config") or {}
@@ -353,9 +359,12 @@ def register_cli(sub) -> None:
     p.add_argument("--mask", default=None, help="undersampling mask .npy (H, W), unshifted "
                    "(default: a Cartesian mask generated for the input size)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="replace an existing --out and its preview "
+                   "(an input is never replaced)")
 
     def run(args):
-        res = reconstruct(args.checkpoint, args.input, args.out, args.acc, args.mask, args.device)
+        res = reconstruct(args.checkpoint, args.input, args.out, args.acc, args.mask, args.device,
+                          args.force)
         print(f"wrote {res['out']} and {res['preview']} (shape {tuple(res['shape'])}"
               + (f", acc {res['acc']}, mask: {res['mask']})" if res["acc"] else ")"))
         for name, m in res["metrics"].items():

@@ -76,7 +76,10 @@ class Candidate:
 def split_training(cfg: Config, root: Path, every: int = HOLDOUT_EVERY) -> Path:
     """``root/train`` and ``root/validation`` from ``cfg``'s training volumes alone: every
     ``every``-th volume (sorted by name, starting with the third) is held out. Files are
-    linked, or copied where links are not possible. Returns ``root`` (a ``data_root``)."""
+    linked, or copied where links are not possible. The split is rebuilt at every call: a
+    link that is not of the split now (the training set changed, the data moved) is
+    removed; a real volume file that is not is never deleted but refused (DataError).
+    Returns ``root`` (a ``data_root``)."""
     files = list_volumes(cfg.train_dir)
     held = files[every - 1::every]
     if len(files) < 2 or not held:
@@ -88,13 +91,21 @@ def split_training(cfg: Config, root: Path, every: int = HOLDOUT_EVERY) -> Path:
 
 
 def link_volumes(files, folder: Path) -> Path:
-    """``folder/<name>`` for each of ``files``: a link to it, or a copy where links are not
-    possible; a dangling link (the data moved since) is made again. Returns ``folder``."""
+    """Make ``folder`` hold exactly ``files``: ``folder/<name>`` is a link to each (a copy where
+    links are not possible); a stale or dangling link (the set or the data changed since) is
+    removed or made again, never the data it points to; a real volume file that is not in
+    ``files`` any more is an error (it is never deleted). Returns ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
+    wanted = {Path(f).name: Path(f).resolve() for f in files}
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() and entry.resolve() != wanted.get(entry.name):
+            entry.unlink()  # a stale link: only the link goes, never the data
+        elif entry.name not in wanted and entry.is_file() and entry.suffix in (".h5", ".hdf5"):
+            raise DataError(f"{entry}: a volume that is not in this set any more (the training "
+                            f"set changed) and not a link; remove it, or choose another folder "
+                            f"than {folder.parent}")
     for f in files:
-        link = folder / f.name
-        if link.is_symlink() and not link.exists():
-            link.unlink()
+        link = folder / Path(f).name
         if not link.exists():
             try:
                 link.symlink_to(Path(f).resolve())
