@@ -3,6 +3,7 @@ record every converter returns (one output volume, found but not yet loaded)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,16 +50,53 @@ def strip_nifti_suffix(name: str) -> str | None:
     return None
 
 
+def check_link(path: Path) -> None:
+    """:class:`DataError` naming ``path`` when it is a symbolic link whose target is missing
+    or that loops (such a file would otherwise be silently left out of the conversion)."""
+    if not path.is_symlink():
+        return
+    try:
+        os.stat(path)
+    except OSError as exc:
+        why = ("loops (the chain of links leads back to itself)" if exc.errno == errno.ELOOP
+               else f"points to {os.readlink(path)}, which does not exist ({exc.strerror})")
+        raise DataError(f"{path}: broken symbolic link: it {why}; expected a readable file of "
+                        "the download: fix the link or remove it") from exc
+
+
 def visible_files(folder: Path) -> list[Path]:
-    """Sorted non-hidden files directly inside ``folder``."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    """Sorted non-hidden files directly inside ``folder``; :class:`DataError` for a broken link."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if not path.name.startswith("."):
+            check_link(path)
+            if path.is_file():
+                found.append(path)
+    return found
+
+
+def source_files(root: Path) -> list[Path]:
+    """Sorted non-hidden files below ``root`` (any depth, none inside a hidden folder);
+    :class:`DataError` for a broken or looping link among them."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        check_link(path)
+        if path.is_file():
+            found.append(path)
+    return found
 
 
 def walk_dirs(root: Path) -> list[Path]:
-    """``root`` and every non-hidden folder below it, sorted (deterministic order)."""
+    """``root`` and every non-hidden folder below it, sorted (deterministic order);
+    :class:`DataError` for a broken or looping link below it."""
     found = []
-    for current, dirs, _files in os.walk(root):
+    for current, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith("."):
+                check_link(Path(current) / name)
         found.append(Path(current))
     return sorted(found)
 
