@@ -23,14 +23,15 @@ from kdmri.datasets import (
     DatasetSpec,
     PrepareOptions,
     SourceVolume,
+    convert,
     dataset_names,
     get_dataset,
     paper_label,
     prepare,
     register_dataset,
+    staging,
     unregister_dataset,
 )
-from kdmri.datasets import convert, staging
 from kdmri.datasets.examples import make_example_source
 from kdmri.errors import ConfigError, DataError
 from kdmri.physics.masks import DATASET_SHAPES, make_dataset_masks
