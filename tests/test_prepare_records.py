@@ -155,7 +155,8 @@ def test_another_download_with_the_same_names_is_refused_a_copy_is_recognised(tm
     ("knee", "singlecoil_train/file1000009.h5", "missing.h5", "points to missing.h5"),
     ("calgary", "Original/CC0009_ge_3_38_M.nii.gz", "CC0009_ge_3_38_M.nii.gz", "loops"),
     ("mrbrain", "TrainingData/3", "/nonexistent/subject3", "does not exist"),
-], ids=["knee-dangling", "calgary-loop", "mrbrain-dangling-folder"])
+    ("calgary", "Original/back", ".", "loops (it points to ., a folder above it)"),
+], ids=["knee-dangling", "calgary-loop", "mrbrain-dangling-folder", "calgary-folder-loop"])
 def test_a_broken_or_looping_link_is_an_error_naming_it(tmp_path, capsys, dataset, link,
                                                          target, needle):
     src = make_example_source(dataset, tmp_path / "src", n_subjects=2, n_slices=1)
@@ -165,6 +166,19 @@ def test_a_broken_or_looping_link_is_an_error_naming_it(tmp_path, capsys, datase
     assert code == 2
     one_error_line(capsys.readouterr().err, str(src / link), "broken symbolic link", needle)
     assert not out.exists()
+
+
+def test_links_to_files_and_folders_are_followed(tmp_path):
+    src = make_example_source("cardiac", tmp_path / "acdc", n_subjects=3, n_slices=1)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (src / "training" / "patient002").rename(elsewhere / "patient002")
+    (src / "training" / "patient002").symlink_to(elsewhere / "patient002")
+    frame = src / "training" / "patient001" / "patient001_frame01.nii.gz"
+    frame.rename(elsewhere / frame.name)
+    frame.symlink_to(elsewhere / frame.name)
+    report = prepare("cardiac", src, tmp_path / "out", PrepareOptions(accs=("4x",), **QUIET))
+    assert len(report.written) == 6
 
 
 # ----------------------------------------------------------------------------- signals

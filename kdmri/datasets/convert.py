@@ -17,10 +17,13 @@ only *finds* the volumes of a download and says how to *load* each one as a nati
 4. **split** by subject (:func:`split_subjects`): a seeded shuffle of the sorted subject ids,
    ``round(val_fraction * n)`` of them to validation; or the download's official split;
 5. **write** ``<out>/<dataset>/{train,validation}/<volume>.h5`` through
-   :func:`kdmri.data.write_volume` with the committed masks, skipping volumes a previous run
-   finished (unless ``overwrite``); on any error the volumes written by this run are removed.
+   :func:`kdmri.data.write_volume` with the committed masks and a conversion record
+   (:mod:`.records`), skipping volumes whose record matches this run (settings, masks,
+   sources); a volume prepared differently stops the run unless ``overwrite``. On any error,
+   or SIGINT / SIGTERM (:mod:`.interrupts`), the volumes written by this run are removed.
    A run that would change an existing dataset builds the new one beside it and swaps it in
-   when complete (:mod:`.staging`), so a failure leaves the old dataset as it was;
+   when complete (:mod:`.staging`), so a failure leaves the old dataset as it was. The run
+   holds the lock :func:`lock_folder` on its output throughout;
 6. **record** ``<out>/<dataset>/manifest.json`` (atomically) once every volume is in place.
 """
 

@@ -76,28 +76,30 @@ def visible_files(folder: Path) -> list[Path]:
 
 
 def source_files(root: Path) -> list[Path]:
-    """Sorted non-hidden files below ``root`` (any depth, none inside a hidden folder);
-    :class:`DataError` for a broken or looping link among them."""
-    found = []
-    for path in sorted(root.rglob("*")):
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        check_link(path)
-        if path.is_file():
-            found.append(path)
-    return found
+    """Sorted non-hidden files below ``root`` (any depth, none inside a hidden folder, links
+    followed as in :func:`walk_dirs`); :class:`DataError` for a broken or looping link."""
+    return sorted(p for folder in walk_dirs(root) for p in visible_files(folder))
 
 
 def walk_dirs(root: Path) -> list[Path]:
-    """``root`` and every non-hidden folder below it, sorted (deterministic order);
-    :class:`DataError` for a broken or looping link below it."""
+    """``root`` and every non-hidden folder below it, sorted (deterministic order). Links to
+    folders are followed (a folder of links to selected subjects is a valid download);
+    :class:`DataError` for a broken link, or a link that loops back to a folder above it."""
     found = []
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
+    for current, dirs, files in os.walk(root, followlinks=True):
+        here = Path(current)
+        for name in files:  # a broken or looping link to a folder is listed among the files
             if not name.startswith("."):
-                check_link(Path(current) / name)
-        found.append(Path(current))
+                check_link(here / name)
+        rel = here.relative_to(root).parts
+        chain = {(root.joinpath(*rel[:i])).resolve() for i in range(len(rel) + 1)}
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in dirs:
+            if (here / name).is_symlink() and (here / name).resolve() in chain:
+                raise DataError(f"{here / name}: broken symbolic link: it loops (it points to "
+                                f"{os.readlink(here / name)}, a folder above it); expected a "
+                                "folder of the download: fix the link or remove it")
+        found.append(here)
     return sorted(found)
 
 
