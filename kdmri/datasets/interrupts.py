@@ -78,4 +78,5 @@ def deferred(what: str) -> Iterator[Guard]:
         yield guard
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            if handler is not None:  # None: a handler installed outside Python, kept as is
+                signal.signal(s, handler)
