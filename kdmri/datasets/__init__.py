@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sys
 from pathlib import Path
 
 from kdmri.datasets.convert import (
@@ -44,6 +45,7 @@ from kdmri.datasets.convert import (
     PrepareReport,
     run_conversion,
 )
+from kdmri.datasets.interrupts import Interrupted, deferred
 from kdmri.datasets.registry import (
     DatasetSpec,
     dataset_names,
@@ -57,7 +59,8 @@ from kdmri.datasets.sources import SourceVolume, check_source_folder
 from kdmri.errors import ConfigError
 
 #: modules of this package that are machinery, not datasets
-_MACHINERY = {"convert", "examples", "registry", "rules", "sources", "staging"}
+_MACHINERY = {"convert", "examples", "interrupts", "records", "registry", "rules", "sources",
+              "staging"}
 
 
 def _import_dataset_modules() -> None:
@@ -111,14 +114,16 @@ def prepare(dataset: str, src: Path | str, out: Path | str | None = None,
             files, missing keys, NaNs, a shape that is not the dataset's layout, an empty
             official split...; a failed run leaves the output folder as it was.
         ConfigError: an invalid option or an unknown dataset.
+        Interrupted: SIGINT or SIGTERM arrived; the output folder is as it was.
     """
     from kdmri.paths import datasets_dir
 
     spec, options = _converter(dataset, options)
-    source = check_source_folder(src)
-    volumes = spec.discover(source, options)
-    target = Path(out).expanduser() if out is not None else datasets_dir()
-    return run_conversion(dataset, source, target, volumes, options)
+    with deferred(f"prepare {dataset}") as guard:  # SIGINT / SIGTERM: see .interrupts
+        source = check_source_folder(src)
+        volumes = spec.discover(source, options)
+        target = Path(out).expanduser() if out is not None else datasets_dir()
+        return run_conversion(dataset, source, target, volumes, options, guard)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -128,7 +133,11 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         seed=args.seed, contrast=args.contrast, overwrite=args.overwrite,
         masks_root=args.masks_root, progress=not args.quiet,
     )
-    report = prepare(args.dataset, args.src, args.out, options)
+    try:
+        report = prepare(args.dataset, args.src, args.out, options)
+    except Interrupted as exc:  # one line, and the shell's status for a signal
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
     print(report.summary())
     return 0
 
@@ -144,7 +153,9 @@ def register_cli(subparsers) -> None:
                    help="; ".join(f"{n} ({get_dataset(n).title})" for n in names))
     p.add_argument("--src", required=True, type=Path, help="the unpacked download folder")
     p.add_argument("--out", type=Path, default=None,
-                   help="datasets folder (default: <project>/datasets)")
+                   help="datasets folder, relative to the current directory like --src "
+                        "(default: <project>/datasets); the absolute path is printed, with the "
+                        "data_root a params file needs when it is not the default")
     p.add_argument("--acc", nargs="+", default=["4x", "5x", "8x"],
                    help="accelerations to store (default: 4x 5x 8x)")
     p.add_argument("--overwrite", action="store_true",

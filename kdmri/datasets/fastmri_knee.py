@@ -29,7 +29,7 @@ import numpy as np
 from kdmri.datasets.convert import PrepareOptions
 from kdmri.datasets.examples import template_1mm, template_slices
 from kdmri.datasets.registry import DatasetSpec, register_dataset
-from kdmri.datasets.sources import SourceVolume, check_finite
+from kdmri.datasets.sources import SourceVolume, check_finite, source_files
 from kdmri.errors import ConfigError, DataError
 from kdmri.physics.fft import fft2c, ifft2c
 
@@ -107,8 +107,7 @@ def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
     if options.contrast is not None:
         raise ConfigError("--contrast applies to mrbrain only; the knee files hold their own "
                           "acquisition (CORPD_FBK / CORPDFS_FBK)")
-    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix in (".h5", ".hdf5")
-                   and not any(part.startswith(".") for part in p.relative_to(src).parts))
+    files = [p for p in source_files(src) if p.suffix in (".h5", ".hdf5")]
     if not files:
         raise DataError(f"{src}: no fastMRI .h5 files found (expected e.g. "
                         "singlecoil_train/file1000001.h5)")
