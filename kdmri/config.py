@@ -21,8 +21,15 @@ import yaml
 from kdmri.config_checks import check_device, coerce, keeps_text
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
-from kdmri.paths import (acc_tag, datasets_dir, experiment_dir, experiments_dir, mask_path, params_dir,
-                         project_root)
+from kdmri.paths import (
+    acc_tag,
+    datasets_dir,
+    experiment_dir,
+    experiments_dir,
+    mask_path,
+    params_dir,
+    project_root,
+)
 
 
 @dataclass

@@ -10,6 +10,7 @@ value and what was expected.
 from __future__ import annotations
 
 import math
+import os
 import re
 import types
 import typing
@@ -95,3 +96,30 @@ def check_device(device: str) -> None:
     if not DEVICE.fullmatch(device):
         raise ConfigError(f"device={device!r}: expected one of 'cpu', 'cuda', 'cuda:<n>', 'mps' "
                           "or 'auto'")
+
+
+def env_int(name: str, default: int | None = None, minimum: int = 0) -> int:
+    """The integer environment variable ``name`` (``default`` when unset), >= ``minimum``."""
+    text = os.environ.get(name)
+    if text is None and default is not None:
+        return default
+    number = _number(text)
+    if not isinstance(number, int) or number < minimum:
+        raise ConfigError(f"environment variable {name}={text!r}: expected an integer >= {minimum}")
+    return number
+
+
+def env_seconds(name: str, default: float, forever: bool = False) -> float:
+    """The positive number of seconds in environment variable ``name`` (``default`` when
+    unset); with ``forever``, ``inf`` or ``none`` mean no limit (``math.inf``)."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    if forever and text.strip().lower() in ("inf", "none"):
+        return math.inf
+    number = _number(text)
+    if number is None or not (math.isfinite(number) and number > 0):
+        also = " (or 'inf' for no limit)" if forever else ""
+        raise ConfigError(f"environment variable {name}={text!r}: expected a positive number of "
+                          f"seconds{also}")
+    return float(number)

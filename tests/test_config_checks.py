@@ -47,8 +47,9 @@ def test_bad_world_size_fails_with_one_line(capsys, monkeypatch):
 
 
 def _args(*argv: str):
-    from kdmri.tools.args import add_config_arguments, config_from_args
     import argparse
+
+    from kdmri.tools.args import add_config_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_config_arguments(parser)

@@ -24,7 +24,6 @@ consistency stay in complex64), ``channels_last``, ``compile`` (``torch.compile`
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
+from kdmri.config_checks import env_int, env_seconds
 from kdmri.errors import ConfigError, WaitTimeout
 
 #: Multiplier of the seed in the per-epoch permutation seed (kept from the first release).
@@ -180,7 +180,7 @@ class Distributed(Strategy):
         (default :data:`DDP_TIMEOUT_S`), else :class:`WaitTimeout` naming MASTER_ADDR/PORT."""
         from torch.distributed.constants import default_pg_nccl_timeout, default_pg_timeout
 
-        seconds = env_float(DDP_TIMEOUT_ENV, DDP_TIMEOUT_S)
+        seconds = env_seconds(DDP_TIMEOUT_ENV, DDP_TIMEOUT_S)
         try:
             self.dist.init_process_group(backend, timeout=timedelta(seconds=seconds))
             # the short wait is for the start only: collectives keep torch's default timeout
@@ -240,34 +240,6 @@ class Distributed(Strategy):
 
     def _comm_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
-
-
-def env_int(name: str, default: int | None = None, minimum: int = 0) -> int:
-    """The integer environment variable ``name`` (``default`` when unset), >= ``minimum``."""
-    text = os.environ.get(name)
-    if text is None and default is not None:
-        return default
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise ConfigError(f"environment variable {name}={text!r}: expected an integer >= {minimum}")
-    return value
-
-
-def env_float(name: str, default: float) -> float:
-    """The positive number in environment variable ``name`` (``default`` when unset)."""
-    text = os.environ.get(name)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"environment variable {name}={text!r}: expected a positive number of seconds")
-    return value
 
 
 def launched_distributed() -> bool:
