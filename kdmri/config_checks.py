@@ -109,8 +109,8 @@ def env_int(name: str, default: int | None = None, minimum: int = 0) -> int:
     return number
 
 
-def env_seconds(name: str, default: float, forever: bool = False) -> float:
-    """The positive number of seconds in environment variable ``name`` (``default`` when
+def env_number(name: str, default: float, unit: str = "seconds", forever: bool = False) -> float:
+    """The positive number (of ``unit``) in environment variable ``name`` (``default`` when
     unset); with ``forever``, ``inf`` or ``none`` mean no limit (``math.inf``)."""
     text = os.environ.get(name)
     if text is None:
@@ -121,5 +121,5 @@ def env_seconds(name: str, default: float, forever: bool = False) -> float:
     if number is None or not (math.isfinite(number) and number > 0):
         also = " (or 'inf' for no limit)" if forever else ""
         raise ConfigError(f"environment variable {name}={text!r}: expected a positive number of "
-                          f"seconds{also}")
+                          f"{unit}{also}")
     return float(number)

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from kdmri.config_checks import env_seconds
+from kdmri.config_checks import env_number
 from kdmri.errors import WaitTimeout
 
 try:
@@ -80,7 +80,7 @@ def folder_lock(folder: Path | str, what: str = "", enabled: bool = True,
     path = folder / LOCK_NAME
     _warn_node_local(folder)
     if timeout is None:
-        timeout = env_seconds(LOCK_TIMEOUT_ENV, LOCK_TIMEOUT_S, forever=True)
+        timeout = env_number(LOCK_TIMEOUT_ENV, LOCK_TIMEOUT_S, forever=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         held = _acquire(fd, path, what, timeout)

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
-from kdmri.config_checks import env_int, env_seconds
+from kdmri.config_checks import env_int, env_number
 from kdmri.errors import ConfigError, WaitTimeout
 
 #: Multiplier of the seed in the per-epoch permutation seed (kept from the first release).
@@ -180,7 +180,7 @@ class Distributed(Strategy):
         (default :data:`DDP_TIMEOUT_S`), else :class:`WaitTimeout` naming MASTER_ADDR/PORT."""
         from torch.distributed.constants import default_pg_nccl_timeout, default_pg_timeout
 
-        seconds = env_seconds(DDP_TIMEOUT_ENV, DDP_TIMEOUT_S)
+        seconds = env_number(DDP_TIMEOUT_ENV, DDP_TIMEOUT_S)
         try:
             self.dist.init_process_group(backend, timeout=timedelta(seconds=seconds))
             # the short wait is for the start only: collectives keep torch's default timeout
