@@ -6,7 +6,9 @@ reduced across processes, numeric precision and which process writes files.
   ``WORLD_SIZE > 1`` (``torchrun``); NCCL on CUDA, gloo on CPU. ``batch_size`` stays the
   *global* batch, split evenly over the processes; rank 0 alone writes files; sums (training
   losses, the validation loss) are all-reduced; the frozen teacher's output cache is
-  computed once, each process doing its share.
+  computed once, each process doing its share. The processes wait ``KDMRI_DDP_TIMEOUT``
+  seconds (default 300) for each other at start, then stop with one line naming
+  ``MASTER_ADDR``/``MASTER_PORT`` and the world size.
 
 Both visit the training slices of epoch ``e`` in the permutation ``torch.randperm(n)`` of a
 generator seeded with ``seed * 100_003 + e`` (PyTorch's ``DistributedSampler`` with that
