@@ -44,7 +44,7 @@ def load_model(path: Path | str, map_location: str | torch.device = "cpu") -> tu
     ckpt = load_checkpoint(path, map_location)
     if "arch" not in ckpt:
         raise DataError(f"{path}: checkpoint has no 'arch' entry; cannot rebuild the model")
-    model = build_from_arch(ckpt["arch"])
+    model = build_from_arch(ckpt["arch"], source=str(path))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,18 @@ import numpy as np
 import torch
 import yaml
 
+from kdmri.config_checks import check_device, coerce, keeps_text
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
-from kdmri.paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, params_dir, project_root
+from kdmri.paths import (
+    acc_tag,
+    datasets_dir,
+    experiment_dir,
+    experiments_dir,
+    mask_path,
+    params_dir,
+    project_root,
+)
 
 
 @dataclass
@@ -43,7 +53,7 @@ class Config:
     lr_step: int = 40
     lr_gamma: float = 0.1
     seed: int = 42
-    device: str = "cpu"  # "cpu", "cuda", or "auto"
+    device: str = "cpu"  # "cpu", "cuda", "cuda:<n>", "mps" or "auto"
     # fast paths (kdmri.training.strategy): bf16 autocast (FFTs and DC stay complex64),
     # channels-last memory format, torch.compile
     precision: str = "fp32"  # "fp32" or "bf16"
@@ -100,7 +110,13 @@ class Config:
     notes: str = ""
 
     def __post_init__(self):
+        # every value as its declared type (kdmri.config_checks), then the value checks
+        for name, hint in FIELD_TYPES.items():
+            if name != "acc":  # acc: an integer acceleration, normalised to its tag
+                setattr(self, name, coerce(name, getattr(self, name), hint))
         self.acc = acc_tag(self.acc)
+        _check_mask(self)
+        check_device(self.device)
         if self.at_mode not in ("sample", "batch"):
             raise ConfigError(f"at_mode={self.at_mode!r}: expected 'sample' or 'batch'")
         if self.precision not in ("fp32", "bf16"):
@@ -112,7 +128,7 @@ class Config:
         _choice(self, "sft_protocol", ("reference", "kdmri"))
         if self.sr_patch is not None and int(self.sr_patch) < 1:
             raise ConfigError(f"sr_patch={self.sr_patch!r}: expected a positive patch size or null")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "lr_step"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected a positive integer")
 
@@ -155,6 +171,17 @@ def _choice(cfg: Config, name: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}={getattr(cfg, name)!r}: expected one of {list(allowed)}")
 
 
+def _check_mask(cfg: Config) -> None:
+    """An acceleration of a dataset with committed masks (us_masks/<dataset>/) must have its
+    mask there, unless ``mask`` names one (other datasets' masks come with their HDF5 files)."""
+    path = mask_path(cfg.dataset, cfg.acc)
+    if cfg.mask is None and path.parent.is_dir() and not path.is_file():
+        have = sorted((p.stem.removeprefix("mask_") for p in path.parent.glob("mask_*.npy")),
+                      key=lambda tag: int(tag.rstrip("x")) if tag.rstrip("x").isdigit() else 0)
+        raise ConfigError(f"acc={cfg.acc!r}: dataset {cfg.dataset!r} has no mask at this acceleration "
+                          f"({path} is missing); expected one of {have}, or set mask to a .npy file")
+
+
 def _rooted(path: str) -> Path:
     """Relative paths in configs are relative to the project root, not the working folder
     (notebooks run from notebooks/ under nbval and from anywhere under papermill)."""
@@ -195,6 +222,8 @@ def check_resumable(stored: dict, cfg: Config, where: Path, fields: set[str] | N
 
 
 FIELDS = {f.name for f in dataclasses.fields(Config)}
+#: Declared type of every field (``int | None`` ...), which values are converted to.
+FIELD_TYPES = typing.get_type_hints(Config)
 
 
 def merge(cfg: Config, changes: dict[str, Any], source: str = "overrides") -> Config:
@@ -204,7 +233,10 @@ def merge(cfg: Config, changes: dict[str, Any], source: str = "overrides") -> Co
         raise ConfigError(f"{source}: unknown parameter(s) {unknown}; known: {sorted(FIELDS)}")
     data = cfg.to_dict()
     data.update(changes)
-    return Config(**data)
+    try:
+        return Config(**data)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def resolve_params(path: str | Path) -> Path:
@@ -338,11 +370,18 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"epochs=3"`` -> ``("epochs", 3)`` (the value parsed as YAML)."""
+    """``"epochs=3"`` -> ``("epochs", 3)`` (the value parsed as YAML; a text field keeps the
+    text as written: ``notes=no`` is ``"no"``, not ``False``; ``null`` is ``None``)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected key=value")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None
+    if key in FIELD_TYPES and keeps_text(FIELD_TYPES[key]) and not isinstance(value, str | None):
+        value = raw
+    return key, value
 
 
 def save_config(cfg: Config, path: Path) -> None:

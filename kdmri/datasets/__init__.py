@@ -188,7 +188,8 @@ def register_cli(subparsers) -> None:
         "rechunk", help="rewrite prepared .h5 volumes with one HDF5 chunk per slice",
         description="Rewrite every .h5 below --root whose (H, W, slices) arrays are not stored "
                     "one chunk per slice (files written by older kdmri versions); each file is "
-                    "rewritten atomically and its content verified equal. See docs/DATASETS.md.")
+                    "rewritten atomically and its content verified equal, keeping its file mode and "
+                    "compression; linked files are skipped (listed). See docs/DATASETS.md.")
     r.add_argument("--root", type=Path, required=True, help="e.g. datasets/knee")
     r.set_defaults(func=_cmd_rechunk)
 
@@ -199,4 +200,7 @@ def _cmd_rechunk(args: argparse.Namespace) -> int:
     done = rechunk_folder(args.root)
     print(f"{args.root}: rewrote {len(done.rewritten)} file(s), {len(done.unchanged)} already "
           "chunked per slice")
+    if done.links:
+        print(f"left {len(done.links)} linked file(s) as links, not rewritten (rechunk the folder "
+              f"they point into): {', '.join(str(p) for p in done.links)}")
     return 0

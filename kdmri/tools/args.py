@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from kdmri.config import load_config, parse_override
+from kdmri.config import load_config, merge, parse_override
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,5 +25,7 @@ def config_from_args(args):
                                                "seed", "data_root", "experiments_root", "method")}
     if args.no_progress:
         overrides["progress"] = False
-    overrides.update(dict(parse_override(o) for o in args.overrides))
-    return load_config(args.params, overrides)
+    # --set after the flags, as given: `--set max_train_slices=null` sets None (load_config
+    # skips the flags' None, which means "not given")
+    return merge(load_config(args.params, overrides), dict(parse_override(o) for o in args.overrides),
+                 source="--set")

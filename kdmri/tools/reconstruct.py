@@ -59,6 +59,7 @@ from matplotlib.figure import Figure
 from kdmri.checkpoint import load_model
 from kdmri.data import FS_KEY, img_key, kspace_key, mask_key, undersample_volume
 from kdmri.data.sr import truncate_kspace
+from kdmri.data.volumes import check_stored, read_stored
 from kdmri.errors import ConfigError, DataError
 from kdmri.io import check_outputs
 from kdmri.metrics import psnr, ssim
@@ -119,8 +120,7 @@ def read_nifti(path: Path) -> tuple[np.ndarray, nib.Nifti1Image]:
         raise DataError(f"--input {path}: file not found")
     try:
         img = nib.load(str(path))
-        if img.get_data_dtype().kind == "c":
-            raise DataError(f"{path}: complex data; expected a real magnitude volume")
+        check_stored(path, "", img.shape, img.get_data_dtype())  # before reading the data
         vol = np.asarray(img.get_fdata(dtype=np.float64))
     except DataError:
         raise
@@ -174,7 +174,7 @@ def hdf5_inputs(path: Path, acc: str, mask: Path | None, sr: bool) -> Inputs:
         with fh:
             ref = None
             if FS_KEY in fh:
-                ref = _check_volume(np.asarray(fh[FS_KEY][()], dtype=np.float32), path, FS_KEY)
+                ref = _check_volume(np.asarray(read_stored(fh, path, FS_KEY), dtype=np.float32), path, FS_KEY)
             if sr or mask is not None:
                 if ref is None:
                     raise DataError(f"{path}: missing key '{FS_KEY}'; expected the fully sampled "
@@ -189,13 +189,13 @@ def hdf5_inputs(path: Path, acc: str, mask: Path | None, sr: bool) -> Inputs:
             if missing:
                 raise DataError(f"{path}: missing key(s) {missing} for --acc {acc}; keys present: "
                                 f"{sorted(fh.keys())} (pass --mask if only '{FS_KEY}' is there)")
-            zf = _check_volume(np.asarray(fh[ikey][()], dtype=np.float32), path, ikey)
-            k = np.asarray(fh[kkey][()])
+            zf = _check_volume(np.asarray(read_stored(fh, path, ikey), dtype=np.float32), path, ikey)
+            k = np.asarray(read_stored(fh, path, kkey, complex_ok=True))
             if k.shape != zf.shape:
                 raise DataError(f"{path}: '{kkey}' has shape {k.shape}; expected {zf.shape} like '{ikey}'")
             if not np.all(np.isfinite(k)):
                 raise DataError(f"{path} ({kkey}): contains NaN or infinite values")
-            m = np.asarray(fh[mkey][()])
+            m = np.asarray(read_stored(fh, path, mkey))
             if m.shape != zf.shape[:2] or not np.all((m == 0) | (m == 1)):
                 raise DataError(f"{path} ({mkey}): expected a mask of zeros and ones of shape "
                                 f"{zf.shape[:2]}, got shape {m.shape}")
