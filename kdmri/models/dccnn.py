@@ -93,6 +93,20 @@ class DCCNN(nn.Module):
             images.append(x)
         return ReconOutput(x, feats, images)
 
+    def real_dc_forward(self, image: torch.Tensor, k_re: torch.Tensor, k_im: torch.Tensor,
+                        mask: torch.Tensor, dft) -> torch.Tensor:
+        """:meth:`forward` in real arithmetic for export: k-space as real and imaginary parts,
+        the DC layers' DFT as matrix products (``dft``: :class:`kdmri.tools.export.MatrixDFT2`)."""
+        m_k_re, m_k_im = mask * k_re, mask * k_im  # measured samples, constant across cascades
+        keep = 1 - mask
+        x = image
+        for block in self.cascades:
+            out = block(x)[0]
+            x = x + out if self.config.residual else out
+            p_re, p_im = dft.forward_real(x)
+            x = dft.inverse_real_part(m_k_re + keep * p_re, m_k_im + keep * p_im)
+        return x
+
     def feature_names(self) -> list[str]:
         """Names of the activations :meth:`forward` returns."""
         return [

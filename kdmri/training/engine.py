@@ -334,6 +334,13 @@ def fit(runner: StageRunner, model: nn.Module, train_ds: Dataset, val_ds: Datase
     return state
 
 
+def optimiser(runner: StageRunner, model: nn.Module):
+    """Adam on the network and the loss modules, StepLR (every stage's schedule)."""
+    cfg = runner.cfg
+    optimizer = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=cfg.lr)
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+
+
 def train(cfg: Config, stage: str, stop_after: int | None = None,
           strategy: Strategy | None = None, reuse: bool = True) -> Path:
     """Train ``stage`` with ``cfg``; returns the experiment folder.
@@ -380,8 +387,7 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
     train_ds, val_ds = runner.task.dataset(cfg, "train"), runner.task.dataset(cfg, "validation")
     model = runner.build_model().to(device)
     runner.setup(model, train_ds)
-    optimizer = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    optimizer, scheduler = optimiser(runner, model)
     if strategy.is_writer:
         save_config(cfg, out_dir / "config.yaml")
     state = {"epoch": 0, "history": [], "best": {"val_loss": math.inf, "epoch": -1},
