@@ -98,7 +98,8 @@ def distil(teacher: nn.Module | str, student: nn.Module | str, train_data: Datas
 
     Returns:
         ``(student, report)``: the student with the weights of its best validation epoch
-        (L1 to the target), and ``{"task", "method", "pairs", "history", "best",
+        (L1 to the target; the training objective when ``target_weight`` is 0, as the
+        feature stage selects), and ``{"task", "method", "pairs", "history", "best",
         "teacher_parameters", "student_parameters"}``.
 
     Example (a U-Net teacher with data consistency into a small DC-CNN, by module paths):
@@ -133,6 +134,7 @@ def distil(teacher: nn.Module | str, student: nn.Module | str, train_data: Datas
     spec = StageSpec("distil", the_task.name, "distil", "student",
                      (("feature", "feature_weight"), ("l1", "feature_target_weight"),
                       ("imitation", "imitation_weight")), teacher=True,
+                     validate="l1" if target_weight else "objective",
                      description=f"kdmri.distil: {method}")
     strategy = default_strategy(cfg)
     runner = StageRunner(spec, cfg, strategy)
