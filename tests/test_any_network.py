@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import smooth_volume
 from torch import nn
 
 import kdmri
@@ -25,7 +26,6 @@ from kdmri.models.blocks import DataConsistency
 from kdmri.models.features import FeatureRecorder, resolve_layer
 from kdmri.physics.masks import cartesian_mask
 from kdmri.training import train
-from conftest import smooth_volume
 
 ROOT = Path(__file__).resolve().parents[1]
 

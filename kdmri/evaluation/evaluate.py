@@ -94,7 +94,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     seed_everything(cfg.seed)
     out_dir = cfg.experiment(role)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, params, ckpt_path, train_info = None, 0, None, {}
+    model, params, ckpt_path, train_info, network = None, 0, None, {}, None
     if not baseline:
         ckpt_path = Path(checkpoint) if checkpoint else out_dir / BEST
         model, ckpt = load_model(ckpt_path, device)
@@ -103,6 +103,8 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
         if hasattr(model, "inference_parameters"):
             params = model.inference_parameters()
         train_info = {"best_epoch": ckpt.get("epoch"), "best_val_loss": ckpt.get("val_loss")}
+        arch = ckpt.get("arch") or {}
+        network = arch.get("target") or arch.get("kind")  # an import path, else the kind
     ds = task.dataset(cfg, "validation")
     preds: dict[str, dict[int, np.ndarray]] = {}
     targets: dict[str, dict[int, np.ndarray]] = {}
@@ -132,7 +134,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     write_csv(out_dir / "metrics.csv", rows, ["volume", "slice", *METRICS])
     report = {
         "dataset": cfg.dataset, "acc": cfg.acc, "task": task.name, "method": cfg.method,
-        "role": role, "stage": stage,
+        "role": role, "stage": stage, "network": network,
         "label": task.baseline_label if baseline else role,
         "checkpoint": str(ckpt_path.name) if ckpt_path else None,
         "n_slices": len(rows), "n_volumes": len(vol_rows),

@@ -37,7 +37,6 @@ from kdmri.models.vdsr import VDSR, build_vdsr
 from kdmri.physics.operators import CartesianUndersampling, KspaceTruncation
 from kdmri.registry import Registry
 
-
 #: The networks a configuration may name instead of a stage's preset: ``{arch: (field, options field)}``.
 NETWORK_FIELDS = {"teacher": ("teacher_model", "teacher_model_options"),
                   "student": ("student_model", "student_model_options")}
