@@ -65,6 +65,16 @@ class Config:
     teacher_method: str | None = None  # whose teacher the KD stages use (default: method)
     # architecture: DC(CNN(x)) per cascade as in both references; True: DC(x + CNN(x))
     residual: bool = False
+    # networks other than the stage's preset (DC-CNN / VDSR teacher, student): a registered
+    # kind ("dccnn", "vdsr", "unet", ...) or an import path "package.module:Class", built
+    # with the options (from_arch fields of a kind, keyword arguments of a class)
+    teacher_model: str | None = None
+    teacher_model_options: dict[str, Any] = field(default_factory=dict)
+    student_model: str | None = None
+    student_model_options: dict[str, Any] = field(default_factory=dict)
+    # the frozen teacher of the KD stages: any checkpoint file or state dict (.pt, loaded
+    # with a key-mismatch report); None: <teacher_method>_teacher/best_model.pt
+    teacher_checkpoint: str | None = None
     # feature (attention) stage
     feature_loss: str = "at_kdmri"
     at_mode: str = "sample"  # "sample" (published AT) or "batch" (KD-MRI reference code)

@@ -305,9 +305,14 @@ def feature_loss_value(cfg: Config, student, teacher, batch: Mapping[str, Any]) 
     import torch
 
     from kdmri.distill.registry import feature_loss_from_config, feature_probe
+    from kdmri.models.features import record_all
+    from kdmri.models.tasks import default_feature_pairs
 
-    s, t = forward(student, batch).features, forward(teacher, batch).features
-    loss = feature_loss_from_config(cfg, _task(batch).default_pairs(), feature_probe(s, t))
+    with record_all(student) as s, record_all(teacher) as t:  # every layer, by path and name
+        forward(student, batch, features=False)
+        forward(teacher, batch, features=False)
+    defaults = cfg.feature_pairs or default_feature_pairs(student, teacher)
+    loss = feature_loss_from_config(cfg, defaults, feature_probe(s, t))
     with torch.no_grad():
         return float(loss.to(next(student.parameters()).device)(s, t))
 

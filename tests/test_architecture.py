@@ -32,7 +32,7 @@ PREFIXES = {
     "kdmri.training": "training",
     "kdmri.evaluation": "evaluation",
     "kdmri.reporting": "reporting",
-    "kdmri.tutorial": "tutorial", "kdmri.runs": "tutorial",
+    "kdmri.tutorial": "tutorial", "kdmri.runs": "tutorial", "kdmri.api": "tutorial",
     "kdmri.tools": "tools", "kdmri.__main__": "tools",
 }
 

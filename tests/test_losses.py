@@ -329,11 +329,20 @@ def test_missing_feature_names_key_and_available():
     assert issubclass(MissingFeatureError, ValueError)
 
 
-def test_shape_errors_name_the_pair():
+def test_other_resolutions_are_adapted_or_named():
+    """A teacher layer of another resolution: attention maps are interpolated to the
+    student's size (bilinear, before normalising); a loss that cannot compare names the pair."""
     sd, td = _dicts(0, 1)
     td["t.b"] = td["t.b"][:, :, :4]
-    with pytest.raises(ValueError, match="at_kdmri pair 1 .*spatial size"):
-        _build("at_kdmri")(sd, td)
+    am = td["t.b"].pow(2).sum(1, keepdim=True)
+    resized = torch.nn.functional.interpolate(am, size=(5, 6), mode="bilinear", align_corners=False)
+    t_map = torch.nn.functional.normalize(resized.reshape(3, -1), dim=1)
+    s_map = torch.nn.functional.normalize(sd["s.b"].pow(2).sum(1).reshape(3, -1), dim=1)
+    pair0 = build_feature_loss("at_kdmri", PAIRS[:1])(sd, td)
+    expected = (pair0 + (s_map - t_map).abs().mean()) / 2
+    torch.testing.assert_close(_build("at_kdmri")(sd, td), expected)
+    with pytest.raises(ValueError, match="cc pair 1 .*reference form needs equal shapes"):
+        _build("cc", kernel="reference")(sd, td)
     sd2, td2 = _dicts(0, 1)
     td2["t.a"] = td2["t.a"][:2]
     with pytest.raises(ValueError, match="batch size"):

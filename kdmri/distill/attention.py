@@ -16,13 +16,15 @@ from kdmri.distill.registry import (
     _expect_4d,
     build_feature_loss,
     register_feature_loss,
+    resize_map,
 )
 
 ATTENTION_MODES: tuple[str, ...] = ("sample", "batch")
 
 
-def attention_map(f: torch.Tensor, mode: str = "sample") -> torch.Tensor:
-    """KD-MRI attention map of features ``f`` ``(B, C, H, W)`` -> ``(B, H*W)``.
+def attention_map(f: torch.Tensor, mode: str = "sample", size=None) -> torch.Tensor:
+    """KD-MRI attention map of features ``f`` ``(B, C, H, W)`` -> ``(B, H*W)``; with ``size``
+    ``(H', W')`` the map is interpolated to that size before it is normalised (``(B, H'*W')``).
 
     The map is the channel sum of the squared activations, ``sum_c f[:, c]**2``, flattened
     and L2-normalised. Two normalisations exist:
@@ -39,7 +41,7 @@ def attention_map(f: torch.Tensor, mode: str = "sample") -> torch.Tensor:
     _expect_4d(f, "f")
     if mode not in ATTENTION_MODES:
         raise ValueError(f"mode: expected one of {list(ATTENTION_MODES)}, got {mode!r}")
-    am = f.pow(2).sum(dim=1).reshape(f.shape[0], -1)
+    am = resize_map(f.pow(2).sum(dim=1), size).reshape(f.shape[0], -1)
     return F.normalize(am, p=2, dim=1 if mode == "sample" else 0)
 
 
@@ -53,7 +55,8 @@ class AttentionKDMRILoss(FeatureLoss):
     flattened, L2-normalised. ``mode="sample"`` (default) normalises each sample over
     space as published; ``mode="batch"`` normalises along the batch axis as the KD-MRI
     reference code does (depends on batch composition; vanishes at batch size 1). Student
-    and teacher may have different channel counts but need the same ``H, W``.
+    and teacher may differ in channel count and resolution (the teacher's map is
+    interpolated to the student's ``H, W``).
     """
 
     def __init__(self, pairs: Sequence[LayerPair], mode: str = "sample"):
@@ -64,7 +67,8 @@ class AttentionKDMRILoss(FeatureLoss):
 
     def pair_loss(self, index: int, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         _check_map_pair(student, teacher, self._where(index))
-        diff = attention_map(student, self.mode) - attention_map(teacher, self.mode)
+        size = student.shape[-2:]
+        diff = attention_map(student, self.mode) - attention_map(teacher, self.mode, size)
         return diff.abs().mean()
 
     def extra_repr(self) -> str:
@@ -89,7 +93,8 @@ class AttentionTransferLoss(FeatureLoss):
     ``||Q_s - Q_t||_2^2 / (B * H * W)``, rather than the paper's (unsquared)
     ``beta/2 * ||Q_s - Q_t||_2`` per sample. With ``p = 2`` the map equals KD-MRI's
     per-sample map (the channel mean and sum differ by a constant that the normalisation
-    removes), so ``at`` and ``at_kdmri`` differ only by squared vs absolute error.
+    removes), so ``at`` and ``at_kdmri`` differ only by squared vs absolute error. A teacher
+    map of another resolution is interpolated to the student's.
     """
 
     def __init__(self, pairs: Sequence[LayerPair], p: float = 2.0):
@@ -98,12 +103,13 @@ class AttentionTransferLoss(FeatureLoss):
             raise ValueError(f"p: expected a positive number, got {p!r}")
         self.p = float(p)
 
-    def _map(self, f: torch.Tensor) -> torch.Tensor:
-        return F.normalize(f.abs().pow(self.p).mean(dim=1).reshape(f.shape[0], -1), dim=1)
+    def _map(self, f: torch.Tensor, size=None) -> torch.Tensor:
+        q = resize_map(f.abs().pow(self.p).mean(dim=1), size)
+        return F.normalize(q.reshape(f.shape[0], -1), dim=1)
 
     def pair_loss(self, index: int, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         _check_map_pair(student, teacher, self._where(index))
-        return (self._map(student) - self._map(teacher)).pow(2).mean()
+        return (self._map(student) - self._map(teacher, student.shape[-2:])).pow(2).mean()
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, p={self.p}"

@@ -1,7 +1,12 @@
 """The feature-loss registry: one interface, one signature, wiring owned by each loss.
 
-Models return their intermediate activations as a dict ``name -> tensor (B, C, H, W)``,
-e.g. ``features["cascade1.conv3"]`` (see :mod:`kdmri.models.dccnn`). A feature loss is
+Features are the outputs of named layers, ``name -> tensor (B, C, H, W)``: a module path of
+any network (``"cascades.2.acts.1"``, ``"down_sample_layers.1"``) or a feature name of
+kdmri's networks (``"cascade1.conv3"``), recorded by forward hooks
+(:class:`kdmri.models.features.FeatureRecorder`). Pairs of different channel counts or
+resolutions are adapted by the loss: FitNets' learnable 1x1 regressor and interpolation of
+its hint to the teacher's size, attention maps interpolated to the student's size
+(:func:`resize_map`); a loss that cannot compare two layers says so. A feature loss is
 configured with the layer ``pairs`` it compares, ``[(student_name, teacher_name), ...]``,
 and is called as ``loss(student_feats, teacher_feats)``; it returns a scalar tensor, the
 **mean over its pairs** of the per-pair loss (papers that sum over layers differ from this
@@ -21,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kdmri.errors import ConfigError, KDMRIError
@@ -70,11 +76,21 @@ def _same_spatial(s: torch.Tensor, t: torch.Tensor, what: str) -> None:
 
 
 def _check_map_pair(student: torch.Tensor, teacher: torch.Tensor, where: str) -> None:
-    """Both (B, C, H, W), same batch and spatial size: what attention maps need."""
+    """Both (B, C, H, W) with the same batch: what attention maps need (a teacher map of
+    another resolution is interpolated to the student's, :func:`resize_map`)."""
     _expect_4d(student, f"{where}: student")
     _expect_4d(teacher, f"{where}: teacher")
     _same_batch(student, teacher, where)
-    _same_spatial(student, teacher, where)
+
+
+def resize_map(m: torch.Tensor, size: tuple[int, int] | torch.Size | None) -> torch.Tensor:
+    """The adapter of spatial maps ``(B, H, W)`` or ``(B, C, H, W)`` of another resolution:
+    bilinear interpolation to ``size`` (``(H, W)``); unchanged when the size already agrees."""
+    if size is None or tuple(m.shape[-2:]) == tuple(size):
+        return m
+    x = m[:, None] if m.dim() == 3 else m
+    x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    return x[:, 0] if m.dim() == 3 else x
 
 
 
@@ -226,8 +242,8 @@ def reference_output_pairs(cfg: Any, default_pairs: Sequence[Any], probe: dict,
 def feature_probe(student_feats: FeatureDict, teacher_feats: FeatureDict) -> dict:
     """Shapes of a probe forward pass, ``{"student": {name: shape}, "teacher": {...}}``,
     for losses whose wiring depends on channel counts (FitNets)."""
-    return {"student": {k: tuple(v.shape) for k, v in student_feats.items()},
-            "teacher": {k: tuple(v.shape) for k, v in teacher_feats.items()}}
+    return {side: {k: tuple(v.shape) for k, v in feats.items() if isinstance(v, torch.Tensor)}
+            for side, feats in (("student", student_feats), ("teacher", teacher_feats))}
 
 
 def feature_loss_from_config(cfg: Any, default_pairs: Sequence[Any], probe: dict | None = None,

@@ -147,7 +147,7 @@ def _evaluate(cfg: Config, stage: str, task: Task, role: str, baseline: bool, ch
               split: str = "validation") -> dict:
     seed_everything(cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, params, ckpt_path, train_info = None, 0, None, {}
+    model, params, ckpt_path, train_info, network = None, 0, None, {}, None
     if not baseline:
         ckpt_path = Path(checkpoint) if checkpoint else cfg.experiment(role) / BEST
         model, ckpt = load_model(ckpt_path, device)
@@ -156,6 +156,8 @@ def _evaluate(cfg: Config, stage: str, task: Task, role: str, baseline: bool, ch
         if hasattr(model, "inference_parameters"):
             params = model.inference_parameters()
         train_info = {"best_epoch": ckpt.get("epoch"), "best_val_loss": ckpt.get("val_loss")}
+        arch = ckpt.get("arch") or {}
+        network = arch.get("target") or arch.get("kind")  # an import path, else the kind
     ds = task.dataset(cfg, split)
     preds: dict[str, dict[int, np.ndarray]] = {}
     targets: dict[str, dict[int, np.ndarray]] = {}
@@ -185,7 +187,7 @@ def _evaluate(cfg: Config, stage: str, task: Task, role: str, baseline: bool, ch
     write_csv(out_dir / "metrics.csv", rows, ["volume", "slice", *METRICS])
     report = {
         "dataset": cfg.dataset, "acc": cfg.acc, "task": task.name, "method": cfg.method,
-        "role": role, "stage": stage, "split": split,
+        "role": role, "stage": stage, "split": split, "network": network,
         "label": task.baseline_label if baseline else role,
         "checkpoint": str(ckpt_path.name) if ckpt_path else None,
         "n_slices": len(rows), "n_volumes": len(vol_rows),

@@ -19,6 +19,11 @@ DATASET_NOTES = {
     "calgary": "Calgary-Campinas CC-359 brain MRI, 256 x 256",
 }
 
+#: How the card names a network kind (``report["network"]``: the checkpoint's arch kind, or
+#: the import path of a network kdmri does not register).
+NETWORK_NAMES = {"dccnn": "DC-CNN", "vdsr": "VDSR", "sft": "SFT-KD-Recon teacher (DC-CNN)",
+                 "unet": "U-Net (fastMRI form)"}
+
 #: Config fields summarised on the card (the full config is in report.json): every stage,
 #: then the fields that matter for a stage whose name contains the key (``"sr"``: the SR task).
 SUMMARY_FIELDS = ("dataset", "acc", "method", "epochs", "batch_size", "lr", "lr_step", "lr_gamma",
@@ -71,7 +76,9 @@ def model_card(report: dict) -> str:
     task = report.get("task", "recon")
     role = report.get("role", "?")
     sr = task == "sr"
-    what = "super-resolution VDSR" if sr else "DC-CNN reconstruction network"
+    network = NETWORK_NAMES.get(report.get("network"), report.get("network"))
+    what = f"{network or ('VDSR' if sr else 'DC-CNN')} " + ("super-resolution network" if sr
+                                                          else "reconstruction network")
     mask = cfg.get("mask") or f"the mask stored in each HDF5 file (mask_{acc})"
     data_note = DATASET_NOTES.get(dataset, f"the '{dataset}' dataset")
     m, vm = report.get("metrics") or {}, report.get("volume_metrics") or {}

@@ -39,18 +39,22 @@ def fastest(step: Callable[[], object], runs: int, warmup: int = 3, device: str 
 
 
 @torch.no_grad()
-def inference_latency(arch: str, size: tuple[int, int], device: str = "cpu", runs: int = 20,
-                      warmup: int = 3) -> float:
+def inference_latency(arch: str | torch.nn.Module, size: tuple[int, int], device: str = "cpu",
+                      runs: int = 20, warmup: int = 3) -> float:
     """Seconds of one batch-1 forward of the DC-CNN ``arch`` (``"teacher"`` / ``"student"``)
-    on a ``size`` image with a 4x mask, fastest of ``runs`` (:func:`fastest`)."""
+    or of any network given as a module, called through its task
+    (:func:`kdmri.models.tasks.task_of`), on a ``size`` image with a 4x mask, fastest of
+    ``runs`` (:func:`fastest`)."""
     from kdmri.models.dccnn import build_dccnn
+    from kdmri.models.tasks import task_of
     from kdmri.physics.masks import cartesian_mask
 
-    model = build_dccnn(arch).to(device).eval()
+    model = (build_dccnn(arch) if isinstance(arch, str) else arch).to(device).eval()
     x = torch.rand(1, 1, *size, device=device)
     k = torch.fft.fft2(x.to(torch.complex64), norm="ortho")
     m = torch.from_numpy(cartesian_mask(size, 4)).to(device)
-    return fastest(lambda: model(x, k * m, m, return_features=False), runs, warmup, device)
+    batch, task = {"input": x, "kspace": k * m, "mask": m}, task_of(model)
+    return fastest(lambda: task.forward(model, batch, features=False), runs, warmup, device)
 
 
 def measure_latency(shape: tuple[int, int] = (96, 96), device: str = "cpu", runs: int = 20) -> dict:

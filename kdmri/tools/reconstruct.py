@@ -63,7 +63,7 @@ from kdmri.data.volumes import check_stored, read_stored
 from kdmri.errors import ConfigError, DataError
 from kdmri.io import check_outputs
 from kdmri.metrics import psnr, ssim
-from kdmri.models.vdsr import VDSR
+from kdmri.models.tasks import Task, task_of
 from kdmri.paths import acc_tag
 from kdmri.physics.masks import cartesian_mask, default_seed, load_mask
 
@@ -207,11 +207,20 @@ def hdf5_inputs(path: Path, acc: str, mask: Path | None, sr: bool) -> Inputs:
         raise DataError(f"{path}: not a readable HDF5 file ({exc})") from exc
 
 
+def low_resolution(task: Task) -> bool:
+    """Whether ``task``'s network input is a low-resolution image (no k-space is measured)."""
+    return "kspace" not in task.inputs
+
+
 @torch.no_grad()
-def run_network(model: torch.nn.Module, inp: Inputs, sr_keep=None) -> tuple[np.ndarray, np.ndarray]:
-    """``(network (H, W, S), baseline (H, W, S))`` float32, in [0, 1] units."""
+def run_network(model: torch.nn.Module, inp: Inputs, sr_keep=None,
+                task: Task | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(network (H, W, S), baseline (H, W, S))`` float32, in [0, 1] units; the network is
+    called through its task (default: :func:`~kdmri.models.tasks.task_of` the model)."""
+    task = task or task_of(model)
     device = next(model.parameters()).device
-    if isinstance(model, VDSR):
+    sr = low_resolution(task)
+    if sr:
         slices = np.moveaxis(inp.reference, -1, 0)
         try:
             low = truncate_kspace(slices, sr_keep)
@@ -226,12 +235,11 @@ def run_network(model: torch.nn.Module, inp: Inputs, sr_keep=None) -> tuple[np.n
     for s0 in range(0, n, BATCH):
         sl = slice(s0, min(n, s0 + BATCH))
         x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(base[..., sl], -1, 0), np.float32))
-        x = x[:, None].to(device)
-        if isinstance(model, VDSR):
-            y = model(x, return_features=False).image
-        else:
+        batch = {"input": x[:, None].to(device)}
+        if not sr:
             k = torch.from_numpy(np.ascontiguousarray(np.moveaxis(inp.kspace[..., sl], -1, 0)))
-            y = model(x, k[:, None].to(device), mask, return_features=False).image
+            batch.update(kspace=k[:, None].to(device), mask=mask)
+        y = task.forward(model, batch, features=False).image
         out[..., sl] = np.moveaxis(y[:, 0].float().cpu().numpy(), 0, -1)
     return out, base.astype(np.float32)
 
@@ -288,7 +296,8 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
     """Reconstruct ``input`` with the network of ``checkpoint``; write ``out`` and its preview.
 
     Args:
-        checkpoint: a kdmri checkpoint (DC-CNN, SFT teacher or VDSR).
+        checkpoint: a kdmri checkpoint of any network; its task (the checkpoint's, else the
+            network's) says how it is called.
         input: NIfTI (fully sampled, ``(H, W, S)``) or KD-MRI HDF5 file.
         out: output path, NIfTI for NIfTI input, ``.h5`` for HDF5 input.
         acc: acceleration (default: the checkpoint config's ``acc``, else 4x).
@@ -312,7 +321,8 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
     model, ckpt = load_model(checkpoint, device)
     model.eval()
     cfg = ckpt.get("config") or {}
-    sr = isinstance(model, VDSR)
+    task = task_of(model, ckpt)
+    sr = low_resolution(task)
     if sr and mask is not None:
         raise ConfigError(f"--mask {mask}: a super-resolution checkpoint takes no mask")
     acc = acc_tag(acc if acc is not None else cfg.get("acc", "4x"))
@@ -320,7 +330,7 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
         inp, like = nifti_inputs(input, acc, mask, sr)
     else:
         inp, like = hdf5_inputs(input, acc, mask, sr), None
-    net, base = run_network(model, inp, cfg.get("sr_keep", 24))
+    net, base = run_network(model, inp, cfg.get("sr_keep", 24), task)
     if not np.all(np.isfinite(net)):
         raise DataError(f"--checkpoint {checkpoint}: the network produced NaN or infinite values")
     baseline = "low-resolution" if sr else "zero-filled"

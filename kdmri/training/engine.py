@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from kdmri.checkpoint import BEST, LAST, arch_of, load_checkpoint, load_model
+from kdmri.checkpoint import BEST, LAST, arch_of, load_checkpoint, load_model, load_network
 from kdmri.config import Config, check_resumable, save_config, seed_everything
 from kdmri.data.views import crop_like
 from kdmri.distill.losses import feature_loss_from_config, feature_probe
@@ -38,6 +38,8 @@ from kdmri.io import atomic_save, write_csv
 from kdmri.locks import folder_lock
 from kdmri.metrics import psnr
 from kdmri.models.blocks import ReconOutput
+from kdmri.models.features import FeatureRecorder, layer_names, record_all
+from kdmri.models.tasks import default_feature_pairs
 from kdmri.training import identity
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
@@ -60,6 +62,7 @@ class StageRunner:
         self.teacher: nn.Module | None = None
         self.feature_loss: nn.Module | None = None
         self.cache: torch.Tensor | None = None
+        self.recorders: dict[str, FeatureRecorder] = {}  # forward hooks of the paired layers
 
     @property
     def experiment(self) -> Path:
@@ -71,36 +74,68 @@ class StageRunner:
     def forward(self, model: nn.Module, batch: dict, features: bool = False):
         if self.spec.arch == "sft" and model.training:
             return model(batch["input"], batch["kspace"], batch["mask"], False, branches=True)
-        return self.task.forward(model, batch, features)
+        return self._run("student", model, batch, features)
+
+    def _run(self, side: str, model: nn.Module, batch: dict, features: bool):
+        """The task's forward; with ``features``, the paired layers' outputs recorded by the
+        forward hooks (:class:`~kdmri.models.features.FeatureRecorder`) as its features."""
+        recorder = self.recorders.get(side) if features else None
+        if recorder is None:
+            return self.task.forward(model, batch, features)
+        recorder.features = {}
+        out = self.task.forward(model, batch, False)
+        return out._replace(features=recorder.features)
 
     # ---- set-up: teacher, initialisation, feature loss, teacher cache
     def load_teacher(self) -> nn.Module:
-        teacher, _ = load_model(self.spec.teacher_path(self.cfg), self.device)
-        teacher = self.strategy.prepare_frozen(teacher)
+        """``cfg.teacher_checkpoint`` (any checkpoint or state dict; network ``teacher_model``
+        or the stored arch), else the teacher stage's best checkpoint."""
+        cfg = self.cfg
+        if cfg.teacher_checkpoint:
+            teacher, _ = load_network(cfg.teacher_checkpoint, cfg.teacher_model,
+                                      cfg.teacher_model_options, self.device)
+        else:
+            teacher, _ = load_model(self.spec.teacher_path(cfg), self.device)
+        return self.freeze(teacher)
+
+    def freeze(self, teacher: nn.Module) -> nn.Module:
+        teacher = self.strategy.prepare_frozen(teacher.to(self.device))
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         return teacher
 
-    def setup(self, model: nn.Module, train_ds: Dataset) -> None:
-        """Load the teacher, initialise ``model``, build the feature loss and the cache."""
+    def setup(self, model: nn.Module, train_ds: Dataset, teacher: nn.Module | None = None) -> None:
+        """Load the teacher (or freeze the one given), initialise ``model``, build the feature
+        loss, hook its layers and compute the cache."""
         if self.spec.teacher:
-            self.teacher = self.load_teacher()
+            self.teacher = self.freeze(teacher) if teacher is not None else self.load_teacher()
         initialise(model, self.cfg, self.spec, self.device)
         if "feature" in self.objective.names:
             self.feature_loss = self.build_feature_loss(model, train_ds)
             self.extra.append(self.feature_loss)
+            students, teachers = layer_names(self.feature_loss.pairs)
+            self.recorders = {"student": FeatureRecorder(model, students, "student").attach(),
+                              "teacher": FeatureRecorder(self.teacher, teachers, "teacher").attach()}
         if self.teacher is not None and self.cfg.teacher_cache and not self.objective.needs_teacher_features:
             # on whole slices (a patch view has .full); patches crop it as they crop the slices
             self.cache = self.teacher_outputs(getattr(train_ds, "full", train_ds))
 
+    def close(self) -> None:
+        """Remove the forward hooks (the networks are left as they were given)."""
+        for recorder in self.recorders.values():
+            recorder.detach()
+        self.recorders = {}
+
     def build_feature_loss(self, model: nn.Module, train_ds: Dataset) -> nn.Module:
-        """The configured feature loss, wired by its own ``from_config`` (one probe pass)."""
+        """The configured feature loss, wired by its own ``from_config`` from one probe pass
+        (every layer's output shape); pairs: ``feature_pairs`` or the networks' defaults."""
         batch = to_device(next(iter(DataLoader(train_ds, batch_size=1))), self.device)
-        with torch.no_grad():
-            probe = feature_probe(self.task.forward(model, batch, True).features,
-                                  self.task.forward(self.teacher, batch, True).features)
-        return feature_loss_from_config(self.cfg, self.task.default_pairs(), probe).to(self.device)
+        with torch.no_grad(), record_all(model) as s, record_all(self.teacher) as t:
+            self.task.forward(model, batch, False)
+            self.task.forward(self.teacher, batch, False)
+        defaults = self.cfg.feature_pairs or default_feature_pairs(model, self.teacher)
+        return feature_loss_from_config(self.cfg, defaults, feature_probe(s, t)).to(self.device)
 
     @torch.no_grad()
     def teacher_outputs(self, ds: Dataset) -> torch.Tensor | None:
@@ -131,7 +166,7 @@ class StageRunner:
                     cached = crop_like(cached, batch["crop"].cpu(), batch["target"].shape[-1])
                 return cached.to(self.device)
             with torch.no_grad():
-                return self.task.forward(self.teacher, batch, features or needs_features)
+                return self._run("teacher", self.teacher, batch, features or needs_features)
 
         return run
 
@@ -299,6 +334,13 @@ def fit(runner: StageRunner, model: nn.Module, train_ds: Dataset, val_ds: Datase
     return state
 
 
+def optimiser(runner: StageRunner, model: nn.Module):
+    """Adam on the network and the loss modules, StepLR (every stage's schedule)."""
+    cfg = runner.cfg
+    optimizer = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=cfg.lr)
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+
+
 def train(cfg: Config, stage: str, stop_after: int | None = None,
           strategy: Strategy | None = None, reuse: bool = True) -> Path:
     """Train ``stage`` with ``cfg``; returns the experiment folder.
@@ -345,8 +387,7 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
     train_ds, val_ds = runner.task.dataset(cfg, "train"), runner.task.dataset(cfg, "validation")
     model = runner.build_model().to(device)
     runner.setup(model, train_ds)
-    optimizer = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    optimizer, scheduler = optimiser(runner, model)
     if strategy.is_writer:
         save_config(cfg, out_dir / "config.yaml")
     state = {"epoch": 0, "history": [], "best": {"val_loss": math.inf, "epoch": -1},
@@ -359,11 +400,14 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
         scheduler.load_state_dict(ckpt["scheduler"])
         state.update(epoch=ckpt["epoch"], history=ckpt["history"], best=ckpt["best"])
     end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    meta = {"config": cfg.to_dict(), "stage": stage, "role": spec.role}
+    meta = {"config": cfg.to_dict(), "stage": stage, "role": spec.role, "task": runner.task.name}
     callbacks = [CheckpointWriter(out_dir, meta), CSVLog(out_dir / "train_log.csv"),
                  ProgressBar(f"{stage} {cfg.dataset} {cfg.acc}", state["epoch"], cfg.epochs,
                              cfg.progress and strategy.progress())]
-    fit(runner, model, train_ds, val_ds, optimizer, scheduler, state, end, callbacks)
+    try:
+        fit(runner, model, train_ds, val_ds, optimizer, scheduler, state, end, callbacks)
+    finally:
+        runner.close()
     if strategy.is_writer and state["epoch"] >= cfg.epochs:
         identity.record(out_dir, identity.content_key(cfg, spec), stage, cfg.epochs)
     return out_dir
