@@ -24,7 +24,6 @@ from pathlib import Path
 
 from kdmri.data.acquisitions import dicom, fastmri, ismrmrd_raw  # noqa: F401  (register)
 from kdmri.data.acquisitions.registry import (
-    HDF5_EXTS,
     NIFTI_EXTS,
     READERS,
     Acquisition,
@@ -47,8 +46,9 @@ def _sniff_nifti(path: Path) -> bool:
 
 
 def _sniff_kdmri(path: Path) -> bool:
-    # the last HDF5 reader: any HDF5 file (an unreadable one too: its reader says why)
-    return is_hdf5(path) or (path.is_file() and path.name.lower().endswith(HDF5_EXTS))
+    # the last HDF5 reader: any file with the HDF5 signature (a truncated one too: its reader
+    # says why)
+    return is_hdf5(path)
 
 
 register_reader(Reader("nifti", "NIfTI volume", _sniff_nifti))

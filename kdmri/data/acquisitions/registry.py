@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,7 @@ def head_bytes(path: Path, n: int = 352) -> bytes:
         try:
             with gzip.open(path, "rb") as fh:
                 return fh.read(n)
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):  # not gzip after all, or corrupt
             return b""
     return head
 
