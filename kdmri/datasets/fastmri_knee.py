@@ -8,7 +8,8 @@ On-disk layout of the fastMRI single-coil knee download::
         ismrmrd_header      bytes     XML acquisition header (not used)
         attrs: acquisition ('CORPD_FBK' / 'CORPDFS_FBK'), max, norm, patient_id
     singlecoil_val/file1000000.h5      same keys
-    singlecoil_test_v2/...             undersampled (has a 'mask' key): rejected
+    singlecoil_test_v2/...             undersampled (has a 'mask' key): rejected here;
+                                       `python -m kdmri reconstruct` reads it
 
 Each slice is ``|ifft2c(kspace[s])|`` (orthonormal, centred, :func:`kdmri.physics.fft.ifft2c`), a
 640 x W image (readout x phase encode, readout oversampling kept as in the KD-MRI
@@ -70,8 +71,9 @@ def _file_volume(path: Path) -> SourceVolume:
                             "fastMRI single-coil file with fully sampled k-space")
         if "mask" in fh:
             raise DataError(f"{path}: undersampled fastMRI test/challenge file (has a 'mask'); "
-                            "expected fully sampled k-space from singlecoil_train or "
-                            "singlecoil_val")
+                            "training data need fully sampled k-space (singlecoil_train or "
+                            "singlecoil_val); to reconstruct this file, use `python -m kdmri "
+                            "reconstruct --input` on it")
         kspace = fh["kspace"]
         if kspace.ndim == 4:
             raise DataError(f"{path}: multi-coil k-space {kspace.shape} (slices, coils, H, W); "

@@ -11,6 +11,10 @@ Inputs:
   its size at ``--acc`` by :func:`kdmri.physics.masks.cartesian_mask` with the deterministic seed
   :func:`kdmri.physics.masks.default_seed` ``("reconstruct", acc)``. Being fully sampled, it is also
   the reference for PSNR/SSIM.
+* a **fastMRI** single-coil file, **ISMRMRD** raw data or a **DICOM** series (a ``.dcm`` file
+  or a folder): read by :mod:`kdmri.data.acquisitions`, recognised by content; written as
+  fastMRI's submission layout (``reconstruction`` ``(slices, h, w)`` float32, the magnitude
+  centre-cropped as fastMRI's ``center_crop``). Phase handling: docs/ACQUISITIONS.md.
 * a **KD-MRI HDF5** file (``.h5`` / ``.hdf5``, layout of :mod:`kdmri.data`): its zero-filled
   image ``img_volus_<acc>``, k-space ``kspace_volus_<acc>`` and mask ``mask_<acc>`` are used as
   stored; ``volfs``, when present, is the reference. With ``--mask``, ``volfs`` is
@@ -58,6 +62,8 @@ from matplotlib.figure import Figure
 
 from kdmri.checkpoint import load_model
 from kdmri.data import FS_KEY, img_key, kspace_key, mask_key, undersample_volume
+from kdmri.data.acquisitions import detect_format, read_acquisition
+from kdmri.data.acquisitions.inputs import acquisition_inputs
 from kdmri.data.sr import truncate_kspace
 from kdmri.data.volumes import check_stored, read_stored
 from kdmri.errors import ConfigError, DataError
@@ -141,9 +147,17 @@ def normalise(vol: np.ndarray, path: Path) -> tuple[np.ndarray, float]:
 class Inputs:
     """Everything the network and the report need, intensities in [0, 1]."""
 
+    note, attrs = "", {}
+
     def __init__(self, zf, kspace, mask, reference, scale=1.0, mask_note=""):
         self.zf, self.kspace, self.mask = zf, kspace, mask
         self.reference, self.scale, self.mask_note = reference, scale, mask_note
+
+    def finish(self, net, base):  # acquisitions crop and restore their units here
+        return net, base, self.reference
+
+    def for_h5(self, vol):
+        return vol
 
 
 def _mask_for(shape, acc: str, mask: Path | None) -> tuple[np.ndarray, str]:
@@ -310,11 +324,12 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
         reference) and ``baseline`` is ``"zero-filled"`` or ``"low-resolution"``.
     """
     checkpoint, input, out = Path(checkpoint), Path(input), Path(out)
-    in_kind = _kind(input, "--input")
+    fmt = detect_format(input, "--input")  # by content: nifti, kdmri, fastmri, ismrmrd, dicom
+    in_kind = "nifti" if fmt == "nifti" else "hdf5"
     out_kind = _kind(out, "--out")
     if out_kind != in_kind:
         want = ".nii / .nii.gz" if in_kind == "nifti" else ".h5 / .hdf5"
-        raise DataError(f"--out {out}: expected a {want} file for a {in_kind.upper()} input")
+        raise DataError(f"--out {out}: expected a {want} file for a {fmt} input")
     mask = Path(mask) if mask is not None else None
     check_outputs({"--out": out, "the preview of --out": preview_path(out)},
                   {"--input": input, "--checkpoint": checkpoint, "--mask": mask}, force)
@@ -326,27 +341,31 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
     if sr and mask is not None:
         raise ConfigError(f"--mask {mask}: a super-resolution checkpoint takes no mask")
     acc = acc_tag(acc if acc is not None else cfg.get("acc", "4x"))
-    if in_kind == "nifti":
+    if fmt == "nifti":
         inp, like = nifti_inputs(input, acc, mask, sr)
-    else:
+    elif fmt == "kdmri":
         inp, like = hdf5_inputs(input, acc, mask, sr), None
+    else:  # a real acquisition: fastMRI, ISMRMRD, DICOM
+        inp, like = acquisition_inputs(read_acquisition(input, fmt), lambda shape: _mask_for(
+            shape, acc, mask), sr, mask is not None), None
     net, base = run_network(model, inp, cfg.get("sr_keep", 24), task)
     if not np.all(np.isfinite(net)):
         raise DataError(f"--checkpoint {checkpoint}: the network produced NaN or infinite values")
+    net, base, reference = inp.finish(net, base)
     baseline = "low-resolution" if sr else "zero-filled"
     metrics = {}
-    if inp.reference is not None:
-        metrics = {"network": quality(inp.reference, net), baseline: quality(inp.reference, base)}
+    if reference is not None:
+        metrics = {"network": quality(reference, net), baseline: quality(reference, base)}
     png = preview_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out, tmp_png = _tmp(out), _tmp(png)
     try:
-        write_preview(tmp_png, base, net, inp.reference, baseline)
+        write_preview(tmp_png, base, net, reference, baseline)
         if in_kind == "nifti":
             _write_nifti(tmp_out, net * inp.scale, like)
         else:
-            _write_h5(tmp_out, net, {"checkpoint": str(checkpoint), "input": str(input),
-                                     "acc": acc, "mask": inp.mask_note})
+            _write_h5(tmp_out, inp.for_h5(net), {"checkpoint": str(checkpoint), "input": str(input),
+                                                 "acc": acc, "mask": inp.mask_note, **inp.attrs})
         os.replace(tmp_png, png)
         os.replace(tmp_out, out)
     except BaseException:
@@ -354,17 +373,18 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
         tmp_png.unlink(missing_ok=True)
         raise
     return {"out": str(out), "preview": str(png), "acc": None if sr else acc,
-            "mask": inp.mask_note, "shape": list(net.shape), "scale": inp.scale,
-            "baseline": baseline, "metrics": metrics}
+            "mask": inp.mask_note, "shape": list(inp.for_h5(net).shape), "scale": inp.scale,
+            "baseline": baseline, "metrics": metrics, "format": fmt, "note": inp.note}
 
 
 def register_cli(sub) -> None:
     p = sub.add_parser("reconstruct", help="reconstruct a NIfTI or KD-MRI HDF5 volume with a trained "
                        "network (writes the volume and a PNG preview)")
     p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt)")
-    p.add_argument("--input", required=True, help="fully sampled NIfTI (.nii/.nii.gz, slices last) "
-                   "or KD-MRI HDF5 (.h5)")
-    p.add_argument("--out", required=True, help="output .nii/.nii.gz (NIfTI input) or .h5 (HDF5 input)")
+    p.add_argument("--input", required=True, help="fully sampled NIfTI (.nii/.nii.gz, slices last), "
+                   "KD-MRI HDF5 (.h5), fastMRI single-coil .h5, ISMRMRD .h5, or DICOM (.dcm file "
+                   "or folder); recognised by content")
+    p.add_argument("--out", required=True, help="output .nii/.nii.gz (NIfTI input) or .h5 (any other)")
     p.add_argument("--acc", default=None, help="acceleration, e.g. 4x (default: the checkpoint's)")
     p.add_argument("--mask", default=None, help="undersampling mask .npy (H, W), unshifted "
                    "(default: a Cartesian mask generated for the input size)")
@@ -379,6 +399,8 @@ def register_cli(sub) -> None:
               + (f", acc {res['acc']}, mask: {res['mask']})" if res["acc"] else ")"))
         for name, m in res["metrics"].items():
             print(f"{name:>14}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
+        if res["note"]:
+            print(f"input: {res['note']}")
         if not res["metrics"]:
             print("no reference in the input: PSNR/SSIM not computed")
         return 0
