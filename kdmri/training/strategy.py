@@ -204,9 +204,11 @@ class Distributed(Strategy):
 
         model = super().prepare_model(model)
         ids = [self.device.index] if self.device.type == "cuda" else None
-        # some stages leave parameters out of the loss (e.g. the feature stage never reaches
-        # the last conv of the last cascade), hence find_unused_parameters
-        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        # some stages leave parameters out of the loss (the feature stage's hooked layers never
+        # reach the last conv of the last cascade); the set is the same every step, so a static
+        # graph (DDP learns it in the first step). find_unused_parameters is not enough: it
+        # traverses from the forward's outputs, and the image output reaches every parameter.
+        return DistributedDataParallel(model, device_ids=ids, static_graph=True)
 
     def eval_model(self, net: nn.Module) -> nn.Module:
         return net.module
