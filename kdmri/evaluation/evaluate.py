@@ -26,7 +26,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from kdmri.checkpoint import BEST, load_model
 from kdmri.config import Config, seed_everything
@@ -37,6 +36,7 @@ from kdmri.metrics import METRICS, slice_metrics, summarize, volume_metrics
 from kdmri.models.dccnn import count_parameters
 from kdmri.models.tasks import TASKS, Task
 from kdmri.paths import project_root
+from kdmri.progress import progress_bar
 from kdmri.training.stages import STAGES, get_stage, task_method
 from kdmri.training.strategy import default_strategy, to_device
 
@@ -109,7 +109,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     rows = []
     loader = strategy.eval_loader(ds, cfg.batch_size)
     with torch.no_grad():
-        for batch in tqdm(loader, desc=f"evaluate {stage}", disable=not cfg.progress, leave=False):
+        for batch in progress_bar(loader, desc=f"evaluate {stage}", enabled=cfg.progress, leave=False):
             b = to_device(batch, device)
             if baseline:
                 pred = b["input"]
