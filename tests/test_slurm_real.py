@@ -44,7 +44,7 @@ from kdmri.tools.batch import plan
 from kdmri.tools.jobs import SlurmOptions, submit_slurm
 
 SETUP = Path(__file__).resolve().parent / "slurm" / "setup_slurm.sh"
-EPOCHS = 60  # first runs of the 03 notebooks sleep PAUSE s per epoch; reruns do not
+EPOCHS = 60  # first runs of alpha's 03 and 06 sleep PAUSE s per epoch; reruns do not
 PAUSE = 1.0
 DEADLINE_S = 170
 REQUEUED, TIMED_OUT = "4x/03_teacher_student", "4x/06_super_resolution"
@@ -75,7 +75,7 @@ TRAIN = ("import torch\n"
          "from kdmri.training import engine\n"
          "last = cfg.experiment(STAGE) / 'model.pt'\n"
          "event('found', torch.load(last, weights_only=False)['epoch'] if last.is_file() else 0)\n"
-         "if pause and restart == 0:  # slow first run, so that it is interrupted while training\n"
+         "if pause and restart == 0 and cfg.acc == '4x':  # slow first runs of the jobs interrupted\n"
          "    logged = engine.CSVLog.on_epoch_end\n"
          "    def slowly(self, state):\n"
          "        logged(self, state)\n"
