@@ -19,7 +19,8 @@
   runs its notebook again: every finished stage returns at once, the running one resumes
   from its ``model.pt`` (the epoch in progress is lost).
 * A job writes its result to ``<out>/jobs/<dataset>_<acc>/<notebook>.json``; the summary
-  is built from those files (``summarise_results``).
+  is built from those files (``summarise_results``). A job whose notebook failed then
+  raises :class:`JobFailed`, so its process (its SLURM job) fails and ``afterok`` holds.
 * ``--plan`` prints the graph and the estimated compute (:mod:`kdmri.tools.costs`) and
   runs nothing.
 """
