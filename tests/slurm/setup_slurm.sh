@@ -19,25 +19,33 @@ cannot() { say "$*"; exit 2; }
 if ! command -v sbatch >/dev/null || ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     command -v apt-get >/dev/null || cannot "no apt-get: install slurm-wlm and munge by hand"
     export DEBIAN_FRONTEND=noninteractive
-    apt_retry() {  # another apt-get may hold the lock for a while
+    apt_retry() {  # another apt-get may hold the lock for a while: wait up to 5 minutes
+        local out
         for _ in $(seq 60); do
-            "$@" && return 0
-            fuser /var/lib/dpkg/lock-frontend /var/lib/apt/lists/lock >/dev/null 2>&1 || return 1
+            out=$("$@" 2>&1) && return 0
+            if ! grep -q -e "Could not get lock" -e "Unable to lock" -e "Unable to acquire" <<<"$out"; then
+                echo "$out" | tail -n 5 >&2
+                return 1
+            fi
             sleep 5
         done
         return 1
     }
     apt_retry apt-get update -qq || cannot "apt-get update failed: no network to the Debian package registry?"
-    apt_retry apt-get install -y -qq -o Dpkg::Options::=--force-confold slurm-wlm munge >/dev/null \
+    apt_retry apt-get install -y -qq -o Dpkg::Options::=--force-confold slurm-wlm munge \
         || cannot "apt-get install slurm-wlm munge failed (package registry unreachable?)"
 fi
 
+HEADER="# written by tests/slurm/setup_slurm.sh: one node, this machine"
+if [ -f "$CONF" ] && ! grep -qxF "$HEADER" "$CONF"; then
+    cannot "$CONF exists and was not written by this script: not touching a real SLURM set-up"
+fi
 mkdir -p "$STATE"/{ctld,d,log} "$CONF_DIR" /run/munge /var/log/munge /var/lib/munge /etc/munge
 CPUS=$(getconf _NPROCESSORS_ONLN)  # not nproc: it honours OMP_NUM_THREADS
 # MEMORY from /proc/meminfo, in MB, less a margin
 MEM=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
 cat > "$CONF.new" <<CONF
-# written by tests/slurm/setup_slurm.sh: one node, this machine
+$HEADER
 ClusterName=kdmri-test
 SlurmctldHost=localhost
 SlurmUser=root
