@@ -24,7 +24,7 @@ LAYERS = ("base", "physics", "data", "models", "distill", "training", "evaluatio
 PREFIXES = {
     "kdmri": "base", "kdmri.errors": "base", "kdmri.paths": "base", "kdmri.io": "base",
     "kdmri.registry": "base",
-    "kdmri.config": "base",
+    "kdmri.config": "base", "kdmri.progress": "base",
     "kdmri.physics": "physics", "kdmri.metrics": "physics",
     "kdmri.data": "data", "kdmri.datasets": "data",
     "kdmri.models": "models", "kdmri.checkpoint": "models",

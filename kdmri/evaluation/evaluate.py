@@ -34,7 +34,6 @@ import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from kdmri.checkpoint import BEST, load_model
 from kdmri.config import Config, seed_everything
@@ -45,6 +44,7 @@ from kdmri.metrics import METRICS, slice_metrics, summarize, volume_metrics
 from kdmri.models.dccnn import count_parameters
 from kdmri.models.tasks import TASKS, Task
 from kdmri.paths import project_root
+from kdmri.progress import progress_bar
 from kdmri.training.stages import STAGES, get_stage, task_method
 from kdmri.training.strategy import default_strategy, to_device
 
@@ -164,7 +164,7 @@ def _evaluate(cfg: Config, stage: str, task: Task, role: str, baseline: bool, ch
     rows = []
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False)  # every slice, in order
     with torch.no_grad():
-        for batch in tqdm(loader, desc=f"evaluate {stage}", disable=not cfg.progress, leave=False):
+        for batch in progress_bar(loader, desc=f"evaluate {stage}", enabled=cfg.progress, leave=False):
             b = to_device(batch, device)
             if baseline:
                 pred = b["input"]

@@ -271,10 +271,13 @@ class PeakRSS:
 def papermill_execute(notebook: Path, output: Path, parameters: dict, cwd: Path,
                       kernel_name: str | None = None) -> None:
     """Execute ``notebook`` into ``output`` with papermill (the output is written also
-    when a cell fails; the error is raised)."""
+    when a cell fails; the error is raised). The cells' output streams and kdmri's progress
+    bars (:mod:`kdmri.progress`) go to the job log ``output.with_suffix(".log")``."""
     import papermill
 
-    with executed_notebook_env(notebook), open(output.with_suffix(".log"), "w") as log:
+    log_path = output.with_suffix(".log")
+    log_path.write_text("")  # appended to by papermill and by the kernel's progress bars
+    with executed_notebook_env(notebook, log_path), open(log_path, "a") as log:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(cwd),
                                    kernel_name=kernel_name, progress_bar=False, log_output=True,
                                    stdout_file=log, stderr_file=log)

@@ -19,7 +19,8 @@
   runs its notebook again: every finished stage returns at once, the running one resumes
   from its ``model.pt`` (the epoch in progress is lost).
 * A job writes its result to ``<out>/jobs/<dataset>_<acc>/<notebook>.json``; the summary
-  is built from those files (``summarise_results``).
+  is built from those files (``summarise_results``). A job whose notebook failed then
+  raises :class:`JobFailed`, so its process (its SLURM job) fails and ``afterok`` holds.
 * ``--plan`` prints the graph and the estimated compute (:mod:`kdmri.tools.costs`) and
   runs nothing.
 """
@@ -83,6 +84,10 @@ def threads_per_job(slots: int, cores: int | None = None) -> int:
     return max(1, (cores or core_count()) // max(1, slots))
 
 
+class JobFailed(RuntimeError):
+    """A batch job whose notebook failed (its result JSON holds the error)."""
+
+
 @dataclass
 class NotebookJob:
     """One batch job as a picklable callable (a process of ours, or a submitit job).
@@ -99,13 +104,20 @@ class NotebookJob:
     execute: Executor | None = None
 
     def __call__(self) -> dict:
+        """Run the notebook, write its result; a failed notebook raises :class:`JobFailed`
+        after that, so the process (the SLURM job) fails and ``afterok`` dependants do not run."""
         threads = self.threads or os.environ.get("SLURM_CPUS_PER_TASK")
         if threads:
             os.environ.update({v: str(threads) for v in THREAD_VARIABLES})
+        result_path(self.job, self.out).unlink(missing_ok=True)  # a requeued run's old result
         result = execute_job(self.job, self.execute or kernel_executor(self.kernel_name))
         record = {"ok": result.ok, "seconds": result.seconds, "peak_rss_mb": result.peak_rss_mb,
-                  "error": result.error, "threads": int(threads) if threads else None}
+                  "error": result.error, "threads": int(threads) if threads else None,
+                  "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                  "restarts": int(os.environ.get("SLURM_RESTART_COUNT", 0))}
         atomic_text(result_path(self.job, self.out), json.dumps(record, indent=2) + "\n")
+        if not result.ok:
+            raise JobFailed(f"{self.job.key}: {result.error} (notebook {self.job.output})")
         return record
 
     def checkpoint(self, *args, **kwargs):
@@ -186,7 +198,11 @@ def run_pickled(path: str | Path) -> None:
     """Entry of a local job process: run the pickled :class:`NotebookJob`."""
     with open(path, "rb") as fh:
         job = pickle.load(fh)
-    record = job()
+    try:
+        record = job()
+    except JobFailed as exc:  # the result JSON says why; the exit status says that it failed
+        print(f"FAILED {exc}", file=sys.stderr)
+        sys.exit(1)
     print(json.dumps(record))
 
 

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from kdmri.checkpoint import BEST, LAST, arch_of, load_checkpoint, load_model, load_network
 from kdmri.config import Config, check_resumable, save_config, seed_everything
@@ -40,6 +39,7 @@ from kdmri.metrics import psnr
 from kdmri.models.blocks import ReconOutput
 from kdmri.models.features import FeatureRecorder, layer_names, record_all
 from kdmri.models.tasks import default_feature_pairs
+from kdmri.progress import progress_bar
 from kdmri.training import identity
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
@@ -147,8 +147,8 @@ class StageRunner:
         out = torch.zeros((len(ds), *first.shape))
         # each process computes its share of the slices; the sum over processes fills them all
         loader = DataLoader(self.strategy.shard(ds), batch_size=max(8, self.cfg.batch_size), shuffle=False)
-        for batch in tqdm(loader, desc="teacher outputs", leave=False,
-                          disable=not (self.cfg.progress and self.strategy.progress())):
+        for batch in progress_bar(loader, desc="teacher outputs", leave=False,
+                                  enabled=self.cfg.progress and self.strategy.progress()):
             b = to_device(batch, self.device)
             out[batch["index"]] = self.task.forward(self.teacher, b, False).image.float().cpu()
         return self.strategy.all_reduce_sum_(out)
@@ -258,18 +258,20 @@ class CSVLog(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per stage (``TQDM_DISABLE=1`` hides it, as in batch-executed notebooks)
-    and, when enabled, one summary line at the end of the stage."""
+    """A bar per stage, updated each epoch (:func:`kdmri.progress.progress_bar`: live, or one
+    line per epoch in the job log of a batch-executed notebook) and, when enabled, one
+    summary line at the end of the stage."""
 
     def __init__(self, desc: str, start: int, total: int, enabled: bool):
         self.desc, self.start, self.enabled = desc, start, enabled
         self.t0 = time.perf_counter()
-        self.bar = tqdm(desc=desc, initial=start, total=total, disable=not enabled, leave=False)
+        self.bar = progress_bar(desc=desc, initial=start, total=total, enabled=enabled, leave=False,
+                                per_update=True, unit="epoch")
 
     def on_epoch_end(self, state: dict) -> None:
         row = state["row"]
-        self.bar.update(1)
-        self.bar.set_postfix(train=f"{row['train_loss']:.4g}", val=f"{row['val_loss']:.4g}")
+        self.bar.set_postfix(train=f"{row['train_loss']:.4g}", val=f"{row['val_loss']:.4g}", refresh=False)
+        self.bar.update(1)  # one refresh (one line in a job log) per epoch
 
     def on_end(self, state: dict) -> None:
         self.bar.close()
