@@ -45,6 +45,7 @@ DEFAULT_PARAMS = "ci"
 CHECK_TAG = "nbval-check-output"
 COLAB_BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
 BINDER_BADGE_SVG = "https://mybinder.org/badge_logo.svg"
+DOCS_BADGE_SVG = "https://img.shields.io/badge/docs-site-blue"
 #: A tutorial notebook's file name: ``NN_name.ipynb``, run in the order of ``NN``.
 NUMBERED = re.compile(r"^(\d+)_")
 
@@ -78,6 +79,18 @@ def binder_badge(notebook: str | Path | None = None, repo_url: str = REPO_URL, b
     return f"[![Binder]({BINDER_BADGE_SVG})]({binder_url(notebook, repo_url, branch)})"
 
 
+def site_url(repo_url: str = REPO_URL) -> str:
+    """The documentation site's published address (GitHub Pages of the repository,
+    ``https://<owner>.github.io/<name>/``); ``make docs`` builds it into ``build/site/``."""
+    owner, _, name = _repo_path(repo_url).partition("/")
+    return f"https://{owner}.github.io/{name}/"
+
+
+def docs_badge(repo_url: str = REPO_URL) -> str:
+    """The markdown badge linking the documentation site."""
+    return f"[![Documentation]({DOCS_BADGE_SVG})]({site_url(repo_url)})"
+
+
 def setup_source(repo_url: str = REPO_URL) -> str:
     """Source of the set-up cell (the second cell of every notebook).
 
@@ -109,9 +122,10 @@ README_BADGES = ("<!-- badges -->", "<!-- /badges -->")
 
 
 def readme_badges(repo_url: str = REPO_URL) -> str:
-    """The README's badge block: Binder (JupyterLab on notebooks/) and Colab (notebook 00)."""
+    """The README's badge block: the documentation site, Binder (JupyterLab on notebooks/) and
+    Colab (notebook 00)."""
     first = discover_notebooks()[0].name if discover_notebooks() else "00_data.ipynb"
-    badges = f"{binder_badge(repo_url=repo_url)} {colab_badge(first, repo_url)}"
+    badges = f"{docs_badge(repo_url)} {binder_badge(repo_url=repo_url)} {colab_badge(first, repo_url)}"
     return f"{README_BADGES[0]}\n{badges}\n{README_BADGES[1]}"
 
 
@@ -439,7 +453,9 @@ def _notebook_command(args) -> int:
 def register_cli(sub) -> None:
     p = sub.add_parser("notebooks", help="keep notebook files to the conventions: check, strip "
                        "outputs, refresh checked outputs, sync badges/set-up cells, new notebook")
-    p.add_argument("action", choices=["check", "strip", "refresh", "sync", "new"])
+    p.add_argument("action", choices=["check", "strip", "refresh", "sync", "new"],
+                   help="check the conventions, strip outputs, refresh (execute, then strip), "
+                   "sync (REPO_URL into every notebook), new (a notebook's opening cells)")
     p.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/NN_*.ipynb)")
     p.add_argument("--repo-url", default=None,
                    help="sync: repository URL (default: kdmri.tools.notebooks.REPO_URL)")
