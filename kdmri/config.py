@@ -25,7 +25,7 @@ from kdmri.paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, 
 @dataclass
 class Config:
     """Every setting of a run. Defaults are the KD-MRI reference settings (docs/REFERENCE.md)
-    on the demo data; params/*.yaml override them."""
+    on the demo data; ``params/*.yaml`` override them."""
 
     # data
     dataset: str = "demo"

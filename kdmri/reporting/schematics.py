@@ -6,8 +6,9 @@ function                           figure
 =================================  ======================================================
 :func:`dccnn_figure`               the DC-CNN: 5 cascades of CNN + data consistency (DC),
                                    one teacher and one student cascade layer by layer
-:func:`kdmri_stages_figure`        KD-MRI's two stages: attention transfer between the
-                                   paired layers of every cascade, then KD with imitation
+:func:`kdmri_stages_figure`        KD-MRI's two distillation stages: attention transfer
+                                   between the paired layers of every cascade, then KD
+                                   with imitation
 :func:`sft_figure`                 SFT-KD-Recon's student-friendly teacher with its hybrid
                                    student branches and its loss
 =================================  ======================================================
@@ -112,19 +113,20 @@ def dccnn_figure(n_cascades: int = TEACHER.n_cascades) -> Figure:
 
 
 def kdmri_stages_figure(n_cascades: int = TEACHER.n_cascades) -> Figure:
-    """KD-MRI's two stages. Stage 1, attention transfer: in every cascade the teacher's and
-    the student's paired layers (:meth:`kdmri.models.dccnn.DCCNN.default_feature_pairs`:
-    teacher ``conv3`` <-> student ``conv2``) joined by an ``AT`` link. Stage 2, KD: the
-    student (initialised by stage 1) trained on ``L1(student, target)`` plus the imitation
+    """KD-MRI's two distillation stages. First attention transfer (stage ``feature``): in
+    every cascade the teacher's and the student's paired layers
+    (:meth:`kdmri.models.dccnn.DCCNN.default_feature_pairs`: teacher ``conv3`` <-> student
+    ``conv2``) joined by an ``AT`` link. Then KD (stage ``kd``): the student (initialised by
+    the feature stage) trained on ``L1(student, target)`` plus the imitation
     ``L1(student, teacher output)`` of the frozen teacher.
 
-    Boxes: ``T1..T5`` and ``S1..S5`` with their paired layer, one ``AT`` label per pair; stage
-    2's student, frozen teacher, target and the two loss terms.
+    Boxes: ``T1..T5`` and ``S1..S5`` with their paired layer, one ``AT`` label per pair; the KD
+    stage's student, frozen teacher and the two loss terms.
     """
     pairs = DCCNN.default_feature_pairs(n_cascades)
     fig, ax = _canvas(10.5, 5.4, (0, 12.2), (0, 7.4))
-    ax.text(0.1, 6.95, "Stage 1 · attention transfer: the student's attention maps learn the "
-            "teacher's, layer pair by layer pair", fontsize=9, weight="bold")
+    ax.text(0.1, 6.95, "First, attention transfer (stage `feature`): the student's attention maps "
+            "learn the teacher's, layer pair by layer pair", fontsize=9, weight="bold")
     ty, sy, x0, step = 5.55, 3.85, 1.3, 2.1
     ax.text(0.1, ty + 0.4, "teacher\n(frozen)", fontsize=8, va="center")
     ax.text(0.1, sy + 0.4, "student", fontsize=8, va="center")
@@ -143,8 +145,8 @@ def kdmri_stages_figure(n_cascades: int = TEACHER.n_cascades) -> Figure:
     ax.text(x0, 3.25, r"$\mathcal{L}_{AT}$ = mean over the " f"{len(pairs)} pairs of the distance "
             r"between the L2-normalised attention maps $Q(F) = \mathrm{vec}(\sum_c F_c^2)\,/\,"
             r"\|\mathrm{vec}(\sum_c F_c^2)\|_2$", fontsize=8)
-    ax.text(0.1, 2.55, "Stage 2 · KD: the student (from stage 1) learns the target and imitates "
-            "the frozen teacher's output", fontsize=9, weight="bold")
+    ax.text(0.1, 2.55, "Then KD (stage `kd`): the student, initialised by the feature stage, learns "
+            "the target and imitates the frozen teacher's output", fontsize=9, weight="bold")
     _box(ax, 0.3, 1.45, 1.4, 0.6, r"$x_{zf}$", "dc")
     _box(ax, 2.5, 1.75, 2.2, 0.6, "student S", "student")
     _box(ax, 2.5, 0.55, 2.2, 0.6, "teacher T (frozen)", "teacher")

@@ -8,7 +8,7 @@
 * a **missing image**: an ``<img>`` of the site that is not served or does not decode as an
   image;
 * **error output**: a notebook error output (a traceback), standard-error output naming an
-  error, or the text ``Traceback (most recent call last)`` anywhere on a page.
+  error, or a Python traceback's first line anywhere on a page.
 
 Links and images on other hosts (badges, the repository on GitHub, MathJax's CDN) are not
 fetched: the check runs offline. :func:`screenshot` saves a PNG of a page.
