@@ -125,7 +125,7 @@ def kdmri_stages_figure(n_cascades: int = TEACHER.n_cascades) -> Figure:
     """
     pairs = DCCNN.default_feature_pairs(n_cascades)
     fig, ax = _canvas(10.5, 5.4, (0, 12.2), (0, 7.4))
-    ax.text(0.1, 6.95, "First, attention transfer (stage `feature`): the student's attention maps "
+    ax.text(0.1, 6.95, "First, attention transfer (stage 'feature'): the student's attention maps "
             "learn the teacher's, layer pair by layer pair", fontsize=9, weight="bold")
     ty, sy, x0, step = 5.55, 3.85, 1.3, 2.1
     ax.text(0.1, ty + 0.4, "teacher\n(frozen)", fontsize=8, va="center")
@@ -145,7 +145,7 @@ def kdmri_stages_figure(n_cascades: int = TEACHER.n_cascades) -> Figure:
     ax.text(x0, 3.25, r"$\mathcal{L}_{AT}$ = mean over the " f"{len(pairs)} pairs of the distance "
             r"between the L2-normalised attention maps $Q(F) = \mathrm{vec}(\sum_c F_c^2)\,/\,"
             r"\|\mathrm{vec}(\sum_c F_c^2)\|_2$", fontsize=8)
-    ax.text(0.1, 2.55, "Then KD (stage `kd`): the student, initialised by the feature stage, learns "
+    ax.text(0.1, 2.55, "Then KD (stage 'kd'): the student, initialised by the feature stage, learns "
             "the target and imitates the frozen teacher's output", fontsize=9, weight="bold")
     _box(ax, 0.3, 1.45, 1.4, 0.6, r"$x_{zf}$", "dc")
     _box(ax, 2.5, 1.75, 2.2, 0.6, "student S", "student")
