@@ -69,7 +69,8 @@ def test_demo_runs_what_make_demo_runs(monkeypatch):
 
     monkeypatch.setattr(cli, "main", fake_main)
     assert original(["demo", "--set", "epochs=1"]) == 0
-    assert calls == [("demo-data",), ("batch", "--params", cli.DEMO_PARAMS, "--jobs", "1", "--set", "epochs=1")]
+    assert calls == [("demo-data",),
+                     ("batch", "--params", cli.DEMO_PARAMS, "--jobs", "1", "--set", "epochs=1")]
     assert cli.DEMO_PARAMS == "demo_4x"
     from kdmri.paths import project_root
 

@@ -6,7 +6,6 @@ import argparse
 
 from kdmri.config import load_config, parse_override
 
-
 #: The named configuration flags: flag, type, help. Each sets the Config field of its name.
 CONFIG_FLAGS = (
     ("--dataset", str, "dataset: demo, cardiac, mrbrain, knee or calgary"),

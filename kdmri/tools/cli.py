@@ -20,7 +20,7 @@ from kdmri.tools import (
     export,
     fastpath,
     jobs,
-    notebooks,
+    notebook_cli,
     pipeline,
     reconstruct,
     site,
@@ -34,11 +34,11 @@ build the documentation site. Every command has its own --help."""
 
 #: The foot of ``python -m kdmri --help``.
 EPILOG = """examples:
-  python -m kdmri demo                                   # what `make demo` runs (about 20 minutes on 2 CPU cores)
-  python -m kdmri pipeline --params demo_4x              # the KD-MRI stages only, no notebooks
+  python -m kdmri demo                         # what `make demo` runs (about 20 minutes on 2 CPU cores)
+  python -m kdmri pipeline --params demo_4x    # the KD-MRI stages only, no notebooks
   python -m kdmri train --stage teacher --params demo_4x --epochs 5
   python -m kdmri batch --params demo_4x --notebooks 03 04
-  python -m kdmri <command> --help                       # the options of one command
+  python -m kdmri <command> --help             # the options of one command
 """
 
 #: The parameters file of ``python -m kdmri demo`` (and so of ``make demo``).
@@ -80,7 +80,7 @@ COMMANDS = (
     commands.register_seed_study,
     pipeline.register_cli,
     jobs.register_cli,
-    notebooks.register_cli,
+    notebook_cli.register_cli,
     benchmark.register_cli,
     fastpath.register_cli,
     reconstruct.register_cli,

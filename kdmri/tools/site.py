@@ -205,11 +205,12 @@ def _api_pages(folder: Path) -> None:
     index = ["API reference", "=" * 13, "", "Generated from the docstrings, one page per layer "
              "(docs/ARCHITECTURE.md).", "", ".. toctree::", "   :maxdepth: 1", ""]
     for page, prefixes in API_PAGES.items():
-        chosen = [(m, pkg) for m, pkg in modules if any(m == p or m.startswith(p + ".") for p in prefixes)]
+        chosen = [(m, pkg) for m, pkg in modules
+                  if any(m == p or m.startswith(p + ".") for p in prefixes)]
         body = [page, "=" * len(page), ""]
         for mod, package in chosen:  # a package's re-exports are documented in their own module
-            body += [mod, "-" * len(mod), "", f".. automodule:: {mod}"] + ([] if package else ["   :members:"])
-            body.append("")
+            body += [mod, "-" * len(mod), "", f".. automodule:: {mod}"]
+            body += ["", ""] if package else ["   :members:", ""]
         (folder / f"{page}.rst").write_text("\n".join(body))
         index.append(f"   {page}")
     (folder / "index.rst").write_text("\n".join(index) + "\n")
