@@ -11,6 +11,7 @@ screenshots of the landing page and of notebook 04's page under ``build/site-tes
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -127,7 +128,7 @@ def quick_run(tmp_path_factory):
 
 
 @pytest.mark.site
-def test_site_opens_in_chromium_without_broken_links_or_errors(quick_run, tmp_path, request):
+def test_site_opens_in_chromium_without_broken_links_or_errors(quick_run, tmp_path, capsys):
     try:
         chromium = sitecheck.ensure_chromium()
     except sitecheck.ChromiumUnavailable as exc:
@@ -143,6 +144,7 @@ def test_site_opens_in_chromium_without_broken_links_or_errors(quick_run, tmp_pa
     assert {f"docs/{p.stem}.html" for p in (project_root() / "docs").glob("*.md")} <= names
     landing = (folder / "index.html").read_text()
     assert "runs/demo/acc_4x" in landing and res["provenance"]["commit"] in landing  # which run, commit
+    assert html.escape(nbt.REPO_URL) in landing and html.escape(nbt.site_url()) in landing
     checked = sitecheck.check_site(folder, chromium)
     assert checked["pages"] == sorted(names)
     assert not checked["problems"], "\n".join(checked["problems"])
@@ -150,14 +152,15 @@ def test_site_opens_in_chromium_without_broken_links_or_errors(quick_run, tmp_pa
     assert nb04.count("<img") >= 4 and checked["images"] >= 20  # the executed figures are there
     assert "kdmri.tools.site.build_site" in (folder / "api" / "tools.html").read_text()  # API reference
     with sitecheck.serve(folder) as base:
-        shots = [sitecheck.screenshot(chromium, base + page, SCREENSHOTS / name) for page, name in (
-            ("index.html", "landing.png"), ("notebooks/04_kd_mri.html", "notebook_04.png"))]
+        shots = [sitecheck.screenshot(chromium, base + page, SCREENSHOTS / name, size)
+                 for page, name, size in (
+            ("index.html", "landing.png", (1280, 1600)),
+            ("notebooks/04_kd_mri.html", "notebook_04.png", (1280, 4200)))]
     assert all(p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 20_000 for p in shots)
-    report = request.config.pluginmanager.get_plugin("terminalreporter")
     summary = (f"site test: notebooks executed in {run_seconds:.0f} s, site built in {build_seconds:.0f} s, "
                f"{len(checked['pages'])} pages / {checked['links']} links / {checked['images']} images "
                f"checked in Chromium in {checked['seconds']:.0f} s; screenshots: "
                + ", ".join(map(str, shots)))
-    if report is not None:
-        report.write_line(summary)
+    with capsys.disabled():
+        print(f"\n{summary}")
     (SCREENSHOTS / "summary.json").write_text(json.dumps({"summary": summary}))

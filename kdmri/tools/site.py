@@ -165,6 +165,11 @@ def _stage_notebook(src: Path, dst: Path, staged: set[str]) -> None:
     dst.write_text(json.dumps(nb))
 
 
+def _url(url: str) -> str:
+    """A link to ``url``; a placeholder address (``<org>``) as code, not a link."""
+    return f"`{url}`" if "<" in url else f"[`{url}`]({url})"
+
+
 def _landing(info: dict, notebooks: list[Path], guides: list[str], figures: list[Path]) -> str:
     params = info["params"]
     setting = ", ".join(f"{k} {params[k]}" for k in ("dataset", "acc", "epochs", "seed") if k in params)
@@ -178,7 +183,7 @@ def _landing(info: dict, notebooks: list[Path], guides: list[str], figures: list
         f"* notebooks executed in `{info['run']}`" + (f" ({setting})" if setting else "")
         + f", last one finished {info['executed']}",
         f"* site built from commit `{info['commit']}` on {info['built']}",
-        f"* repository: <{REPO_URL}>, published at <{site_url()}>", "```", "",
+        f"* repository: {_url(REPO_URL)}, published at {_url(site_url())}", "```", "",
     ]
     for fig in figures:
         lines += [f"![{fig.stem}](figures/{fig.name})", ""]
