@@ -35,7 +35,7 @@ from kdmri.paths import (
 @dataclass
 class Config:
     """Every setting of a run. Defaults are the KD-MRI reference settings (docs/REFERENCE.md)
-    on the demo data; params/*.yaml override them."""
+    on the demo data; ``params/*.yaml`` override them."""
 
     # data
     dataset: str = "demo"

@@ -107,7 +107,7 @@ def cartesian_mask(
         exact_centre: never draw the two lines bordering the centre band, so the contiguous
             sampled band around DC is exactly the band (otherwise random lines next to it
             can widen it).
-        decay: outer lines are drawn with probability ~ (1 + |k| / k_max * 8) ** -decay.
+        decay: outer lines are drawn with probability ``~ (1 + |k| / k_max * 8) ** -decay``.
         centred: return the centred layout instead of the (default) unshifted one.
 
     A band of ``c`` lines occupies offsets ``-(c // 2) .. c - c // 2 - 1`` from DC.

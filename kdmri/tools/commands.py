@@ -4,6 +4,7 @@ here so that no module below the tools imports the command line."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from kdmri.evaluation import evaluate
 from kdmri.paths import acc_tag
@@ -102,6 +103,22 @@ def register_evaluate(sub) -> None:
         print(f"{args.stage}: PSNR {m['psnr']['mean']:.2f} +/- {m['psnr']['std']:.2f} dB, "
               f"SSIM {m['ssim']['mean']:.4f} +/- {m['ssim']['std']:.4f} "
               f"({rep['n_slices']} slices)")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def register_figures(sub) -> None:
+    p = sub.add_parser("figures", help="draw the schematics (DC-CNN, KD-MRI stages, SFT teacher) as PNG")
+    p.add_argument("--out", type=Path, default=None, help="folder for dccnn.png, kdmri_stages.png "
+                   "and sft_teacher.png (default: the project's docs/figures)")
+
+    def run(args: argparse.Namespace) -> int:
+        from kdmri.paths import project_root
+        from kdmri.reporting.schematics import write_schematics
+
+        for path in write_schematics(args.out or project_root() / "docs" / "figures"):
+            print(path)
         return 0
 
     p.set_defaults(func=run)

@@ -253,7 +253,7 @@ def export_model(checkpoint: Path | str, out: Path | str, fmt: str = "onnx",
 def register_cli(sub) -> None:
     p = sub.add_parser("export", help="export a trained network to ONNX or TorchScript")
     p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt)")
-    p.add_argument("--format", dest="fmt", default="onnx", choices=FORMATS)
+    p.add_argument("--format", dest="fmt", default="onnx", choices=FORMATS, help="default onnx")
     p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
     p.add_argument("--shape", nargs=2, type=int, metavar=("H", "W"),
                    help="fixed image size of the ONNX graph (default: the checkpoint's dataset size; "

@@ -357,12 +357,12 @@ def register_cli(sub) -> None:
                    "experiments under <experiments_root or experiments/seeds>/seed<s>, notebooks "
                    "under <out>/seeds/seed<s> (kdmri.reporting.seeds compares them)")
     g = p.add_argument_group("slurm")
-    g.add_argument("--partition", default=None)
-    g.add_argument("--gpus-per-job", type=int, default=1)
+    g.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    g.add_argument("--gpus-per-job", type=int, default=1, help="GPUs of each job (default 1)")
     g.add_argument("--cpus-per-job", type=int, default=8, help="also the torch threads of each job")
     g.add_argument("--time", default="24:00:00", help="time limit of each job ([D-]HH:MM:SS)")
     g.add_argument("--mem", default=None, help="memory of each job, e.g. 64G")
-    g.add_argument("--account", default=None)
+    g.add_argument("--account", default=None, help="SLURM account to charge")
     g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other sbatch option for every job, e.g. qos=high, constraint=a100")
 

@@ -54,16 +54,3 @@ def register_cli(sub) -> None:
     add_config_arguments(p)
     p.set_defaults(func=lambda a: run_kdmri(config_from_args(a)) and 0)
 
-    p = sub.add_parser("demo", help="build the demo dataset and run the KD-MRI pipeline on it")
-    add_config_arguments(p)
-
-    def demo(args):
-        from kdmri.data.demo import build_demo
-
-        build_demo()
-        if args.params is None:
-            args.params = "demo_4x"
-        run_kdmri(config_from_args(args))
-        return 0
-
-    p.set_defaults(func=demo)

@@ -388,7 +388,7 @@ def register_cli(sub) -> None:
     p.add_argument("--acc", default=None, help="acceleration, e.g. 4x (default: the checkpoint's)")
     p.add_argument("--mask", default=None, help="undersampling mask .npy (H, W), unshifted "
                    "(default: a Cartesian mask generated for the input size)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--force", action="store_true", help="replace an existing --out and its preview "
                    "(an input is never replaced)")
 

@@ -1,4 +1,4 @@
-"""Stages described as data, in one registry.
+r"""Stages described as data, in one registry.
 
 A :class:`StageSpec` says which network a stage trains (``arch`` of a ``task``), where it
 writes (``role``; method from the config or fixed), which frozen teacher it learns from,
@@ -12,7 +12,7 @@ stage              network   init       objective (weight)
 =================  ========  =========  =========================================================
 ``teacher``        teacher   --         l1
 ``student``        student   --         l1
-``feature``        student   feature_   feature (feature_weight) + l1 (feature_target_weight);
+``feature``        student   feature\_  feature (feature_weight) + l1 (feature_target_weight);
                              init       KD-MRI attention transfer by default
 ``kd``             student   kd_init    l1 + imitation (imitation_weight)
                                         + feature (kd_feature_weight)
