@@ -22,7 +22,6 @@ Layout of ``<root>`` (``--root``, else ``$KDMRI_STUDY_ROOT``, else ``experiments
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -297,7 +296,8 @@ def register_cli(sub) -> None:
     p.add_argument("--jobs", type=int, default=1, help="units run at once, one process each")
     p.add_argument("--calibration", type=float, default=None,
                    help="seconds of the calibration step (default: measured now)")
-    p.add_argument("--unit", default=None, help=argparse.SUPPRESS)  # one unit (what --jobs starts)
+    p.add_argument("--unit", default=None,
+                   help="run one unit of the plan by name (what --jobs starts in each process)")
 
     def run(args) -> int:
         root = study_root(args.root)
@@ -320,7 +320,8 @@ def register_cli(sub) -> None:
     r = sub.add_parser("study-report", help="the study's results (every comparison over seeds, on "
                        "both test sets; figures) into the results part of docs/RESULTS.md")
     r.add_argument("--root", default=None, help=f"study folder (default ${ROOT_ENV}, else experiments/study)")
-    r.add_argument("--out", type=Path, default=project_root() / "docs" / "RESULTS.md")
+    r.add_argument("--out", type=Path, default=project_root() / "docs" / "RESULTS.md",
+                   help="the results file whose generated part is rewritten (default docs/RESULTS.md)")
     r.add_argument("--min-seeds", type=int, default=3, help="seeds a comparison needs to be shown")
 
     def report(args) -> int:
