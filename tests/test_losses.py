@@ -284,7 +284,7 @@ def test_teacher_is_detached(name, options):
 
 
 def test_unknown_name_lists_known():
-    with pytest.raises(ValueError, match="unknown feature loss 'kl'.*at_kdmri"):
+    with pytest.raises(ValueError, match="feature loss 'kl': expected one of .*at_kdmri"):
         build_feature_loss("kl", PAIRS)
 
 
