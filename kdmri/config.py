@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from kdmri.paths import (
     params_dir,
     project_root,
 )
+from kdmri.registry import Registry
 
 
 @dataclass
@@ -273,8 +275,10 @@ def read_params(path: str | Path) -> dict[str, Any]:
 
 
 #: Key of a params YAML holding notebook-only parameters (not Config fields), e.g.
-#: ``notebook_parameters: {ablations: [neither, both], kd_epochs: 6}``; the batch runner
-#: passes them to every notebook that declares them in its ``parameters`` cell.
+#: ``notebook_parameters: {ablations: [neither, both], kd_epochs: 6}``: part of the params
+#: file's format, so :func:`load_config` skips it; the batch runner passes them to every
+#: notebook that declares them in its ``parameters`` cell, and the notebooks' own names and
+#: defaults are :data:`kdmri.notebook_knobs.NOTEBOOK_DEFAULTS` (tutorial layer).
 NOTEBOOK_KEY = "notebook_parameters"
 
 
@@ -287,93 +291,25 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
     return value
 
 
-#: Where the papers ran super-resolution and with which central k-space block: KD-MRI on
-#: Calgary-Campinas (64 x 64 of 256 x 256); the demo keeps the same fraction (24 of 96).
-#: Only these (dataset, sr_keep) pairs train the SR stages (notebook 06).
-SR_SETTINGS: dict[str, int] = {"calgary": 64, "demo": 24}
-#: Super-resolution reads only the fully sampled images, so it runs once per dataset: with
-#: the params file of this acceleration (the others would train identical networks).
-SR_ACC = "4x"
-
-
-def sr_enabled(cfg: Config) -> bool:
-    """Whether ``cfg`` is a super-resolution setting a paper (or the demo) ran, at :data:`SR_ACC`."""
-    return SR_SETTINGS.get(cfg.dataset) == cfg.sr_keep and cfg.acc == SR_ACC
-
-
-def sr_status(cfg: Config) -> str:
-    """One line: whether notebook 06 trains for ``cfg``, and where SR runs otherwise."""
-    if sr_enabled(cfg):
-        return f"super-resolution: {cfg.dataset} with sr_keep {cfg.sr_keep} (method {sr_method(cfg.sr_keep)})"
-    where = ", ".join(f"{d} with sr_keep {k}" for d, k in SR_SETTINGS.items())
-    return (f"super-resolution is not run for {cfg.dataset} {cfg.acc} with sr_keep {cfg.sr_keep}: the "
-            f"papers ran it only on {where}, once per dataset (it does not depend on the "
-            f"acceleration): params/calgary_{SR_ACC}.yaml, params/demo_{SR_ACC}.yaml")
-
-
-def sr_method(keep: int) -> str:
-    """Experiment method of the SR stages: the setting in the folder name (``sr-keep64``)."""
-    return f"sr-keep{int(keep)}"
-
-
-def sr_run_config(cfg: Config, epochs: int | None = None, max_train_slices: int | None = None,
-                  batch_size: int | None = None) -> Config:
-    """The configuration of the super-resolution stages (notebook 06, ``kdmri sr-select``):
-    ``cfg`` under the SR method (:func:`sr_method`) with the SR knobs where given
-    (``None``: ``cfg``'s value). The step schedule keeps its place in the run: ``lr_step``
-    is scaled by ``epochs / cfg.epochs`` (a 15-of-20-epoch step becomes 30 of 40)."""
-    epochs = int(epochs or cfg.epochs)
-    lr_step = max(1, round(cfg.lr_step * epochs / cfg.epochs))
-    return cfg.replace(method=sr_method(cfg.sr_keep), epochs=epochs, lr_step=lr_step,
-                       max_train_slices=max_train_slices or cfg.max_train_slices,
-                       batch_size=int(batch_size or cfg.batch_size))
-
-
-def _check_sr_setting(data: dict[str, Any], cfg: Config, source: str) -> None:
-    """A params file that sets ``sr_keep`` (to other than the default) must name an SR
-    experiment the papers made (resolved params files repeat the default everywhere)."""
-    if data.get("sr_keep", Config.sr_keep) != Config.sr_keep and not sr_enabled(cfg):
-        raise ConfigError(f"{source}: sr_keep={data['sr_keep']!r} for dataset {cfg.dataset!r} is not an "
-                          f"experiment the papers made; {sr_status(cfg).split(': ', 1)[1]}")
-
-
-#: Defaults of the notebook-only parameters (not Config fields) when neither a notebook's
-#: parameters cell nor the params file's ``notebook_parameters`` sets them.
-NOTEBOOK_DEFAULTS: dict[str, Any] = {
-    "feature_losses": ["at_kdmri"], "kd_epochs": None,
-    "ablations": ["neither", "imitation", "attention", "both"],
-    "sr_epochs": None, "sr_max_train_slices": None, "sr_batch_size": None,
-    "metric_level": "slice", "figures_dir": None,
-}
-
-
-def resolve_knobs(path: str | Path | None, knobs: dict[str, Any]) -> tuple[list, list[str]]:
-    """``(values, changed)``: each of ``knobs`` (cell values, ``None`` deferring) resolved
-    against the file's ``notebook_parameters`` and :data:`NOTEBOOK_DEFAULTS`; ``changed``
-    names the cell values that override a different value of the file."""
-    unknown = sorted(set(knobs) - set(NOTEBOOK_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"notebook parameters {unknown}: not notebook-only parameters; known: "
-                          f"{sorted(NOTEBOOK_DEFAULTS)} (Config fields go to notebook_config)")
-    from_file = notebook_parameters(path) if path is not None else {}
-    values, changed = [], []
-    for name, value in knobs.items():
-        if value is not None and name in from_file and value != from_file[name]:
-            changed.append(f"{name}={from_file[name]!r} -> {value!r}")
-        values.append(from_file.get(name, NOTEBOOK_DEFAULTS[name]) if value is None else value)
-    return values, changed
+#: Checks of a params file that :func:`load_config` runs after merging it,
+#: ``check(data, cfg, source)`` raising :class:`ConfigError`. The layer that owns a policy
+#: registers its check (:mod:`kdmri.data.sr_settings`: ``sr_keep`` only where a paper ran
+#: super-resolution), so this base layer holds none.
+PARAMS_CHECKS: Registry[Callable[[dict[str, Any], Config, str], None]] = Registry("params-file check")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults <- params YAML (``path``) <- ``overrides`` (values ``None`` are ignored).
-    The YAML's ``notebook_parameters`` section is not part of the Config. A file that sets
-    ``sr_keep`` outside :data:`SR_SETTINGS` raises :class:`ConfigError`."""
+    The YAML's ``notebook_parameters`` section is not part of the Config. The file then
+    passes every check of :data:`PARAMS_CHECKS` (a file that sets ``sr_keep`` where no paper
+    ran super-resolution raises :class:`ConfigError`)."""
     cfg = Config()
     if path is not None:
         data = read_params(path)
         data.pop(NOTEBOOK_KEY, None)
         cfg = merge(cfg, data, source=str(resolve_params(path)))
-        _check_sr_setting(data, cfg, str(resolve_params(path)))
+        for check in PARAMS_CHECKS.values():
+            check(data, cfg, str(resolve_params(path)))
     if overrides:
         cfg = merge(cfg, {k: v for k, v in overrides.items() if v is not None})
     return cfg

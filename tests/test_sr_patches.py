@@ -96,7 +96,7 @@ def test_a_killed_patch_run_resumes_exactly(tiny_cfg, monkeypatch):
 
 
 def test_sr_run_config_scales_the_step_schedule(tiny_cfg):
-    from kdmri.config import sr_run_config
+    from kdmri.data.sr_settings import sr_run_config
 
     cfg = tiny_cfg.replace(epochs=20, lr_step=15, batch_size=4, sr_keep=8)
     run = sr_run_config(cfg, 40, None, 16)

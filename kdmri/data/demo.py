@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kdmri.data import write_volume
+from kdmri.data.fit_size import fit_to_size
 from kdmri.errors import DataError
 from kdmri.io import atomic_text
 from kdmri.paths import datasets_dir
@@ -67,14 +68,6 @@ def load_template_2mm() -> np.ndarray:
     vol = vol[:196, :232, :188].reshape(98, 2, 116, 2, 94, 2).mean(axis=(1, 3, 5))
     vol = vol[1:97, 10:106, :]  # head bounding box at 2 mm: x 13..85, y 13..103
     return (vol / vol.max()).astype(np.float32)
-
-
-def _pad_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h, w = img.shape
-    out = np.zeros(size, dtype=np.float32)
-    top, left = (size[0] - h) // 2, (size[1] - w) // 2
-    out[top : top + h, left : left + w] = img
-    return out
 
 
 class SliceCut(NamedTuple):
@@ -124,7 +117,7 @@ def demo_slices(vol: np.ndarray | None = None) -> dict[str, dict[str, tuple[np.n
         out[split] = {}
         for name, cuts in volumes.items():
             kept = [(c, img) for c in cuts if has_content(img := c.cut(vol))]
-            out[split][name] = (np.stack([_pad_to(img, SIZE) for _, img in kept], axis=-1),
+            out[split][name] = (np.stack([fit_to_size(img, SIZE) for _, img in kept], axis=-1),
                                 [c for c, _ in kept])
     return out
 

@@ -38,6 +38,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from kdmri.data.fit_size import fit_to_size
 from kdmri.datasets.convert import (
     FIT_MODES,
     SPLIT_MODES,
@@ -54,7 +55,7 @@ from kdmri.datasets.registry import (
     register_dataset,
     unregister_dataset,
 )
-from kdmri.datasets.rules import fit_to_size, normalise_volume, split_subjects
+from kdmri.datasets.rules import normalise_volume, split_subjects
 from kdmri.datasets.sources import SourceVolume, check_source_folder
 from kdmri.errors import ConfigError
 

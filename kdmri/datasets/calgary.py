@@ -111,4 +111,7 @@ SPEC = register_dataset(DatasetSpec(
     write_example=write_example, official_split=None, check_layout=check_layout,
     module=__name__,
     notes="sagittal slices data[s, :, :] of the Original/ T1 volumes; no official split.",
+    description="Calgary-Campinas CC-359 brain MRI, 256 x 256",
+    approx_slices=(48_800, 12_200, "CC-359: 359 subjects x ~170 slices, seeded 80/20 split"),
+    sr_keep=64, sr_only=True,  # KD-MRI's super-resolution: 64 x 64 of 256 x 256 kept
 ))

@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from kdmri.data import write_volume
+from kdmri.data.fit_size import fit_action, fit_to_size
 from kdmri.datasets import interrupts, records, staging
 from kdmri.datasets.registry import DatasetSpec, get_dataset
-from kdmri.datasets.rules import fit_action, fit_to_size, normalise_volume, split_subjects
+from kdmri.datasets.rules import normalise_volume, split_subjects
 from kdmri.datasets.sources import SourceVolume, check_finite
 from kdmri.errors import ConfigError, DataError
 from kdmri.io import TMP_SUFFIX

@@ -19,6 +19,13 @@ SPEC = register_dataset(DatasetSpec(
     module=__name__,
     notes="built, not converted: python -m kdmri demo-data (kdmri.data.demo.build_demo); its "
           "split is fixed by the builder (one held-out axial slab for validation).",
+    description="the kdmri demo dataset: slices of the MNI152 ICBM 2009a T1 template (one smooth, "
+                "noise-free averaged template brain, no coil sensitivities, no pathology), 96 x 96",
+    limits="The demo data is one averaged template brain (smooth, noise-free, mirror-symmetric "
+           "hemispheres): the figures show that the pipeline works and how methods order, not "
+           "performance on real scans.",
+    approx_slices=(331, 16, "the demo dataset kdmri builds (MNI152 template)"),
+    sr_keep=24,  # the same fraction of k-space as KD-MRI's 64 of 256
 ))
 
 

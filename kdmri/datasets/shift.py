@@ -17,7 +17,7 @@ nibabel is MIT-licensed, and so are its test files), read with nibabel, no downl
 
 Both are at the demo's 2 mm in-plane spacing, so no resampling: each axial slice is turned
 as the demo's slices are (``rot90``), fitted to 96 x 96 by the converters' rule
-(:func:`kdmri.datasets.rules.fit_to_size`: centred crop or zero padding), each volume is
+(:func:`kdmri.data.fit_size.fit_to_size`: centred crop or zero padding), each volume is
 normalised by the converters' rule (:func:`kdmri.datasets.rules.normalise_volume`:
 negatives to 0, divided by the maximum), near-empty slices are dropped by the demo's rule
 (:func:`kdmri.data.demo.has_content`), and the volume is written with the demo masks
@@ -34,7 +34,8 @@ import numpy as np
 
 from kdmri.data import write_volume
 from kdmri.data.demo import SIZE, has_content
-from kdmri.datasets.rules import fit_to_size, normalise_volume
+from kdmri.data.fit_size import fit_to_size
+from kdmri.datasets.rules import normalise_volume
 from kdmri.errors import DataError
 from kdmri.io import atomic_text
 from kdmri.paths import datasets_dir

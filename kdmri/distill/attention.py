@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +13,6 @@ from kdmri.distill.registry import (
     LayerPair,
     _check_map_pair,
     _expect_4d,
-    build_feature_loss,
     register_feature_loss,
     resize_map,
 )
@@ -59,6 +57,10 @@ class AttentionKDMRILoss(FeatureLoss):
     interpolated to the student's ``H, W``).
     """
 
+    reference = ('Murugesan et al., "KD-MRI: A knowledge distillation framework for image'
+                 ' reconstruction and image restoration in MRI workflow", MIDL 2020, arXiv:2004.05319')
+    config_fields = {"mode": "at_mode"}  # the attention mode is the Config field at_mode
+
     def __init__(self, pairs: Sequence[LayerPair], mode: str = "sample"):
         super().__init__(pairs)
         if mode not in ATTENTION_MODES:
@@ -74,14 +76,6 @@ class AttentionKDMRILoss(FeatureLoss):
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, mode={self.mode!r}"
 
-    @classmethod
-    def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
-        """Options from ``cfg.feature_options``; ``mode`` defaults to ``cfg.at_mode``."""
-        options = dict(cfg.feature_options)
-        options.setdefault("mode", cfg.at_mode)
-        pairs = [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
-        return build_feature_loss(cls.name, pairs, **options)
-
 
 @register_feature_loss("at")
 class AttentionTransferLoss(FeatureLoss):
@@ -96,6 +90,9 @@ class AttentionTransferLoss(FeatureLoss):
     removes), so ``at`` and ``at_kdmri`` differ only by squared vs absolute error. A teacher
     map of another resolution is interpolated to the student's.
     """
+
+    reference = ('Zagoruyko & Komodakis, "Paying more attention to attention", ICLR 2017,'
+                 ' arXiv:1612.03928')
 
     def __init__(self, pairs: Sequence[LayerPair], p: float = 2.0):
         super().__init__(pairs)

@@ -59,6 +59,8 @@ class FitNetLoss(FeatureLoss):
     ``feature_forms: kdmri`` keeps the hint form on the conv pairs.
     """
 
+    reference = 'Romero et al., "FitNets: hints for thin deep nets", ICLR 2015, arXiv:1412.6550'
+
     def __init__(self, pairs: Sequence[LayerPair],
                  student_channels: int | Sequence[int] | None = None,
                  teacher_channels: int | Sequence[int] | None = None, form: str = "hint"):
@@ -105,7 +107,7 @@ class FitNetLoss(FeatureLoss):
     def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
         """Channel counts of the paired layers from ``probe`` (one forward pass), unless
         ``cfg.feature_options`` gives them."""
-        options = dict(cfg.feature_options)
+        options = cls.config_options(cfg)
         pairs = reference_output_pairs(cfg, default_pairs, probe, (3,))
         if pairs:
             options.setdefault("form", "attention")

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdmri.errors import ConfigError, KDMRIError
+from kdmri.registry import Registry
 
 FeatureDict = Mapping[str, torch.Tensor]
 """Named activations of one forward pass, ``name -> (B, C, H, W)``."""
@@ -132,6 +133,13 @@ class FeatureLoss(nn.Module):
     name: str = ""
     """Registry name, set by :func:`register_feature_loss`."""
 
+    reference: str = ""
+    """The source of the method (authors, venue, year, arXiv id); every built-in loss names it."""
+
+    config_fields: Mapping[str, str] = {}
+    """Options whose value is a :class:`~kdmri.config.Config` field (``{"mode": "at_mode"}``):
+    the field is their one source; ``feature_options`` may repeat it but not contradict it."""
+
     def __init__(self, pairs: Sequence[LayerPair]):
         super().__init__()
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or not pairs:
@@ -174,10 +182,24 @@ class FeatureLoss(nn.Module):
         """Build from a run configuration: ``cfg.feature_pairs`` or ``default_pairs``, and
         ``cfg.feature_options`` as keyword options. Losses that need more override this."""
         pairs = [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
-        return build_feature_loss(cls.name, pairs, **dict(cfg.feature_options))
+        return build_feature_loss(cls.name, pairs, **cls.config_options(cfg))
+
+    @classmethod
+    def config_options(cls, cfg: Any) -> dict[str, Any]:
+        """``cfg.feature_options`` with the options of :attr:`config_fields` taken from their
+        Config fields; :class:`ConfigError` when ``feature_options`` contradicts one."""
+        options = dict(cfg.feature_options)
+        for option, field_name in cls.config_fields.items():
+            value = getattr(cfg, field_name)
+            if option in options and options[option] != value:
+                raise ConfigError(f"feature_options.{option}={options[option]!r} contradicts "
+                                  f"{field_name}={value!r}: the {cls.name} loss takes its {option} "
+                                  f"from {field_name}; set it there (once)")
+            options[option] = value
+        return options
 
 
-FEATURE_LOSSES: dict[str, type[FeatureLoss]] = {}
+FEATURE_LOSSES: Registry[type[FeatureLoss]] = Registry("feature loss")
 """Registry ``name -> FeatureLoss subclass``; fill it with :func:`register_feature_loss`."""
 
 
@@ -189,13 +211,8 @@ def register_feature_loss(name: str) -> Callable[[type[FeatureLoss]], type[Featu
     def decorator(cls: type[FeatureLoss]) -> type[FeatureLoss]:
         if not (isinstance(cls, type) and issubclass(cls, FeatureLoss)):
             raise TypeError(f"register_feature_loss({name!r}): expected a FeatureLoss subclass")
-        if name in FEATURE_LOSSES and FEATURE_LOSSES[name] is not cls:
-            raise ValueError(
-                f"name: feature loss {name!r} is already registered "
-                f"({FEATURE_LOSSES[name].__name__})"
-            )
+        FEATURE_LOSSES.add(name, cls)
         cls.name = name
-        FEATURE_LOSSES[name] = cls
         return cls
 
     return decorator
@@ -207,8 +224,6 @@ def build_feature_loss(name: str, pairs: Sequence[Any], **options: Any) -> Featu
     Example: ``build_feature_loss("at_kdmri", default_pairs(), mode="batch")``.
     An unknown ``name`` or option raises ValueError listing what is accepted.
     """
-    if name not in FEATURE_LOSSES:
-        raise ValueError(f"name: unknown feature loss {name!r}; known: {sorted(FEATURE_LOSSES)}")
     cls = FEATURE_LOSSES[name]
     params = list(inspect.signature(cls.__init__).parameters)[2:]  # drop self, pairs
     unknown = sorted(set(options) - set(params))
@@ -256,9 +271,8 @@ def feature_loss_from_config(cfg: Any, default_pairs: Sequence[Any], probe: dict
     shapes of one forward pass, :func:`feature_probe`). Errors name the setting.
     """
     name = name or cfg.feature_loss
-    if name not in FEATURE_LOSSES:
-        raise ConfigError(f"feature_loss={name!r}: expected one of {sorted(FEATURE_LOSSES)}")
+    cls = FEATURE_LOSSES.lookup(name, "feature_loss")
     try:
-        return FEATURE_LOSSES[name].from_config(cfg, default_pairs, probe or {})
+        return cls.from_config(cfg, default_pairs, probe or {})
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"feature_loss={name!r}: {exc}") from exc

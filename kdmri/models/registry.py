@@ -22,21 +22,21 @@ import torch
 from torch import nn
 
 from kdmri.errors import ConfigError, DataError
+from kdmri.registry import Registry
 
-MODELS: dict[str, type[nn.Module]] = {}
+#: Network classes by kind; importing :mod:`kdmri.models` (or any module in it) fills it.
+MODELS: Registry[type[nn.Module]] = Registry("model kind")
 
 
 def register_model(kind: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: register a model class under ``kind`` (its checkpoint name)."""
 
     def decorator(cls: type[nn.Module]) -> type[nn.Module]:
-        if kind in MODELS and MODELS[kind] is not cls:
-            raise ValueError(f"model kind {kind!r} is already registered ({MODELS[kind].__name__})")
         for method in ("arch", "from_arch"):
             if not hasattr(cls, method):
                 raise TypeError(f"register_model({kind!r}): {cls.__name__} needs a {method}() method")
+        MODELS.add(kind, cls)
         cls.kind = kind
-        MODELS[kind] = cls
         return cls
 
     return decorator

@@ -23,8 +23,8 @@ from typing import ClassVar
 from torch import nn
 from torch.utils.data import Dataset
 
-from kdmri.config import sr_method
 from kdmri.data.sr import SRSliceDataset
+from kdmri.data.sr_settings import sr_method
 from kdmri.data.views import Indexed, RandomPatches
 from kdmri.data.volumes import SliceDataset
 from kdmri.errors import ConfigError, DataError

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdmri.config import SR_SETTINGS, sr_method
+from kdmri.data.sr_settings import sr_method
+from kdmri.datasets.registry import sr_settings
 from kdmri.reporting.reports import DIGITS, MISSING, mean_std, to_markdown
 
 
@@ -52,9 +53,9 @@ RECON_ROWS: tuple[Row, ...] = (
 )
 
 #: Super-resolution rows (KD-MRI's VDSR extension).
-#: Their method is ``sr-keep<sr_keep>`` (:func:`kdmri.config.sr_method`) for the settings of
-#: :data:`kdmri.config.SR_SETTINGS`; ``sr`` is the name of runs made before it.
-_SR_METHODS = tuple(sr_method(k) for k in dict.fromkeys(SR_SETTINGS.values())) + ("sr",)
+#: Their method is ``sr-keep<sr_keep>`` (:func:`kdmri.data.sr_settings.sr_method`) for the settings of
+#: :func:`kdmri.datasets.registry.sr_settings`; ``sr`` is the name of runs made before it.
+_SR_METHODS = tuple(sr_method(k) for k in dict.fromkeys(sr_settings().values())) + ("sr",)
 SR_ROWS: tuple[Row, ...] = tuple(
     Row(label, tuple((m, role) for m in _SR_METHODS), source) for label, role, source in (
         ("LR", "lr", "notebook 06 (evaluate stage sr-lr)"),

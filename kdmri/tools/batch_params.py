@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kdmri.config import FIELDS, NOTEBOOK_KEY, notebook_parameters
+from kdmri.data.sr_settings import sr_enabled  # also registers the params files' sr_keep check
 from kdmri.errors import ConfigError
 
 #: Environment of an executed notebook's kernel: no bar of other libraries' tqdm (every update
@@ -71,8 +72,6 @@ def notebook_runs_for(notebook: str | Path, cfg) -> bool:
     """Whether the batch runs ``notebook`` for ``cfg``: a notebook whose metadata says
     ``kdmri.runs_if: sr_enabled`` (notebook 06) runs only for SR settings the papers made."""
     import nbformat
-
-    from kdmri.config import sr_enabled
 
     condition = nbformat.read(str(notebook), as_version=4).metadata.get("kdmri", {}).get("runs_if")
     return condition != "sr_enabled" or sr_enabled(cfg)

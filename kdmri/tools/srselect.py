@@ -17,7 +17,7 @@ untrained when the KD stage starts, and with an L1-to-target term in the feature
 best on the held-out volumes is the one to use.
 
 A candidate is ``patch=32,epochs=40,batch=16`` (``patch=none``: whole slices, as the
-KD-MRI reference trains). Each runs as notebook 06 would (:func:`kdmri.config.sr_run_config`:
+KD-MRI reference trains). Each runs as notebook 06 would (:func:`kdmri.data.sr_settings.sr_run_config`:
 same seed, the step schedule scaled to its epochs) in ``experiments/sr-select/`` (a folder
 per candidate and stage; a finished candidate is not trained again).
 """
@@ -32,8 +32,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdmri.config import Config, load_config, sr_run_config
+from kdmri.config import Config, load_config
 from kdmri.data import list_volumes
+from kdmri.data.sr_settings import sr_run_config
 from kdmri.errors import ConfigError, DataError
 from kdmri.evaluation import evaluate
 from kdmri.io import atomic_text

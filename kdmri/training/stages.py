@@ -122,15 +122,12 @@ def get_stage(name: str) -> StageSpec:
 # ------------------------------------------------------------------ initialisers
 
 Initialiser = Callable[[nn.Module, Config, StageSpec, torch.device], None]
-INITIALISERS: dict[str, Initialiser] = {}
+INITIALISERS: Registry[Initialiser] = Registry("initialiser")
 
 
 def register_initialiser(name: str) -> Callable[[Initialiser], Initialiser]:
-    def decorator(fn: Initialiser) -> Initialiser:
-        INITIALISERS[name] = fn
-        return fn
-
-    return decorator
+    """Function decorator: register an initialiser under ``name`` (a config field's value)."""
+    return INITIALISERS.register(name)
 
 
 @register_initialiser("scratch")
