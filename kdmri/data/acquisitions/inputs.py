@@ -33,8 +33,9 @@ from collections.abc import Callable
 import numpy as np
 
 from kdmri.data.acquisitions.registry import Acquisition
+from kdmri.data.fit_size import fit_to_size
 from kdmri.data.volumes import undersample_volume
-from kdmri.datasets.rules import fit_to_size, normalise_volume
+from kdmri.datasets.rules import normalise_volume
 from kdmri.errors import ConfigError, DataError
 from kdmri.physics.fft import fft2, fft2c, ifft2c
 
