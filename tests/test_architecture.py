@@ -27,7 +27,7 @@ PREFIXES = {
     "kdmri.config": "base",
     "kdmri.physics": "physics", "kdmri.metrics": "physics",
     "kdmri.data": "data", "kdmri.datasets": "data",
-    "kdmri.models": "models", "kdmri.checkpoint": "models",
+    "kdmri.models": "models", "kdmri.checkpoint": "models", "kdmri.pretrained": "models",
     "kdmri.distill": "distill",
     "kdmri.training": "training",
     "kdmri.evaluation": "evaluation",

@@ -57,6 +57,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kdmri.checkpoint import load_model
+from kdmri.pretrained import resolve_checkpoint
 from kdmri.data import FS_KEY, img_key, kspace_key, mask_key, undersample_volume
 from kdmri.data.sr import truncate_kspace
 from kdmri.data.volumes import check_stored, read_stored
@@ -309,7 +310,7 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
         ``metrics`` is ``{"network": {"psnr", "ssim"}, "<baseline>": {...}}`` (empty without a
         reference) and ``baseline`` is ``"zero-filled"`` or ``"low-resolution"``.
     """
-    checkpoint, input, out = Path(checkpoint), Path(input), Path(out)
+    checkpoint, input, out = resolve_checkpoint(checkpoint), Path(input), Path(out)
     in_kind = _kind(input, "--input")
     out_kind = _kind(out, "--out")
     if out_kind != in_kind:
@@ -361,7 +362,8 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
 def register_cli(sub) -> None:
     p = sub.add_parser("reconstruct", help="reconstruct a NIfTI or KD-MRI HDF5 volume with a trained "
                        "network (writes the volume and a PNG preview)")
-    p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt)")
+    p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt) or "
+                   "pretrained:NAME (kdmri.pretrained)")
     p.add_argument("--input", required=True, help="fully sampled NIfTI (.nii/.nii.gz, slices last) "
                    "or KD-MRI HDF5 (.h5)")
     p.add_argument("--out", required=True, help="output .nii/.nii.gz (NIfTI input) or .h5 (HDF5 input)")

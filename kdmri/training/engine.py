@@ -40,6 +40,7 @@ from kdmri.metrics import psnr
 from kdmri.models.blocks import ReconOutput
 from kdmri.models.features import FeatureRecorder, layer_names, record_all
 from kdmri.models.tasks import default_feature_pairs
+from kdmri.pretrained import resolve_checkpoint
 from kdmri.training import identity
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
@@ -92,7 +93,7 @@ class StageRunner:
         or the stored arch), else the teacher stage's best checkpoint."""
         cfg = self.cfg
         if cfg.teacher_checkpoint:
-            teacher, _ = load_network(cfg.teacher_checkpoint, cfg.teacher_model,
+            teacher, _ = load_network(resolve_checkpoint(cfg.teacher_checkpoint), cfg.teacher_model,
                                       cfg.teacher_model_options, self.device)
         else:
             teacher, _ = load_model(self.spec.teacher_path(cfg), self.device)
