@@ -209,8 +209,9 @@ def _rooted(path: str) -> Path:
 
 
 #: Fields that may change between a run and its resumption.
+# (a copied or moved folder is the same run; tracking writes beside the run, it changes no weight)
 RESUMABLE_CHANGES = {"epochs", "progress", "resume", "num_workers", "device", "notes",
-                     "experiments_root", "in_memory", "tensorboard", "callbacks"}  # a copied or moved folder is the same run
+                     "experiments_root", "in_memory", "tensorboard", "callbacks"}
 
 
 #: What a run stored before a field existed actually used (its default then), where the

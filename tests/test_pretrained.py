@@ -131,7 +131,8 @@ def test_a_changed_cached_file_is_fetched_again(tmp_path, served, env):
     ({"url": "a.pt"}, r"checkpoint 'x': field 'sha256' is missing"),
     ({"url": "a.pt", "sha256": "abc"}, r"checkpoint 'x': field 'sha256': expected a sha256"),
     ({"url": "a.pt", "sha256": "0" * 64, "sise": 3}, r"checkpoint 'x': unknown field\(s\) \['sise'\]"),
-    ({"url": "a.pt", "sha256": "0" * 64, "size": "big"}, r"checkpoint 'x': field 'size' = 'big': expected a int"),
+    ({"url": "a.pt", "sha256": "0" * 64, "size": "big"},
+     r"checkpoint 'x': field 'size' = 'big': expected a int"),
     ({"url": "ftp://h/a.pt", "sha256": "0" * 64}, r"checkpoint 'x': field 'url'"),
     ("just text", r"checkpoint 'x': expected a mapping of fields"),
 ])

@@ -15,10 +15,11 @@ For an experiment folder ``experiments/<dataset>/acc_<acc>/<method>_<role>/`` it
 The network-free baseline (zero-filled for reconstruction, the low-resolution input for
 super-resolution) is evaluated the same way with ``stage="zf"`` / ``"sr-lr"``.
 
-Another checkpoint (``checkpoint=``, ``--checkpoint``; ``pretrained:NAME`` names a published
-one, :mod:`kdmri.pretrained`, evaluated into ``<experiments>/<dataset>/acc_<acc>/pretrained_<NAME>/``)
-is evaluated into ``out`` (``--out``), else into the checkpoint's folder, and never into a folder training writes (the stage's
+Another checkpoint (``checkpoint=``, ``--checkpoint``) is evaluated into ``out`` (``--out``),
+else into the checkpoint's folder, and never into a folder training writes (the stage's
 own, or one holding a ``train_log.csv``): its report there belongs to that folder's model.
+``pretrained:NAME`` names a published checkpoint (:mod:`kdmri.pretrained`), evaluated by
+default into ``<experiments>/<dataset>/acc_<acc>/pretrained_<NAME>/``.
 
 Under ``torchrun`` (several processes) rank 0 alone evaluates the whole validation set and
 writes; the other processes wait for it and return its report.

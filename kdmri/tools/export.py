@@ -54,13 +54,13 @@ import torch
 from torch import nn
 
 from kdmri.checkpoint import load_model
-from kdmri.pretrained import resolve_checkpoint
 from kdmri.errors import ConfigError, DataError
 from kdmri.io import check_outputs
 from kdmri.models.features import network_inputs
 from kdmri.models.tasks import Task, task_of
 from kdmri.physics.fft import channels_to_complex, complex_to_channels, fft2, zero_filled
 from kdmri.physics.masks import DATASET_SHAPES, cartesian_mask
+from kdmri.pretrained import resolve_checkpoint
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 17

@@ -57,7 +57,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kdmri.checkpoint import load_model
-from kdmri.pretrained import resolve_checkpoint
 from kdmri.data import FS_KEY, img_key, kspace_key, mask_key, undersample_volume
 from kdmri.data.sr import truncate_kspace
 from kdmri.data.volumes import check_stored, read_stored
@@ -67,6 +66,7 @@ from kdmri.metrics import psnr, ssim
 from kdmri.models.tasks import Task, task_of
 from kdmri.paths import acc_tag
 from kdmri.physics.masks import cartesian_mask, default_seed, load_mask
+from kdmri.pretrained import resolve_checkpoint
 
 NIFTI_EXTS = (".nii", ".nii.gz")
 HDF5_EXTS = (".h5", ".hdf5")
