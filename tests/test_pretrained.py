@@ -19,13 +19,17 @@ from kdmri.fetch import sha256_of
 from kdmri.models.unet import UNet
 
 
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # no request log on stderr
+        pass
+
+
 @pytest.fixture
 def served(tmp_path):
     """A folder served over http on 127.0.0.1: ``(folder, base URL)``."""
     folder = tmp_path / "served"
     folder.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a, **k: None
+    handler = functools.partial(Quiet, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
