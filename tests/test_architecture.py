@@ -33,6 +33,7 @@ PREFIXES = {
     "kdmri.evaluation": "evaluation",
     "kdmri.reporting": "reporting",
     "kdmri.tutorial": "tutorial", "kdmri.runs": "tutorial", "kdmri.api": "tutorial",
+    "kdmri.own_network": "tutorial",
     "kdmri.tools": "tools", "kdmri.__main__": "tools",
 }
 
