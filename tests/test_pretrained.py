@@ -173,3 +173,24 @@ def test_commands_accept_pretrained_names(tmp_path, env, monkeypatch, capsys):
     assert main(["export", "--checkpoint", "pretrained:other", "--out", str(tmp_path / "o.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pretrained 'other': unknown checkpoint; known: ['small']" in err
+
+
+def test_evaluate_and_a_frozen_teacher_take_pretrained_names(tiny_cfg, tmp_path, env, monkeypatch):
+    from kdmri.evaluation.evaluate import evaluate
+    from kdmri.models.dccnn import build_dccnn
+    from kdmri.training.engine import StageRunner
+    from kdmri.training.stages import get_stage
+    from kdmri.training.strategy import default_strategy
+
+    torch.manual_seed(0)
+    net = build_dccnn("student")
+    ckpt = atomic_save({"model": net.state_dict(), "arch": net.arch(), "task": "recon"}, tmp_path / "st.pt")
+    monkeypatch.setenv(pretrained.MANIFEST_ENV, str(_manifest(tmp_path / "m.yaml", {
+        "tiny-student": {"url": ckpt.as_uri(), "sha256": sha256_of(ckpt)}})))
+    report = evaluate(tiny_cfg, "student", checkpoint="pretrained:tiny-student", save_reconstructions=False)
+    folder = tiny_cfg.experiment("tiny-student", "pretrained")
+    assert folder.name == "pretrained_tiny-student" and (folder / "report.json").is_file()
+    assert report["n_slices"] == 2 and report["checkpoint"].startswith("tiny-student-")
+    cfg = tiny_cfg.replace(teacher_checkpoint="pretrained:tiny-student")
+    teacher = StageRunner(get_stage("kd"), cfg, default_strategy(cfg)).load_teacher()
+    assert all(torch.equal(a, b) for a, b in zip(teacher.state_dict().values(), net.state_dict().values()))
