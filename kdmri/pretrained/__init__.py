@@ -74,12 +74,11 @@ class Entry:
 
     def card_text(self) -> str:
         """The model card: the manifest's ``card`` text, with how it was trained."""
-        lines = [f"# {self.name}", "", self.description or "", "", self.card or "(no model card text)", ""]
-        for label, value in (("config", self.config), ("command", self.command),
-                             ("commit", self.commit), ("sha256", self.sha256), ("source", self.url)):
-            if value:
-                lines.append(f"- {label}: {value}")
-        return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+        parts = [f"# {self.name}", self.description, (self.card or "(no model card text)").strip()]
+        facts = [f"- {label}: {value}" for label, value in (
+            ("config", self.config), ("command", self.command), ("commit", self.commit),
+            ("sha256", self.sha256), ("source", self.url)) if value]
+        return "\n\n".join([p for p in parts if p] + ["\n".join(facts)]) + "\n"
 
 
 def _entry(name, fields, manifest: Path, base: Path) -> Entry:
