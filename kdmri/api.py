@@ -27,7 +27,8 @@ from kdmri.errors import ConfigError
 from kdmri.models.blocks import count_parameters
 from kdmri.models.registry import build_network
 from kdmri.models.tasks import TASKS, Task
-from kdmri.training.engine import Callback, CheckpointWriter, CSVLog, ProgressBar, StageRunner, fit, optimiser
+from kdmri.training.callbacks import Callback, Run, config_callbacks
+from kdmri.training.engine import CheckpointWriter, CSVLog, ProgressBar, StageRunner, fit, optimiser
 from kdmri.training.stages import StageSpec
 from kdmri.training.strategy import default_strategy
 
@@ -73,7 +74,7 @@ def distil(teacher: nn.Module | str, student: nn.Module | str, train_data: Datas
            target_weight: float = 1.0, imitation_weight: float = 0.0, batch_size: int = 4,
            lr: float = 1e-3, lr_step: int | None = None, acc: str = "4x", seed: int = 42,
            device: str = "cpu", out_dir: str | Path | None = None, progress: bool = False,
-           **settings: Any) -> tuple[nn.Module, dict]:
+           callbacks: Sequence[Callback | str] = (), **settings: Any) -> tuple[nn.Module, dict]:
     """Distil ``teacher`` (frozen) into ``student`` with the training engine.
 
     Args:
@@ -92,7 +93,9 @@ def distil(teacher: nn.Module | str, student: nn.Module | str, train_data: Datas
         feature_weight, target_weight, imitation_weight: weights of the feature term, of
             L1 to the target and of L1 to the teacher's output.
         out_dir: where to write ``model.pt``, ``best_model.pt`` and ``train_log.csv``
-            (default: nothing is written).
+            (default: nothing is written); with ``tensorboard=True``, also ``tensorboard/``.
+        callbacks: more hooks of the loop (:class:`~kdmri.training.callbacks.Callback` objects or
+            ``"package.module:Class"``), called after every epoch, as ``callbacks`` in a config.
         settings: any other :class:`~kdmri.config.Config` field (``at_mode``,
             ``feature_options``, ``feature_forms``, ``precision``, ...).
 
@@ -150,15 +153,16 @@ def distil(teacher: nn.Module | str, student: nn.Module | str, train_data: Datas
     state = {"epoch": 0, "history": [], "best": {"val_loss": math.inf, "epoch": -1},
              "model": model, "extra": runner.extra, "optimizer": optimizer, "scheduler": scheduler}
     best = KeepBest()
-    callbacks: list[Callback] = [best, ProgressBar(f"distil {method}", 0, cfg.epochs, progress)]
-    if out_dir is not None:
-        out = Path(out_dir)
+    hooks: list[Callback] = [best, ProgressBar(f"distil {method}", 0, cfg.epochs, progress)]
+    out = None if out_dir is None else Path(out_dir)
+    if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         meta = {"config": runner.cfg.to_dict(), "stage": spec.name, "role": spec.role,
                 "task": the_task.name}
-        callbacks[1:1] = [CheckpointWriter(out, meta), CSVLog(out / "train_log.csv")]
+        hooks[1:1] = [CheckpointWriter(out, meta), CSVLog(out / "train_log.csv")]
+    hooks += config_callbacks(runner.cfg, Run(out, runner, val_ds), callbacks)
     try:
-        fit(runner, model, train_ds, val_ds, optimizer, scheduler, state, cfg.epochs, callbacks)
+        fit(runner, model, train_ds, val_ds, optimizer, scheduler, state, cfg.epochs, hooks)
     finally:
         runner.close()
     if best.state is not None:

@@ -44,6 +44,9 @@ class Config:
     acc: str = "4x"
     data_root: str | None = None  # default: datasets/<dataset>
     mask: str | None = None  # .npy path; default: the mask stored in each HDF5 file
+    # "reference": the KD-MRI repository's own masks, us_masks/reference/<dataset>/ (fetched
+    # by `python -m kdmri masks --reference`); "kdmri": kdmri's (the HDF5's / `mask`)
+    mask_source: str = "kdmri"
     in_memory: bool = True
     max_train_slices: int | None = None  # small runs (CI): first N training slices
     max_val_slices: int | None = None
@@ -75,7 +78,7 @@ class Config:
     student_model: str | None = None
     student_model_options: dict[str, Any] = field(default_factory=dict)
     # the frozen teacher of the KD stages: any checkpoint file or state dict (.pt, loaded
-    # with a key-mismatch report); None: <teacher_method>_teacher/best_model.pt
+    # with a key-mismatch report) or pretrained:NAME; None: <teacher_method>_teacher/best_model.pt
     teacher_checkpoint: str | None = None
     # feature (attention) stage
     feature_loss: str = "at_kdmri"
@@ -116,6 +119,11 @@ class Config:
     # student: plain student / sft-student) or "kdmri" (standard arm from scratch, SFT arm
     # from the SFT branches: kdmri's earlier, confounded protocol)
     sft_protocol: str = "reference"
+    # experiment tracking: TensorBoard event files in <experiment>/tensorboard/ (needs the
+    # `tracking` extra), and more callbacks of the training loop by import path
+    # ("package.module:Class", built with no arguments; kdmri.training.callbacks)
+    tensorboard: bool = False
+    callbacks: list = field(default_factory=list)
     # bookkeeping
     resume: bool = True
     progress: bool = True
@@ -138,6 +146,7 @@ class Config:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected 'mean' or 'reference'")
         _choice(self, "feature_forms", ("reference", "kdmri"))
         _choice(self, "sft_protocol", ("reference", "kdmri"))
+        _choice(self, "mask_source", ("kdmri", "reference"))
         if self.sr_patch is not None and int(self.sr_patch) < 1:
             raise ConfigError(f"sr_patch={self.sr_patch!r}: expected a positive patch size or null")
         for name in ("epochs", "batch_size", "lr_step"):
@@ -202,8 +211,9 @@ def _rooted(path: str) -> Path:
 
 
 #: Fields that may change between a run and its resumption.
+# (a copied or moved folder is the same run; tracking writes beside the run, it changes no weight)
 RESUMABLE_CHANGES = {"epochs", "progress", "resume", "num_workers", "device", "notes",
-                     "experiments_root", "in_memory"}  # a copied or moved folder is the same run
+                     "experiments_root", "in_memory", "tensorboard", "callbacks"}
 
 
 #: What a run stored before a field existed actually used (its default then), where the

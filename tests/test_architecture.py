@@ -27,13 +27,14 @@ PREFIXES = {
     "kdmri.config": "base", "kdmri.progress": "base",
     "kdmri.physics": "physics", "kdmri.metrics": "physics",
     "kdmri.data": "data", "kdmri.datasets": "data",
-    "kdmri.models": "models", "kdmri.checkpoint": "models",
+    "kdmri.models": "models", "kdmri.checkpoint": "models", "kdmri.pretrained": "models",
     "kdmri.distill": "distill",
     "kdmri.training": "training",
     "kdmri.evaluation": "evaluation",
     "kdmri.reporting": "reporting",
     "kdmri.tutorial": "tutorial", "kdmri.runs": "tutorial", "kdmri.api": "tutorial",
     "kdmri.notebook_knobs": "tutorial",
+    "kdmri.own_network": "tutorial",
     "kdmri.tools": "tools", "kdmri.__main__": "tools",
 }
 

@@ -243,6 +243,8 @@ class SliceDataset(H5Volumes):
         root: folder of ``.h5`` volumes.
         acc: acceleration (``4``, ``"4x"``).
         mask: mask array or ``.npy`` path; default: the ``mask_<acc>`` stored in each file.
+            With a mask given, ``input`` and ``kspace`` are made from ``volfs`` with it (the
+            stored ones were made with the file's mask).
         in_memory: read every volume once at construction (fast for small data).
 
     Files are opened once and kept open (per worker process), never per item.
@@ -263,6 +265,7 @@ class SliceDataset(H5Volumes):
             from kdmri.physics.masks import load_mask
 
             external = load_mask(mask) if isinstance(mask, (str, Path)) else np.asarray(mask, np.float32)
+        self.external_mask = external is not None
         self._masks: dict[Path, np.ndarray] = {}
         missing_acc = []
         for path in self.files:
@@ -316,8 +319,11 @@ class SliceDataset(H5Volumes):
     def __getitem__(self, i: int) -> dict:
         path, s = self.index[i]
         target = self._read(path, FS_KEY, s)
-        zf = self._read(path, img_key(self.acc), s)
-        k = self._read(path, kspace_key(self.acc), s)
+        if self.external_mask:  # the stored input was made with the file's mask: undersample anew
+            zf, k = (a[:, :, 0] for a in undersample_volume(target[:, :, None], self._masks[path]))
+        else:
+            zf = self._read(path, img_key(self.acc), s)
+            k = self._read(path, kspace_key(self.acc), s)
         for name, arr in (("volfs", target), ("img_volus", zf), ("kspace_volus", k)):
             if not np.all(np.isfinite(arr)):
                 raise DataError(f"{path}: '{name}' slice {s} contains NaN or infinite values")

@@ -18,6 +18,8 @@ super-resolution) is evaluated the same way with ``stage="zf"`` / ``"sr-lr"``.
 Another checkpoint (``checkpoint=``, ``--checkpoint``) is evaluated into ``out`` (``--out``),
 else into the checkpoint's folder, and never into a folder training writes (the stage's
 own, or one holding a ``train_log.csv``): its report there belongs to that folder's model.
+``pretrained:NAME`` names a published checkpoint (:mod:`kdmri.pretrained`), evaluated by
+default into ``<experiments>/<dataset>/acc_<acc>/pretrained_<NAME>/``.
 
 Under ``torchrun`` (several processes) rank 0 alone evaluates the whole validation set and
 writes; the other processes wait for it and return its report.
@@ -44,6 +46,7 @@ from kdmri.metrics import METRICS, slice_metrics, summarize, volume_metrics
 from kdmri.models.dccnn import count_parameters
 from kdmri.models.tasks import TASKS, Task
 from kdmri.paths import project_root
+from kdmri.pretrained import is_pretrained, pretrained_name, resolve_checkpoint
 from kdmri.progress import progress_bar
 from kdmri.training.stages import STAGES, get_stage, task_method
 from kdmri.training.strategy import default_strategy, to_device
@@ -131,6 +134,10 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     Returns the report dict (also written to ``report.json``).
     """
     cfg, task, role, baseline = _resolve(cfg, stage)
+    if not baseline and is_pretrained(checkpoint):  # pretrained:NAME -> pretrained_<NAME>/
+        if out is None:
+            out = report_dir(cfg.experiment(pretrained_name(checkpoint), "pretrained"), split)
+        checkpoint = resolve_checkpoint(checkpoint)
     out_dir = output_folder(cfg, role, None if baseline else checkpoint, out, split)
     strategy = default_strategy(cfg)
     if not strategy.is_writer:  # under torchrun: rank 0 evaluates and writes, once
@@ -199,6 +206,7 @@ def _evaluate(cfg: Config, stage: str, task: Task, role: str, baseline: bool, ch
         "train": train_info,
         "seed": cfg.seed,
         "config": cfg.to_dict(),
+        "mask_source": cfg.mask_source,
         "versions": library_versions(),
         "git_commit": git_commit(),
     }

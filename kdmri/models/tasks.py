@@ -35,6 +35,7 @@ from kdmri.models.registry import build_network
 from kdmri.models.sft import SFTTeacher
 from kdmri.models.vdsr import VDSR, build_vdsr
 from kdmri.physics.operators import CartesianUndersampling, KspaceTruncation
+from kdmri.physics.reference_masks import run_mask
 from kdmri.registry import Registry
 
 #: The networks a configuration may name instead of a stage's preset: ``{arch: (field, options field)}``.
@@ -105,7 +106,7 @@ class ReconTask(Task):
     """Reconstruction from undersampled k-space with the DC-CNN."""
 
     def base_dataset(self, cfg, folder) -> Dataset:
-        return SliceDataset(folder, cfg.acc, mask=cfg.mask, in_memory=cfg.in_memory)
+        return SliceDataset(folder, cfg.acc, mask=run_mask(cfg), in_memory=cfg.in_memory)
 
     inputs = ("image", "kspace", "mask")
 

@@ -34,6 +34,16 @@ def _cmd_masks(args) -> int:
 
     from kdmri.physics.masks import DATASET_SHAPES, make_dataset_masks, sampled_fraction
 
+    if args.reference:
+        from kdmri.physics.reference_masks import REFERENCE_COMMIT, fetch_reference_masks
+
+        paths = fetch_reference_masks(args.dataset or None, args.acc, args.base_url, manifest=args.manifest,
+                                      progress=True)
+        for path in paths:
+            print(f"{path}  sha256 verified, sampled fraction {sampled_fraction(np.load(path)):.4f}")
+        print(f"{len(paths)} reference masks of KD-MRI at {REFERENCE_COMMIT[:12]} (not for redistribution; "
+              "use them with mask_source: reference)")
+        return 0
     names = list(DATASET_SHAPES) if args.all or not args.dataset else args.dataset
     for path in make_dataset_masks(names, tuple(int(acc_tag(a)[:-1]) for a in args.acc)):
         print(f"{path}  sampled fraction {sampled_fraction(np.load(path)):.4f}")
@@ -41,11 +51,19 @@ def _cmd_masks(args) -> int:
 
 
 def register_masks(sub) -> None:
-    p = sub.add_parser("masks", help="(re)generate the committed masks in us_masks/")
+    p = sub.add_parser("masks", help="(re)generate the committed masks in us_masks/, or fetch the "
+                       "reference masks (--reference)")
     p.add_argument("--dataset", nargs="*", help="datasets (default: all known)")
     p.add_argument("--acc", nargs="*", default=["4x", "5x", "8x"],
                    help="accelerations: 4, 4x, ... (default: 4x 5x 8x)")
     p.add_argument("--all", action="store_true", help="every known dataset")
+    p.add_argument("--reference", action="store_true", help="instead: fetch the KD-MRI repository's own "
+                   "masks (cardiac, mrbrain, knee), verified by sha256, into us_masks/reference/")
+    p.add_argument("--base-url", default=None, help="with --reference: a mirror (http(s):// or file:// URL "
+                   "or folder of <dataset>/mask_<acc>.npy; default $KDMRI_REFERENCE_MASKS_URL, else "
+                   "the pinned GitHub commit)")
+    p.add_argument("--manifest", default=None, help="with --reference: YAML '<dataset>/mask_<acc>.npy: "
+                   "sha256' replacing the built-in hashes (a mirror's own files)")
     p.set_defaults(func=_cmd_masks)
 
 
@@ -88,7 +106,8 @@ def register_evaluate(sub) -> None:
     p.add_argument("--stage", required=True, help="teacher | student | feature | kd | zf | "
                    "sr-teacher | ... | sr-lr | sft-teacher | sft-feature | sft-kd")
     p.add_argument("--checkpoint", help="a checkpoint to evaluate instead of the stage's best "
-                   "(written beside it, or into --out; never into a trained stage's folder)")
+                   "(written beside it, or into --out; never into a trained stage's folder), or "
+                   "pretrained:NAME (written into <experiment root>/.../pretrained_NAME/)")
     p.add_argument("--split", default="validation",
                    help="validation (default) or a named test set, the folder <data>/<split> (e.g. "
                         "shift: the demo's domain-shift set); written to <experiment>/test_<split>/")

@@ -60,6 +60,7 @@ from kdmri.models.features import network_inputs
 from kdmri.models.tasks import Task, task_of
 from kdmri.physics.fft import channels_to_complex, complex_to_channels, fft2, zero_filled
 from kdmri.physics.masks import DATASET_SHAPES, cartesian_mask
+from kdmri.pretrained import resolve_checkpoint
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 17
@@ -224,7 +225,7 @@ def export_model(checkpoint: Path | str, out: Path | str, fmt: str = "onnx",
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    out = Path(out)
+    out, checkpoint = Path(out), resolve_checkpoint(checkpoint)
     check_outputs({"--out": out}, {"--checkpoint": checkpoint}, force)
     model, ckpt = load_model(checkpoint)
     task = task_of(model, ckpt)
@@ -252,7 +253,8 @@ def export_model(checkpoint: Path | str, out: Path | str, fmt: str = "onnx",
 
 def register_cli(sub) -> None:
     p = sub.add_parser("export", help="export a trained network to ONNX or TorchScript")
-    p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt)")
+    p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt) or "
+                   "pretrained:NAME (kdmri.pretrained)")
     p.add_argument("--format", dest="fmt", default="onnx", choices=FORMATS, help="default onnx")
     p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
     p.add_argument("--shape", nargs=2, type=int, metavar=("H", "W"),

@@ -16,6 +16,9 @@ notebook                    runs after               why
 ``06_super_resolution``     00                       its own ``sr-*`` stages (VDSR); nothing of 03
 ``07_ablations``            03                       03's teacher; the ``abl-*`` variants
 ``08_results``              01, 02, 04, 05, 06, 07   tabulates everything the others wrote
+``09_distil_your_network``  00                       its own U-Net teacher (``unet_teacher``),
+                                                     distils ``unet_student``; trains (or
+                                                     reuses) the plain ``student``
 ==========================  =======================  ============================================
 
 Dependencies are within one params file; a listed notebook that is not in the batch is
@@ -48,6 +51,7 @@ NOTEBOOK_DEPENDS: dict[str, tuple[str, ...]] = {
     "07_ablations": ("03_teacher_student",),
     "08_results": ("01_masks", "02_dc_cnn", "04_kd_mri", "05_sft_kd", "06_super_resolution",
                    "07_ablations"),
+    "09_distil_your_network": ("00_data",),
 }
 
 

@@ -72,6 +72,7 @@ from kdmri.metrics import psnr, ssim
 from kdmri.models.tasks import Task, task_of
 from kdmri.paths import acc_tag
 from kdmri.physics.masks import cartesian_mask, default_seed, load_mask
+from kdmri.pretrained import resolve_checkpoint
 
 NIFTI_EXTS = (".nii", ".nii.gz")
 HDF5_EXTS = (".h5", ".hdf5")
@@ -323,7 +324,7 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
         ``metrics`` is ``{"network": {"psnr", "ssim"}, "<baseline>": {...}}`` (empty without a
         reference) and ``baseline`` is ``"zero-filled"`` or ``"low-resolution"``.
     """
-    checkpoint, input, out = Path(checkpoint), Path(input), Path(out)
+    checkpoint, input, out = resolve_checkpoint(checkpoint), Path(input), Path(out)
     fmt = detect_format(input, "--input")  # by content: nifti, kdmri, fastmri, ismrmrd, dicom
     in_kind = "nifti" if fmt == "nifti" else "hdf5"
     out_kind = _kind(out, "--out")
@@ -380,7 +381,8 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
 def register_cli(sub) -> None:
     p = sub.add_parser("reconstruct", help="reconstruct a NIfTI or KD-MRI HDF5 volume with a trained "
                        "network (writes the volume and a PNG preview)")
-    p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt)")
+    p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt) or "
+                   "pretrained:NAME (kdmri.pretrained)")
     p.add_argument("--input", required=True, help="fully sampled NIfTI (.nii/.nii.gz, slices last), "
                    "KD-MRI HDF5 (.h5), fastMRI single-coil .h5, ISMRMRD .h5, or DICOM (.dcm file "
                    "or folder); recognised by content")

@@ -2,7 +2,8 @@
 
 The stages are data (:mod:`kdmri.training.stages`); :class:`StageRunner` turns one into
 a model, a frozen teacher, an initialisation and an objective; :func:`fit` is the loop,
-with callbacks for checkpoints, the CSV log and the progress bar, and a *strategy*
+with callbacks for checkpoints, the CSV log and the progress bar (and TensorBoard and the
+user's own: :mod:`kdmri.training.callbacks`), and a *strategy*
 (:mod:`kdmri.training.strategy`) that decides device placement, the sampler and which
 process writes files. The benchmark reuses :meth:`StageRunner.step`.
 
@@ -39,8 +40,10 @@ from kdmri.metrics import psnr
 from kdmri.models.blocks import ReconOutput
 from kdmri.models.features import FeatureRecorder, layer_names, record_all
 from kdmri.models.tasks import default_feature_pairs
+from kdmri.pretrained import resolve_checkpoint
 from kdmri.progress import progress_bar
 from kdmri.training import identity
+from kdmri.training.callbacks import Callback, Run, config_callbacks
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
 
@@ -92,7 +95,7 @@ class StageRunner:
         or the stored arch), else the teacher stage's best checkpoint."""
         cfg = self.cfg
         if cfg.teacher_checkpoint:
-            teacher, _ = load_network(cfg.teacher_checkpoint, cfg.teacher_model,
+            teacher, _ = load_network(resolve_checkpoint(cfg.teacher_checkpoint), cfg.teacher_model,
                                       cfg.teacher_model_options, self.device)
         else:
             teacher, _ = load_model(self.spec.teacher_path(cfg), self.device)
@@ -216,16 +219,6 @@ class StageRunner:
 
 
 # ---------------------------------------------------------------- callbacks
-
-
-class Callback:
-    """Hooks of :func:`fit`; ``state`` holds epoch, row, history, best, model, optimiser..."""
-
-    def on_epoch_end(self, state: dict) -> None:
-        pass
-
-    def on_end(self, state: dict) -> None:
-        pass
 
 
 class CheckpointWriter(Callback):
@@ -406,6 +399,8 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
     callbacks = [CheckpointWriter(out_dir, meta), CSVLog(out_dir / "train_log.csv"),
                  ProgressBar(f"{stage} {cfg.dataset} {cfg.acc}", state["epoch"], cfg.epochs,
                              cfg.progress and strategy.progress())]
+    if strategy.is_writer:  # tensorboard, the configured callbacks (kdmri.training.callbacks)
+        callbacks += config_callbacks(cfg, Run(out_dir, runner, val_ds, state["epoch"]))
     try:
         fit(runner, model, train_ds, val_ds, optimizer, scheduler, state, end, callbacks)
     finally:

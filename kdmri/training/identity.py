@@ -35,7 +35,7 @@ IDENTITY_FILE = "identity.json"
 
 #: Fields that never change what a stage computes.
 BOOKKEEPING = frozenset({"progress", "notes", "experiments_root", "method", "teacher_method",
-                         "resume", "num_workers", "device", "in_memory"})
+                         "resume", "num_workers", "device", "in_memory", "tensorboard", "callbacks"})
 
 #: Fields of the feature loss, used only by stages whose objective has a ``feature`` term.
 FEATURE_FIELDS = frozenset({"feature_loss", "at_mode", "feature_pairs", "feature_options"})
@@ -72,6 +72,8 @@ def stage_fields(cfg: Config, spec: StageSpec) -> dict:
         skip |= {"sft_branch_weight", "sft_imitation_weight"}
     if spec.task != "sr":
         skip |= {"sr_keep", "sr_patch"}
+    if spec.task == "sr" or cfg.mask_source == "kdmri":  # keys made before the field stay valid
+        skip.add("mask_source")
     skip |= {f for f in NETWORK_FIELDS if not _network_field_used(f, cfg, spec)}
     return {k: v for k, v in sorted(cfg.to_dict().items()) if k not in skip}
 
