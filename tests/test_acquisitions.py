@@ -151,7 +151,7 @@ def test_fastmri_fully_sampled_beats_zero_filling(trained, tmp_path, capsys):
 def test_phase_is_taken_out_and_restored(trained, tmp_path):
     """The same magnitude with and without a smooth phase reconstructs equally well, and a
     super-resolution checkpoint refuses complex k-space instead of dropping the phase."""
-    from kdmri.tools.reconstruct import reconstruct
+    from kdmri.inference.reconstruct import reconstruct
 
     _, ckpt = trained
     mag = _slices((96, 80), 2, 6)

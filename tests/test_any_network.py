@@ -185,9 +185,9 @@ def test_fresh_process_knows_every_builtin():
         ["dccnn", "sft", "unet", "vdsr"])
 
 
-def test_no_model_class_switch_in_tools():
+def test_no_model_class_switch_in_inference():
     for name in ("reconstruct.py", "export.py"):
-        text = (ROOT / "kdmri" / "tools" / name).read_text()
+        text = (ROOT / "kdmri" / "inference" / name).read_text()
         assert not re.search(r"isinstance\([^)]*\b(DCCNN|VDSR|SFTTeacher|UNet)\b", text), name
         assert not re.search(r"import .*\b(DCCNN|VDSR)\b", text), name
 

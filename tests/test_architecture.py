@@ -30,7 +30,7 @@ PREFIXES = {
     "kdmri.models": "models", "kdmri.checkpoint": "models", "kdmri.pretrained": "models",
     "kdmri.distill": "distill",
     "kdmri.training": "training",
-    "kdmri.evaluation": "evaluation",
+    "kdmri.evaluation": "evaluation", "kdmri.inference": "evaluation",
     "kdmri.reporting": "reporting",
     "kdmri.tutorial": "tutorial", "kdmri.runs": "tutorial", "kdmri.api": "tutorial",
     "kdmri.notebook_knobs": "tutorial",

@@ -10,12 +10,12 @@ import torch
 from kdmri.checkpoint import BEST, arch_of, atomic_save, load_model
 from kdmri.config import Config
 from kdmri.data import SliceDataset, write_volume
+from kdmri.inference.export import ExportDCCNN, MatrixDFT2, TorchDCCNN
 from kdmri.models.vdsr import build_vdsr
 from kdmri.physics.fft import complex_to_channels, fft2, ifft2
 from kdmri.physics.masks import cartesian_mask
 from kdmri.tools.benchmark import onnx_latency, to_markdown
 from kdmri.tools.cli import main
-from kdmri.tools.export import ExportDCCNN, MatrixDFT2, TorchDCCNN
 from kdmri.training import train
 
 

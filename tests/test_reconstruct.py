@@ -15,9 +15,9 @@ from kdmri.checkpoint import BEST
 from kdmri.config import Config
 from kdmri.data import write_volume
 from kdmri.evaluation.evaluate import evaluate
+from kdmri.inference.reconstruct import preview_path, reconstruct
 from kdmri.physics.masks import cartesian_mask
 from kdmri.tools.cli import main
-from kdmri.tools.reconstruct import preview_path, reconstruct
 from kdmri.training import train
 
 # network-vs-zero-filled margins of a trained student: rerun under a second kernel path

@@ -15,11 +15,11 @@ from kdmri.checkpoint import BEST, load_model, load_weights
 from kdmri.config import Config
 from kdmri.data import SliceDataset, write_volume
 from kdmri.errors import DataError
+from kdmri.inference.export import export_model
+from kdmri.inference.reconstruct import reconstruct
 from kdmri.models import UNet
 from kdmri.physics.fft import complex_to_channels
 from kdmri.physics.masks import cartesian_mask
-from kdmri.tools.export import export_model
-from kdmri.tools.reconstruct import reconstruct
 from kdmri.training import train
 
 

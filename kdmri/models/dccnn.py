@@ -96,7 +96,7 @@ class DCCNN(nn.Module):
     def real_dc_forward(self, image: torch.Tensor, k_re: torch.Tensor, k_im: torch.Tensor,
                         mask: torch.Tensor, dft) -> torch.Tensor:
         """:meth:`forward` in real arithmetic for export: k-space as real and imaginary parts,
-        the DC layers' DFT as matrix products (``dft``: :class:`kdmri.tools.export.MatrixDFT2`)."""
+        the DC layers' DFT as matrix products (``dft``: :class:`kdmri.inference.export.MatrixDFT2`)."""
         m_k_re, m_k_im = mask * k_re, mask * k_im  # measured samples, constant across cascades
         keep = 1 - mask
         x = image

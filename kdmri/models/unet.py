@@ -153,7 +153,7 @@ class UNet(nn.Module):
 
     def real_dc_forward(self, image, k_re, k_im, mask, dft) -> torch.Tensor:
         """``forward`` in real arithmetic for export: DC with the DFT as matrix products
-        (``dft``: :class:`kdmri.tools.export.MatrixDFT2`; only with ``dc=True``)."""
+        (``dft``: :class:`kdmri.inference.export.MatrixDFT2`; only with ``dc=True``)."""
         x = self.unet(image)
         if not self.config.dc:
             return x

@@ -35,11 +35,11 @@ from kdmri.checkpoint import BEST, arch_of, atomic_save
 from kdmri.config import Config, seed_everything
 from kdmri.data import write_volume
 from kdmri.data.chunking import time_slice_reads
+from kdmri.inference.export import TorchDCCNN, example_inputs, save_onnx
 from kdmri.io import atomic_text
 from kdmri.models.dccnn import build_dccnn, count_parameters
 from kdmri.physics.masks import cartesian_mask
 from kdmri.reporting.latency import fastest, measure_latency
-from kdmri.tools.export import TorchDCCNN, example_inputs, save_onnx
 from kdmri.training.engine import StageRunner
 from kdmri.training.stages import get_stage
 from kdmri.training.strategy import SingleProcess
@@ -122,7 +122,7 @@ def _time_pure_conv(arch: str, size, batch: int, steps: int, device: str, warmup
 @torch.no_grad()
 def onnx_latency(arch: str = "student", size=(240, 240), runs: int = 20, warmup: int = 3) -> dict:
     """CPU latency (batch 1, fastest of ``runs``) of a DC-CNN (random weights) in PyTorch eager
-    and exported to ONNX (:mod:`kdmri.tools.export`) under onnxruntime with as many intra-op
+    and exported to ONNX (:mod:`kdmri.inference.export`) under onnxruntime with as many intra-op
     threads as torch uses. Returns ``{"arch", "size", "eager_ms", "onnxruntime_ms", "threads"}``.
     """
     import onnxruntime as ort
@@ -209,7 +209,7 @@ def to_markdown(res: dict, command: str) -> str:
         for r in res["onnx"]:
             lines.append(f"| {r['arch']} | {r['size']} | {r['eager_ms']:.1f} | "
                          f"{r['onnxruntime_ms']:.1f} | {r['eager_ms'] / r['onnxruntime_ms']:.2f}x |")
-        lines += ["", "ONNX graph: kdmri.tools.export (data consistency as DFT matrix products).", ""]
+        lines += ["", "ONNX graph: kdmri.inference.export (data consistency as DFT matrix products).", ""]
     if "slice_reads" in res:
         r = res["slice_reads"]
         lines += [f"Data loading ({r['size']} volume of {r['slices']} slices on disk, {r['reads']} "

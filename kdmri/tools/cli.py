@@ -14,15 +14,14 @@ import kdmri
 from kdmri.datasets import register_cli as register_prepare
 from kdmri.datasets.demo import register_cli as register_demo_data
 from kdmri.errors import KDMRIError
+from kdmri.inference import export, reconstruct
 from kdmri.tools import (
     benchmark,
     commands,
-    export,
     fastpath,
     jobs,
     notebook_cli,
     pipeline,
-    reconstruct,
     site,
     srselect,
     study,

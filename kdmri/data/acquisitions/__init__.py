@@ -4,7 +4,7 @@ Each format is recognised by its **content**, never by a flag (docs/ACQUISITIONS
 
 ==========  ==========================================================================
 ``nifti``   NIfTI-1/2 header magic (``n+1`` / ``ni1`` at byte 344, ``n+2`` at byte 4),
-            gzip-compressed or not (read by :mod:`kdmri.tools.reconstruct` itself)
+            gzip-compressed or not (read by :mod:`kdmri.inference.reconstruct` itself)
 ``fastmri`` HDF5 with fastMRI's keys (``kspace``, ``ismrmrd_header``,
             ``reconstruction_esc`` / ``_rss``) or its ``acquisition`` attribute
 ``ismrmrd`` HDF5 with an ISMRMRD ``dataset`` group (``dataset/xml``, ``dataset/data``)

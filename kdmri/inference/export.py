@@ -26,7 +26,7 @@ dynamic, ``H`` and ``W`` are fixed in ONNX):
 name        shape                meaning
 ==========  ===================  =====================================================
 ``image``   float32 (B, 1, H, W)  zero-filled image (real part), scaled like the training
-                                  data (volume maximum = 1, see :mod:`kdmri.tools.reconstruct`)
+                                  data (volume maximum = 1, see :mod:`kdmri.inference.reconstruct`)
 ``kspace``  float32 (B, 2, H, W)  undersampled k-space, unshifted, orthonormal; channel 0
                                   real, channel 1 imaginary (:func:`kdmri.physics.fft.complex_to_channels`)
 ``mask``    float32 (H, W)        sampling mask, unshifted, zeros and ones
