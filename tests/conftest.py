@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import gaussian_filter
 
 from kdmri.data import write_volume
 from kdmri.physics.masks import cartesian_mask
@@ -25,6 +26,27 @@ def smooth_volume(shape=(32, 24, 3), seed=0) -> np.ndarray:
     vol = np.stack([np.exp(-((yy - 0.2 * rng.standard_normal()) ** 2 + xx**2) * (2 + i))
                     for i in range(s)], axis=-1)
     vol += 0.05 * rng.random(vol.shape)
+    return (vol / vol.max()).astype(np.float32)
+
+
+def phantom(shape, n_slices, seed) -> np.ndarray:
+    """Smooth head-like slices (H, W, S) in [0, 1]: a bright rim, darker tissue, a few
+    brighter blobs at random places, blurred."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    slices = []
+    for _ in range(n_slices):
+        img = np.zeros(shape)
+        a, b = 0.75 + 0.1 * rng.random(), 0.6 + 0.1 * rng.random()
+        img[(yy / a) ** 2 + (xx / b) ** 2 < 1] = 0.6
+        img[(yy / (a - 0.08)) ** 2 + (xx / (b - 0.08)) ** 2 < 1] = 0.35
+        for _ in range(4):
+            cy, cx = rng.uniform(-0.4, 0.4, 2)
+            ry, rx = rng.uniform(0.08, 0.25, 2)
+            img[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1] = rng.uniform(0.5, 1.0)
+        slices.append(gaussian_filter(img, 0.8))
+    vol = np.stack(slices, axis=-1)
     return (vol / vol.max()).astype(np.float32)
 
 

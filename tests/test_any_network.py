@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_volume
+from conftest import phantom
 from torch import nn
 
 import kdmri
@@ -54,13 +54,14 @@ PAIRS = [("cascades.0.convs.2", "dc1"), ("cascades.1.convs.2", "dc2")]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """train/ (3 volumes, 12 slices) and validation/ (1 volume, 4 slices), 32x24, 4x masks."""
+    """train/ (3 volumes, 12 slices) and validation/ (1 volume, 4 slices) of 32x32 head-like
+    phantoms (a rim, tissue, blobs: structure for the teacher's layers to carry), 4x masks."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("anynet") / "data"
-    masks = {4: cartesian_mask((32, 24), 4, seed=4)}
+    masks = {4: cartesian_mask((32, 32), 4, seed=4)}
     for i in range(3):
-        write_volume(root / "train" / f"t{i}.h5", smooth_volume((32, 24, 4), i), masks)
-    write_volume(root / "validation" / "v.h5", smooth_volume((32, 24, 4), 7), masks)
+        write_volume(root / "train" / f"t{i}.h5", phantom((32, 32), 4, i), masks)
+    write_volume(root / "validation" / "v.h5", phantom((32, 32), 4, 7), masks)
     return root
 
 
@@ -103,23 +104,20 @@ def scratch(teacher, data):
     return report["history"][0]
 
 
+@pytest.mark.numerics  # a trained comparison: rerun under a second kernel path
 @pytest.mark.parametrize("method, pairs", [("fitnet", PAIRS), ("at", HIDDEN)])
 def test_a_foreign_network_teaches_a_dccnn_by_module_paths(teacher, data, scratch, method, pairs):
-    """KD-MRI's protocol: a feature stage (the feature term alone) by module paths, then the
-    student's L1 training from it; its first epoch is compared with the plain student's."""
+    """KD-MRI's protocol: a feature stage (the feature term alone) by module paths, then the KD
+    stage (L1 to the target + imitation of the teacher's output) from it; the KD stage's first
+    epoch ends below the plain student's first epoch."""
     student, report = _distil(teacher, data, method, pairs=pairs, epochs=4, target_weight=0.0)
     feature = [row["train_feature"] for row in report["history"]]
     assert report["pairs"] == pairs and feature[-1] < feature[0]  # the student learns the teacher's layers
     assert all(not m._forward_hooks for m in [*student.modules(), *teacher.modules()])  # hooks removed
-    _, then = _distil(teacher, data, "imitation", student=student, epochs=1)
-    if method == "fitnet":
-        # hints of the teacher's intermediate images: a better start than scratch (measured
-        # 0.0102 vs 0.0132 validation L1)
-        assert then["history"][0]["val_loss"] < 0.9 * scratch["val_loss"], (then["history"], scratch)
-    else:
-        # attention alone transfers where (feature loss down) but not how much: on this toy it
-        # leaves the first L1 epoch where scratch is (measured 0.01322 vs 0.01320)
-        assert then["history"][0]["val_loss"] < 1.05 * scratch["val_loss"]
+    _, then = _distil(teacher, data, "imitation", student=student, epochs=1, imitation_weight=1.0)
+    # measured: 0.65 (FitNets, hints of the teacher's images) and 0.97 (AT, hidden layers) x
+    # the plain student's first-epoch validation L1
+    assert then["history"][0]["val_loss"] < scratch["val_loss"], (then["history"], scratch)
 
 
 def test_kd_stage_with_imitation_beats_scratch(teacher, data, scratch):

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import gaussian_filter
+from conftest import phantom
 
 from kdmri.checkpoint import BEST
 from kdmri.config import Config
@@ -22,27 +22,6 @@ from kdmri.training import train
 
 # network-vs-zero-filled margins of a trained student: rerun under a second kernel path
 pytestmark = pytest.mark.numerics
-
-
-def phantom(shape, n_slices, seed) -> np.ndarray:
-    """Smooth head-like slices (H, W, S) in [0, 1]: a bright rim, darker tissue, a few
-    brighter blobs at random places, blurred."""
-    rng = np.random.default_rng(seed)
-    h, w = shape
-    yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
-    slices = []
-    for _ in range(n_slices):
-        img = np.zeros(shape)
-        a, b = 0.75 + 0.1 * rng.random(), 0.6 + 0.1 * rng.random()
-        img[(yy / a) ** 2 + (xx / b) ** 2 < 1] = 0.6
-        img[(yy / (a - 0.08)) ** 2 + (xx / (b - 0.08)) ** 2 < 1] = 0.35
-        for _ in range(4):
-            cy, cx = rng.uniform(-0.4, 0.4, 2)
-            ry, rx = rng.uniform(0.08, 0.25, 2)
-            img[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1] = rng.uniform(0.5, 1.0)
-        slices.append(gaussian_filter(img, 0.8))
-    vol = np.stack(slices, axis=-1)
-    return (vol / vol.max()).astype(np.float32)
 
 
 AFFINE = np.array([[0.0, -0.9, 0.1, 12.5],
