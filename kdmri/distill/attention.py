@@ -64,8 +64,26 @@ class AttentionKDMRILoss(FeatureLoss):
 
     def pair_loss(self, index: int, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         _check_map_pair(student, teacher, self._where(index))
-        diff = attention_map(student, self.mode) - attention_map(teacher, self.mode)
-        return diff.abs().mean()
+        return self.target_loss(index, student, self.teacher_target(index, teacher))
+
+    def teacher_target(self, index: int, teacher: torch.Tensor) -> torch.Tensor:
+        """The teacher's attention map ``(B, H*W)`` in ``sample`` mode (per sample, so it can
+        be cached); the feature itself in ``batch`` mode (its map depends on the batch)."""
+        if self.mode != "sample":
+            return teacher
+        _expect_4d(teacher, f"{self._where(index)}: teacher")
+        return attention_map(teacher, "sample")
+
+    def target_loss(self, index: int, student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.mode != "sample":
+            _check_map_pair(student, target, self._where(index))
+            return (attention_map(student, self.mode) - attention_map(target, self.mode)).abs().mean()
+        _expect_4d(student, f"{self._where(index)}: student")
+        if tuple(target.shape) != (student.shape[0], student.shape[2] * student.shape[3]):
+            raise ValueError(f"{self._where(index)}: teacher attention map {tuple(target.shape)} does "
+                             f"not match the student's (B, H*W) = ({student.shape[0]}, "
+                             f"{student.shape[2] * student.shape[3]})")
+        return (attention_map(student, "sample") - target).abs().mean()
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, mode={self.mode!r}"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,15 @@ def register_term(name: str, teacher_features: bool = False) -> Callable[[Term],
         return fn
 
     return decorator
+
+
+class CachedTeacher(NamedTuple):
+    """The frozen teacher's part of a batch, looked up in a cache computed once per run: its
+    output ``image`` and, per feature-loss pair, the loss's teacher target
+    (:meth:`~kdmri.distill.registry.FeatureLoss.teacher_targets`)."""
+
+    image: torch.Tensor
+    targets: list
 
 
 @dataclass
@@ -94,7 +103,11 @@ def imitation_term(ctx: TermContext) -> TermResult:
 def feature_term(ctx: TermContext) -> TermResult:
     if ctx.feature_loss is None:
         raise ConfigError("objective term 'feature' needs a feature loss (cfg.feature_loss)")
-    value = ctx.feature_loss(ctx.student.features, ctx.teacher_output(features=True).features)
+    teacher = ctx.teacher_output(features=True)
+    if isinstance(teacher, CachedTeacher):
+        value = ctx.feature_loss.from_targets(ctx.student.features, teacher.targets)
+    else:
+        value = ctx.feature_loss(ctx.student.features, teacher.features)
     return value, {"feature": value.item()}
 
 

@@ -38,7 +38,7 @@ from kdmri.io import atomic_save, write_csv
 from kdmri.locks import folder_lock
 from kdmri.metrics import psnr
 from kdmri.models.blocks import ReconOutput
-from kdmri.training import identity
+from kdmri.training import identity, teacher_cache
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
 
@@ -59,7 +59,8 @@ class StageRunner:
         self.extra = nn.ModuleList()  # trainable loss modules (e.g. FitNets regressors)
         self.teacher: nn.Module | None = None
         self.feature_loss: nn.Module | None = None
-        self.cache: torch.Tensor | None = None
+        self.cache: torch.Tensor | None = None  # the teacher's output images (no feature term)
+        self.feature_cache = None  # the teacher's images and feature targets (teacher_cache.py)
 
     @property
     def experiment(self) -> Path:
@@ -93,6 +94,8 @@ class StageRunner:
         if self.teacher is not None and self.cfg.teacher_cache and not self.objective.needs_teacher_features:
             # on whole slices (a patch view has .full); patches crop it as they crop the slices
             self.cache = self.teacher_outputs(getattr(train_ds, "full", train_ds))
+        elif self.teacher is not None and self.cfg.teacher_cache and self.feature_loss is not None:
+            self.feature_cache = teacher_cache.teacher_targets(self, train_ds, TEACHER_CACHE_LIMIT)
 
     def build_feature_loss(self, model: nn.Module, train_ds: Dataset) -> nn.Module:
         """The configured feature loss, wired by its own ``from_config`` (one probe pass)."""
@@ -119,31 +122,35 @@ class StageRunner:
         return self.strategy.all_reduce_sum_(out)
 
     # ---- losses
-    def _teacher_fn(self, batch: dict):
+    def _teacher_fn(self, batch: dict, cached: bool):
+        """The teacher's part of ``batch``: from a cache on training batches (``cached``),
+        else a forward pass of the frozen teacher."""
         if self.teacher is None:
             return None
         needs_features = self.objective.needs_teacher_features
 
         def run(features: bool = False):
-            if self.cache is not None and not needs_features:
-                cached = self.cache[batch["index"].cpu()]
+            if cached and self.feature_cache is not None:
+                return teacher_cache.lookup(self.feature_cache, batch["index"], self.device)
+            if cached and self.cache is not None and not needs_features:
+                image = self.cache[batch["index"].cpu()]
                 if "crop" in batch:  # a random patch: the same window of the whole-slice output
-                    cached = crop_like(cached, batch["crop"].cpu(), batch["target"].shape[-1])
-                return cached.to(self.device)
+                    image = crop_like(image, batch["crop"].cpu(), batch["target"].shape[-1])
+                return image.to(self.device)
             with torch.no_grad():
                 return self.task.forward(self.teacher, batch, features or needs_features)
 
         return run
 
-    def _objective(self, model: nn.Module, batch: dict):
+    def _objective(self, model: nn.Module, batch: dict, cached: bool = False):
         out = self.forward(model, batch, features="feature" in self.objective.names)
-        ctx = TermContext(self.cfg, batch, out, self._teacher_fn(batch), self.feature_loss)
+        ctx = TermContext(self.cfg, batch, out, self._teacher_fn(batch, cached), self.feature_loss)
         return out, *self.objective(ctx)
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
-        """The stage's objective on one batch: ``(total, logs)``."""
+        """The stage's objective on one training batch: ``(total, logs)``."""
         with self.strategy.autocast():
-            return self._objective(model, batch)[1:]
+            return self._objective(model, batch, cached=True)[1:]
 
     @torch.no_grad()
     def validate(self, model: nn.Module, batch: dict) -> tuple[float, float]:
