@@ -56,6 +56,7 @@ from kdmri.paths import experiments_dir, project_relative, runs_dir
 from kdmri.tools.batch_params import executed_notebook_env, notebook_runs_for, resolved_params
 from kdmri.tools.graph import job_edges, schedule
 from kdmri.tools.notebooks import discover_notebooks, order_notebooks
+from kdmri.training.calibration import RunTiming
 
 Executor = Callable[[Path, Path, dict, Path], None]
 """``execute(notebook, output, parameters, cwd)``: run one notebook (papermill by default)."""
@@ -380,9 +381,13 @@ def _results_section(params: str, cfg: Config) -> list[str]:
     return lines
 
 
-def summary_markdown(results: Sequence[Result]) -> str:
-    """The run table and the results tables of a batch, as markdown."""
-    lines = ["# Batch summary", "",
+def summary_markdown(results: Sequence[Result], timing: RunTiming | None = None) -> str:
+    """The run table and the results tables of a batch, as markdown; with ``timing``, the
+    batch's wall time and the machine's calibration (:mod:`kdmri.training.calibration`)."""
+    lines = ["# Batch summary", ""]
+    if timing is not None:
+        lines += [f"* {line}" for line in timing.lines()] + [""]
+    lines += [
              "| params | notebook | status | minutes | kernel peak RSS (MB) | output |",
              "|---|---|---|---|---|---|"]
     for r in results:
@@ -400,17 +405,22 @@ def summary_markdown(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def _summary_json(results: Sequence[Result]) -> str:
+def _summary_json(results: Sequence[Result], timing: RunTiming | None = None) -> str:
+    # with timing, every record also carries the batch's wall time and calibration ("batch")
+    # and its own seconds scaled to the reference calibration
+    scale = timing.reference_ms / timing.calibration_ms if timing is not None else None
+    extra = (lambda r: {"reference_seconds": round(r.seconds * scale, 1), "batch": timing.to_dict()}
+             ) if timing is not None else (lambda r: {})
     return json.dumps([{"params": r.job.params, "notebook": r.job.notebook.name, "ok": r.ok,
                         "seconds": r.seconds, "peak_rss_mb": r.peak_rss_mb, "error": r.error,
-                        "output": project_relative(r.job.output)} for r in results], indent=2)
+                        "output": project_relative(r.job.output), **extra(r)} for r in results], indent=2)
 
 
-def write_summary(results: Sequence[Result], out: Path) -> tuple[str, Path]:
+def write_summary(results: Sequence[Result], out: Path, timing: RunTiming | None = None) -> tuple[str, Path]:
     """Write ``<out>/summary.md`` and ``summary.json``; returns (markdown, path)."""
-    text = summary_markdown(results)
+    text = summary_markdown(results, timing)
     atomic_text(Path(out) / "summary.md", text + "\n")
-    atomic_text(Path(out) / "summary.json", _summary_json(results) + "\n")
+    atomic_text(Path(out) / "summary.json", _summary_json(results, timing) + "\n")
     return text, Path(out) / "summary.md"
 
 

@@ -126,3 +126,46 @@ def scaled_minutes(seconds: float, measured_ms: float, reference_ms: float = REF
     if not (measured_ms > 0 and math.isfinite(measured_ms)):
         raise ValueError(f"measured_ms={measured_ms}: expected a positive calibration")
     return seconds / 60 * reference_ms / measured_ms
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """A run's wall time with the calibration measured at its start and end (same process,
+    same threads): what a wall-time claim states beside it."""
+
+    seconds: float
+    start: Calibration
+    end: Calibration
+    reference_ms: float = REFERENCE_MS
+
+    @property
+    def calibration_ms(self) -> float:
+        """The machine's calibration during the run: the mean of start and end."""
+        return round((self.start.ms + self.end.ms) / 2, 2)
+
+    @property
+    def reference_minutes(self) -> float:
+        return round(scaled_minutes(self.seconds, self.calibration_ms, self.reference_ms), 2)
+
+    def lines(self) -> list[str]:
+        """The three lines printed at the end of a batch run."""
+        return [f"wall time: {self.seconds / 60:.1f} min ({self.seconds:.0f} s)",
+                f"{self.start.line()} at the start, {self.end.ms:.1f} ms at the end",
+                f"= {self.reference_minutes:.1f} min on a {self.reference_ms:.0f} ms machine "
+                f"(wall time x {self.reference_ms:.0f} / {self.calibration_ms:.1f})"]
+
+    def to_dict(self) -> dict:
+        return {"wall_seconds": round(self.seconds, 1), "calibration_ms": self.calibration_ms,
+                "calibration_start_ms": self.start.ms, "calibration_end_ms": self.end.ms,
+                "cpu": self.start.cpu, "threads": self.start.threads, "torch": self.start.torch,
+                "reference_ms": self.reference_ms, "reference_minutes": self.reference_minutes}
+
+
+def timed(fn, threads: int | None = None, steps: int = 20):
+    """Run ``fn()`` between two calibrations; returns ``(fn's result, RunTiming)``. The wall
+    time covers the calibrations too (a few seconds each): what the user waits for."""
+    t0 = time.perf_counter()
+    start = calibrate(steps, threads=threads)
+    result = fn()
+    end = calibrate(steps, threads=threads)
+    return result, RunTiming(time.perf_counter() - t0, start, end)
