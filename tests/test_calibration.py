@@ -64,3 +64,43 @@ def test_scaled_minutes_rejects_a_meaningless_calibration(bad):
         scaled_minutes(60.0, bad)
     with pytest.raises(ValueError, match="steps=0"):
         calibrate(steps=0)
+
+
+BENCH = """# kdmri benchmarks (cpu)
+
+Machine: x86_64, 2 torch threads
+Calibration: 100.0 ms/step (kdmri.training.calibration)
+
+## Training (batch 4)
+
+| size | teacher slices/s | student slices/s | KD slices/s | a | b | c |
+|---|---|---|---|---|---|---|
+| 96x96 | 20.0 | 40.0 | 32.0 | 1x | 1x | 1x |
+"""
+
+FASTPATH = """| variant | teacher | student | KD |
+|---|---|---|---|
+| fp32 | 200.0 (1.00x) | 100.0 (1.00x) | 125.0 (1.00x) |
+| bf16 + channels_last | 50.0 (4.00x) | 50.0 (2.00x) | 50.0 (2.50x) |
+"""
+
+
+def test_the_cost_plan_scales_by_the_calibration_and_the_fast_path(tmp_path):
+    from kdmri.config import Config
+    from kdmri.tools import costs
+
+    (tmp_path / "b.md").write_text(BENCH)
+    (tmp_path / "f.md").write_text(FASTPATH)
+    rows = costs.read_throughput([tmp_path / "b.md"])
+    assert rows[0].calibration_ms == 100.0
+    fast = costs.read_fastpath(tmp_path / "f.md")
+    assert fast["bf16 + channels_last"] == {"teacher": 4.0, "student": 2.0, "kd": 2.5}
+    here = costs.Estimator(rows, "cpu", calibration_ms=250.0, fastpath=fast)
+    there = costs.Estimator(rows, "cpu")
+    # a machine of calibration 250 ms takes 2.5x as long as the measuring one (100 ms)
+    assert here.step_seconds("recon", "teacher", (96, 96)) == pytest.approx(2.5 / 20.0)
+    assert there.step_seconds("recon", "teacher", (96, 96)) == pytest.approx(1 / 20.0)
+    assert any("calibration 250.0 ms here, 100.0 ms" in n for n in here.notes)
+    cfg = Config(dataset="demo", precision="bf16", channels_last=True)
+    assert costs.fastpath_variant(cfg) == "bf16 + channels_last"
+    assert here.speedup(cfg, "student") == 2.0 and here.speedup(Config(dataset="demo"), "student") == 1.0

@@ -38,10 +38,13 @@ Term = Callable[["TermContext"], TermResult]
 TERMS: dict[str, Term] = {}
 #: Terms that need the teacher's intermediate features (not just its output image).
 NEEDS_TEACHER_FEATURES: set[str] = set()
+#: Terms that use the frozen teacher at all (its output or its features).
+USES_TEACHER: set[str] = set()
 
 
-def register_term(name: str, teacher_features: bool = False) -> Callable[[Term], Term]:
-    """Function decorator: register an objective term under ``name``."""
+def register_term(name: str, teacher_features: bool = False, teacher: bool = False) -> Callable[[Term], Term]:
+    """Function decorator: register an objective term under ``name``; ``teacher``: it uses
+    the frozen teacher's output, ``teacher_features``: also its intermediate features."""
 
     def decorator(fn: Term) -> Term:
         if name in TERMS and TERMS[name] is not fn:
@@ -49,6 +52,8 @@ def register_term(name: str, teacher_features: bool = False) -> Callable[[Term],
         TERMS[name] = fn
         if teacher_features:
             NEEDS_TEACHER_FEATURES.add(name)
+        if teacher or teacher_features:
+            USES_TEACHER.add(name)
         return fn
 
     return decorator
@@ -91,7 +96,7 @@ def l1_term(ctx: TermContext) -> TermResult:
     return value, {"l1": value.item()}
 
 
-@register_term("imitation")
+@register_term("imitation", teacher=True)
 def imitation_term(ctx: TermContext) -> TermResult:
     teacher = ctx.teacher_output(features=False)
     image = teacher if isinstance(teacher, torch.Tensor) else teacher.image
@@ -146,6 +151,12 @@ class Objective:
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.terms]
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether a term with a non-zero weight uses the frozen teacher (a KD stage whose
+        teacher terms are all weighted 0 trains without loading it)."""
+        return any(name in USES_TEACHER for name in self.names)
 
     @property
     def needs_teacher_features(self) -> bool:

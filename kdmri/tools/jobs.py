@@ -356,7 +356,15 @@ def register_cli(sub) -> None:
         print(describe_reuse(args.params, {k: v for k, v in overrides.items() if k in FIELDS}))
         if args.plan:
             device = args.device_kind or ("cuda" if args.executor == "slurm" and args.gpus_per_job else "cpu")
-            estimates, notes = costs.estimate(jobs, device, args.throughput)
+            calibration = None
+            if device == "cpu" and args.calibration_steps > 0:  # the estimate is for this machine
+                from kdmri.training.calibration import calibrate
+
+                calibration = calibrate(args.calibration_steps,
+                                        threads=threads_per_job(args.jobs) if args.jobs > 1 else None)
+                print(calibration.line())
+            estimates, notes = costs.estimate(jobs, device, args.throughput,
+                                              calibration_ms=calibration.ms if calibration else None)
             print(costs.format_plan(estimates, notes, device))
             return 0
         if args.executor == "slurm":

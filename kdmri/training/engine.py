@@ -85,7 +85,7 @@ class StageRunner:
 
     def setup(self, model: nn.Module, train_ds: Dataset) -> None:
         """Load the teacher, initialise ``model``, build the feature loss and the cache."""
-        if self.spec.teacher:
+        if self.spec.teacher and self.objective.uses_teacher:  # not when its terms are weighted 0
             self.teacher = self.load_teacher()
         initialise(model, self.cfg, self.spec, self.device)
         if "feature" in self.objective.names:
@@ -108,17 +108,23 @@ class StageRunner:
     @torch.no_grad()
     def teacher_outputs(self, ds: Dataset) -> torch.Tensor | None:
         """The frozen teacher's output for every training slice, computed once (there is no
-        data augmentation, so it never changes); ``None`` if it would exceed the limit."""
+        data augmentation, so it never changes) exactly as the step would compute it: the
+        step's batches (``strategy.batches``) and batch size, under its autocast; ``None`` if
+        it would exceed the limit."""
         first = ds[0]["target"]
         if len(ds) * first.numel() * 4 > TEACHER_CACHE_LIMIT:
             return None
-        out = torch.zeros((len(ds), *first.shape))
+        out = None
         # each process computes its share of the slices; the sum over processes fills them all
-        loader = DataLoader(self.strategy.shard(ds), batch_size=max(8, self.cfg.batch_size), shuffle=False)
-        for batch in tqdm(loader, desc="teacher outputs", leave=False,
-                          disable=not (self.cfg.progress and self.strategy.progress())):
-            b = to_device(batch, self.device)
-            out[batch["index"]] = self.task.forward(self.teacher, b, False).image.float().cpu()
+        size = self.strategy.per_rank_batch(self.cfg.batch_size)
+        loader = DataLoader(self.strategy.shard(ds), batch_size=size, shuffle=False)
+        for batch in tqdm(self.strategy.batches(loader), total=len(loader), desc="teacher outputs",
+                          leave=False, disable=not (self.cfg.progress and self.strategy.progress())):
+            with self.strategy.autocast():
+                image = self.task.forward(self.teacher, batch, False).image
+            if out is None:
+                out = torch.zeros((len(ds), *image.shape[1:]), dtype=image.dtype)
+            out[batch["index"].cpu()] = image.cpu()
         return self.strategy.all_reduce_sum_(out)
 
     # ---- losses
