@@ -70,12 +70,20 @@ def _fixed(*stages: str) -> Callable:
 
 
 def _sft_grid(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
-    from kdmri.training.recipes import sft_method_configs
+    """As :func:`kdmri.runs.run_sft_comparison`: under ``sft_protocol: reference`` also the
+    two starting students and the crossed arm."""
+    from kdmri.training.recipes import sft_crossed_config, sft_method_configs
 
+    kd = _kd_cfg(cfg, p)
+    reference = cfg.sft_protocol == "reference"
     out = [(cfg, "teacher"), (cfg, "sft-teacher")]
+    if reference:
+        out += [(kd.replace(method=kd.teacher_method or kd.method), "student"), (kd, "sft-student")]
     for loss in p.get("feature_losses") or ["at_kdmri"]:
-        std, sft = sft_method_configs(_kd_cfg(cfg, p), loss)
+        std, sft = sft_method_configs(kd, loss)
         out += [(std, "feature"), (std, "kd"), (sft, "sft-feature"), (sft, "sft-kd")]
+        if reference:
+            out += [(sft_crossed_config(kd, loss), s) for s in ("feature", "kd")]
     return out
 
 
