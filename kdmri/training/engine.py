@@ -128,7 +128,7 @@ class StageRunner:
         return self.strategy.all_reduce_sum_(out)
 
     # ---- losses
-    def _teacher_fn(self, batch: dict, cached: bool):
+    def _teacher_fn(self, batch: dict, cached: bool = True):
         """The teacher's part of ``batch``: from a cache on training batches (``cached``),
         else a forward pass of the frozen teacher."""
         if self.teacher is None:
