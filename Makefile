@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kdmri-installed
 
-.PHONY: install demo test nbval lint masks demo-data lab benchmark clean
+.PHONY: install demo test nbval lint masks demo-data lab benchmark docs figures clean study
 
 install: $(STAMP)
 
@@ -18,15 +18,35 @@ $(STAMP): requirements.lock pyproject.toml
 demo-data: install
 	$(PY) -m kdmri demo-data
 
-# Every notebook on the demo data (params/demo_4x.yaml) with papermill: runs/demo/acc_4x/*.ipynb
-# and runs/summary.md (docs/NOTEBOOKS.md).
-demo: install
+# The study (docs/RESULTS.md): prints its cost plan, then runs (resumes) every unit not yet
+# done, two processes at a time; STUDY_ROOT outside the work tree keeps it across sessions.
+STUDY_ROOT ?= experiments/study
+study: install
 	$(PY) -m kdmri demo-data
-	$(PY) -m kdmri batch --params params/demo_4x.yaml
+	$(PY) -m kdmri study --root $(STUDY_ROOT) --jobs 2
+
+# Every notebook on the demo data (params/demo_4x.yaml) with papermill: runs/demo/acc_4x/*.ipynb
+# and runs/summary.md (docs/NOTEBOOKS.md). = demo-data + batch --params demo_4x.
+demo: install
+	$(PY) -m kdmri demo
+
+# The documentation site (docs/SITE.md): build/site/index.html from the executed notebooks of
+# `make demo` (runs/demo/acc_4x/), the docs/ pages and the docstrings. Stops if there is no run.
+docs: install
+	$(PY) -m kdmri docs
+
+# The schematics of the README (docs/figures/*.png), drawn from the architecture definitions.
+figures: install
+	$(PY) -m kdmri figures
+
+# The tests marked `numerics` (they assert trained numbers) run a second time under another CPU
+# kernel path, so that a result that holds only on this CPU fails here (docs/TESTING.md).
+SECOND_KERNEL_PATH := ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 
 test: install
 	$(PY) -m ruff check kdmri tests notebooks
 	$(PY) -m pytest
+	env $(SECOND_KERNEL_PATH) $(PY) -m pytest -p no:cacheprovider -m numerics
 	$(MAKE) --no-print-directory nbval
 
 # The notebooks with their default parameters (the quick profile of params/ci.yaml), checking
@@ -46,4 +66,4 @@ lab: install
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs build .pytest_cache

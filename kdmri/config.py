@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,15 +19,25 @@ import numpy as np
 import torch
 import yaml
 
+from kdmri.config_checks import check_device, coerce, keeps_text
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
-from kdmri.paths import acc_tag, datasets_dir, experiment_dir, experiments_dir, params_dir, project_root
+from kdmri.paths import (
+    acc_tag,
+    datasets_dir,
+    experiment_dir,
+    experiments_dir,
+    mask_path,
+    params_dir,
+    project_root,
+)
+from kdmri.registry import Registry
 
 
 @dataclass
 class Config:
     """Every setting of a run. Defaults are the KD-MRI reference settings (docs/REFERENCE.md)
-    on the demo data; params/*.yaml override them."""
+    on the demo data; ``params/*.yaml`` override them."""
 
     # data
     dataset: str = "demo"
@@ -43,7 +55,7 @@ class Config:
     lr_step: int = 40
     lr_gamma: float = 0.1
     seed: int = 42
-    device: str = "cpu"  # "cpu", "cuda", or "auto"
+    device: str = "cpu"  # "cpu", "cuda", "cuda:<n>", "mps" or "auto"
     # fast paths (kdmri.training.strategy): bf16 autocast (FFTs and DC stay complex64),
     # channels-last memory format, torch.compile
     precision: str = "fp32"  # "fp32" or "bf16"
@@ -55,6 +67,16 @@ class Config:
     teacher_method: str | None = None  # whose teacher the KD stages use (default: method)
     # architecture: DC(CNN(x)) per cascade as in both references; True: DC(x + CNN(x))
     residual: bool = False
+    # networks other than the stage's preset (DC-CNN / VDSR teacher, student): a registered
+    # kind ("dccnn", "vdsr", "unet", ...) or an import path "package.module:Class", built
+    # with the options (from_arch fields of a kind, keyword arguments of a class)
+    teacher_model: str | None = None
+    teacher_model_options: dict[str, Any] = field(default_factory=dict)
+    student_model: str | None = None
+    student_model_options: dict[str, Any] = field(default_factory=dict)
+    # the frozen teacher of the KD stages: any checkpoint file or state dict (.pt, loaded
+    # with a key-mismatch report); None: <teacher_method>_teacher/best_model.pt
+    teacher_checkpoint: str | None = None
     # feature (attention) stage
     feature_loss: str = "at_kdmri"
     at_mode: str = "sample"  # "sample" (published AT) or "batch" (KD-MRI reference code)
@@ -100,7 +122,13 @@ class Config:
     notes: str = ""
 
     def __post_init__(self):
+        # every value as its declared type (kdmri.config_checks), then the value checks
+        for name, hint in FIELD_TYPES.items():
+            if name != "acc":  # acc: an integer acceleration, normalised to its tag
+                setattr(self, name, coerce(name, getattr(self, name), hint))
         self.acc = acc_tag(self.acc)
+        _check_mask(self)
+        check_device(self.device)
         if self.at_mode not in ("sample", "batch"):
             raise ConfigError(f"at_mode={self.at_mode!r}: expected 'sample' or 'batch'")
         if self.precision not in ("fp32", "bf16"):
@@ -112,7 +140,7 @@ class Config:
         _choice(self, "sft_protocol", ("reference", "kdmri"))
         if self.sr_patch is not None and int(self.sr_patch) < 1:
             raise ConfigError(f"sr_patch={self.sr_patch!r}: expected a positive patch size or null")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "lr_step"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected a positive integer")
 
@@ -155,6 +183,17 @@ def _choice(cfg: Config, name: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}={getattr(cfg, name)!r}: expected one of {list(allowed)}")
 
 
+def _check_mask(cfg: Config) -> None:
+    """An acceleration of a dataset with committed masks (us_masks/<dataset>/) must have its
+    mask there, unless ``mask`` names one (other datasets' masks come with their HDF5 files)."""
+    path = mask_path(cfg.dataset, cfg.acc)
+    if cfg.mask is None and path.parent.is_dir() and not path.is_file():
+        have = sorted((p.stem.removeprefix("mask_") for p in path.parent.glob("mask_*.npy")),
+                      key=lambda tag: int(tag.rstrip("x")) if tag.rstrip("x").isdigit() else 0)
+        raise ConfigError(f"acc={cfg.acc!r}: dataset {cfg.dataset!r} has no mask at this acceleration "
+                          f"({path} is missing); expected one of {have}, or set mask to a .npy file")
+
+
 def _rooted(path: str) -> Path:
     """Relative paths in configs are relative to the project root, not the working folder
     (notebooks run from notebooks/ under nbval and from anywhere under papermill)."""
@@ -195,6 +234,8 @@ def check_resumable(stored: dict, cfg: Config, where: Path, fields: set[str] | N
 
 
 FIELDS = {f.name for f in dataclasses.fields(Config)}
+#: Declared type of every field (``int | None`` ...), which values are converted to.
+FIELD_TYPES = typing.get_type_hints(Config)
 
 
 def merge(cfg: Config, changes: dict[str, Any], source: str = "overrides") -> Config:
@@ -204,7 +245,10 @@ def merge(cfg: Config, changes: dict[str, Any], source: str = "overrides") -> Co
         raise ConfigError(f"{source}: unknown parameter(s) {unknown}; known: {sorted(FIELDS)}")
     data = cfg.to_dict()
     data.update(changes)
-    return Config(**data)
+    try:
+        return Config(**data)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def resolve_params(path: str | Path) -> Path:
@@ -231,8 +275,10 @@ def read_params(path: str | Path) -> dict[str, Any]:
 
 
 #: Key of a params YAML holding notebook-only parameters (not Config fields), e.g.
-#: ``notebook_parameters: {ablations: [neither, both], kd_epochs: 6}``; the batch runner
-#: passes them to every notebook that declares them in its ``parameters`` cell.
+#: ``notebook_parameters: {ablations: [neither, both], kd_epochs: 6}``: part of the params
+#: file's format, so :func:`load_config` skips it; the batch runner passes them to every
+#: notebook that declares them in its ``parameters`` cell, and the notebooks' own names and
+#: defaults are :data:`kdmri.notebook_knobs.NOTEBOOK_DEFAULTS` (tutorial layer).
 NOTEBOOK_KEY = "notebook_parameters"
 
 
@@ -245,104 +291,43 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
     return value
 
 
-#: Where the papers ran super-resolution and with which central k-space block: KD-MRI on
-#: Calgary-Campinas (64 x 64 of 256 x 256); the demo keeps the same fraction (24 of 96).
-#: Only these (dataset, sr_keep) pairs train the SR stages (notebook 06).
-SR_SETTINGS: dict[str, int] = {"calgary": 64, "demo": 24}
-#: Super-resolution reads only the fully sampled images, so it runs once per dataset: with
-#: the params file of this acceleration (the others would train identical networks).
-SR_ACC = "4x"
-
-
-def sr_enabled(cfg: Config) -> bool:
-    """Whether ``cfg`` is a super-resolution setting a paper (or the demo) ran, at :data:`SR_ACC`."""
-    return SR_SETTINGS.get(cfg.dataset) == cfg.sr_keep and cfg.acc == SR_ACC
-
-
-def sr_status(cfg: Config) -> str:
-    """One line: whether notebook 06 trains for ``cfg``, and where SR runs otherwise."""
-    if sr_enabled(cfg):
-        return f"super-resolution: {cfg.dataset} with sr_keep {cfg.sr_keep} (method {sr_method(cfg.sr_keep)})"
-    where = ", ".join(f"{d} with sr_keep {k}" for d, k in SR_SETTINGS.items())
-    return (f"super-resolution is not run for {cfg.dataset} {cfg.acc} with sr_keep {cfg.sr_keep}: the "
-            f"papers ran it only on {where}, once per dataset (it does not depend on the "
-            f"acceleration): params/calgary_{SR_ACC}.yaml, params/demo_{SR_ACC}.yaml")
-
-
-def sr_method(keep: int) -> str:
-    """Experiment method of the SR stages: the setting in the folder name (``sr-keep64``)."""
-    return f"sr-keep{int(keep)}"
-
-
-def sr_run_config(cfg: Config, epochs: int | None = None, max_train_slices: int | None = None,
-                  batch_size: int | None = None) -> Config:
-    """The configuration of the super-resolution stages (notebook 06, ``kdmri sr-select``):
-    ``cfg`` under the SR method (:func:`sr_method`) with the SR knobs where given
-    (``None``: ``cfg``'s value). The step schedule keeps its place in the run: ``lr_step``
-    is scaled by ``epochs / cfg.epochs`` (a 15-of-20-epoch step becomes 30 of 40)."""
-    epochs = int(epochs or cfg.epochs)
-    lr_step = max(1, round(cfg.lr_step * epochs / cfg.epochs))
-    return cfg.replace(method=sr_method(cfg.sr_keep), epochs=epochs, lr_step=lr_step,
-                       max_train_slices=max_train_slices or cfg.max_train_slices,
-                       batch_size=int(batch_size or cfg.batch_size))
-
-
-def _check_sr_setting(data: dict[str, Any], cfg: Config, source: str) -> None:
-    """A params file that sets ``sr_keep`` (to other than the default) must name an SR
-    experiment the papers made (resolved params files repeat the default everywhere)."""
-    if data.get("sr_keep", Config.sr_keep) != Config.sr_keep and not sr_enabled(cfg):
-        raise ConfigError(f"{source}: sr_keep={data['sr_keep']!r} for dataset {cfg.dataset!r} is not an "
-                          f"experiment the papers made; {sr_status(cfg).split(': ', 1)[1]}")
-
-
-#: Defaults of the notebook-only parameters (not Config fields) when neither a notebook's
-#: parameters cell nor the params file's ``notebook_parameters`` sets them.
-NOTEBOOK_DEFAULTS: dict[str, Any] = {
-    "feature_losses": ["at_kdmri"], "kd_epochs": None,
-    "ablations": ["neither", "imitation", "attention", "both"],
-    "sr_epochs": None, "sr_max_train_slices": None, "sr_batch_size": None,
-    "metric_level": "slice", "figures_dir": None,
-}
-
-
-def resolve_knobs(path: str | Path | None, knobs: dict[str, Any]) -> tuple[list, list[str]]:
-    """``(values, changed)``: each of ``knobs`` (cell values, ``None`` deferring) resolved
-    against the file's ``notebook_parameters`` and :data:`NOTEBOOK_DEFAULTS`; ``changed``
-    names the cell values that override a different value of the file."""
-    unknown = sorted(set(knobs) - set(NOTEBOOK_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"notebook parameters {unknown}: not notebook-only parameters; known: "
-                          f"{sorted(NOTEBOOK_DEFAULTS)} (Config fields go to notebook_config)")
-    from_file = notebook_parameters(path) if path is not None else {}
-    values, changed = [], []
-    for name, value in knobs.items():
-        if value is not None and name in from_file and value != from_file[name]:
-            changed.append(f"{name}={from_file[name]!r} -> {value!r}")
-        values.append(from_file.get(name, NOTEBOOK_DEFAULTS[name]) if value is None else value)
-    return values, changed
+#: Checks of a params file that :func:`load_config` runs after merging it,
+#: ``check(data, cfg, source)`` raising :class:`ConfigError`. The layer that owns a policy
+#: registers its check (:mod:`kdmri.data.sr_settings`: ``sr_keep`` only where a paper ran
+#: super-resolution), so this base layer holds none.
+PARAMS_CHECKS: Registry[Callable[[dict[str, Any], Config, str], None]] = Registry("params-file check")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults <- params YAML (``path``) <- ``overrides`` (values ``None`` are ignored).
-    The YAML's ``notebook_parameters`` section is not part of the Config. A file that sets
-    ``sr_keep`` outside :data:`SR_SETTINGS` raises :class:`ConfigError`."""
+    The YAML's ``notebook_parameters`` section is not part of the Config. The file then
+    passes every check of :data:`PARAMS_CHECKS` (a file that sets ``sr_keep`` where no paper
+    ran super-resolution raises :class:`ConfigError`)."""
     cfg = Config()
     if path is not None:
         data = read_params(path)
         data.pop(NOTEBOOK_KEY, None)
         cfg = merge(cfg, data, source=str(resolve_params(path)))
-        _check_sr_setting(data, cfg, str(resolve_params(path)))
+        for check in PARAMS_CHECKS.values():
+            check(data, cfg, str(resolve_params(path)))
     if overrides:
         cfg = merge(cfg, {k: v for k, v in overrides.items() if v is not None})
     return cfg
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"epochs=3"`` -> ``("epochs", 3)`` (the value parsed as YAML)."""
+    """``"epochs=3"`` -> ``("epochs", 3)`` (the value parsed as YAML; a text field keeps the
+    text as written: ``notes=no`` is ``"no"``, not ``False``; ``null`` is ``None``)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected key=value")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None
+    if key in FIELD_TYPES and keeps_text(FIELD_TYPES[key]) and not isinstance(value, str | None):
+        value = raw
+    return key, value
 
 
 def save_config(cfg: Config, path: Path) -> None:

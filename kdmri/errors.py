@@ -11,3 +11,7 @@ class DataError(KDMRIError, ValueError):
 
 class ConfigError(KDMRIError, ValueError):
     """A configuration value or parameter file is invalid."""
+
+
+class WaitTimeout(KDMRIError, TimeoutError):
+    """A wait for another process (a lock holder, the peers of a distributed run) timed out."""

@@ -8,6 +8,7 @@ checkout kdmri is imported from, or ``$KDMRI_HOME`` when set.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -61,14 +62,16 @@ def runs_dir() -> Path:
 
 def acc_tag(acc: int | str) -> str:
     """Normalise an acceleration to the tag used in file names and HDF5 keys: 4 -> '4x'."""
-    text = str(acc).strip().lower().rstrip("x")
+    text = str(acc).strip().lower().removesuffix("x")
     try:
-        value = int(float(text))
-    except ValueError as exc:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if isinstance(acc, bool) or not math.isfinite(value) or not value.is_integer() or value < 1:
         from kdmri.errors import ConfigError
 
-        raise ConfigError(f"acceleration {acc!r}: expected a number such as 4, '4' or '4x'") from exc
-    return f"{value}x"
+        raise ConfigError(f"acc={acc!r}: expected an integer acceleration >= 1 such as 4, '4' or '4x'")
+    return f"{int(value)}x"
 
 
 def mask_path(dataset: str, acc: int | str, root: Path | None = None) -> Path:

@@ -19,20 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from kdmri.config import (  # noqa: F401  (sr_*: what notebook 06 calls)
-    FIELDS,
-    Config,
-    load_config,
-    notebook_parameters,
-    read_params,
-    resolve_knobs,
-    resolve_params,
-    sr_enabled,
-    sr_method,
-    sr_run_config,
-    sr_status,
-)
+from kdmri.config import FIELDS, Config, load_config, notebook_parameters, read_params, resolve_params
+from kdmri.data.sr_settings import sr_enabled, sr_method, sr_run_config, sr_status  # noqa: F401  (notebook 06)
 from kdmri.errors import ConfigError, DataError
+from kdmri.notebook_knobs import notebook_knobs  # noqa: F401  (what notebooks call)
 from kdmri.paths import project_root
 from kdmri.reporting.saving import save_figure, set_figures_dir  # noqa: F401
 
@@ -101,23 +91,9 @@ def notebook_config(params_file: str | Path | None = None, verbose: bool = True,
     return cfg
 
 
-def notebook_knobs(params_file: str | Path | None = None, verbose: bool = True, **knobs) -> tuple:
-    """The notebook-only parameters, in the order given: the cell's value where not ``None``,
-    else the params file's ``notebook_parameters``, else
-    :data:`kdmri.config.NOTEBOOK_DEFAULTS`; a cell value that differs from the file's is
-    noted. ``figures_dir`` also sets where :func:`save_figure` writes.
-    ``kd_epochs, ablations = nb.notebook_knobs(params_file, kd_epochs=kd_epochs, ablations=ablations)``."""
-    values, changed = resolve_knobs(params_file, knobs)
-    if verbose and changed:
-        print("note: the parameters cell overrides the params file: " + ", ".join(changed))
-    if "figures_dir" in knobs:
-        set_figures_dir(values[list(knobs).index("figures_dir")])
-    return tuple(values)
-
-
 def require_sr(cfg: Config) -> None:
     """Stop a notebook (``ConfigError`` naming the setting) where the papers ran no
-    super-resolution; :func:`kdmri.config.sr_status` says where they did."""
+    super-resolution; :func:`kdmri.data.sr_settings.sr_status` says where they did."""
     if not sr_enabled(cfg):
         raise ConfigError(f"notebook 06 does not train here: {sr_status(cfg)}")
 
@@ -143,11 +119,14 @@ def ensure_data(cfg: Config) -> Path:
 
 
 def load_masks(datasets: Iterable[str] | None = None, accs: Iterable[int | str] = (4, 5, 8)) -> dict:
-    """The committed masks ``{(dataset, "4x"): mask (H, W)}`` from us_masks/."""
+    """The committed masks ``{(dataset, "4x"): mask (H, W)}`` from us_masks/; by default of
+    every registered dataset the papers reconstruct (not the ``sr_only`` ones: Calgary)."""
+    from kdmri.datasets.registry import DATASETS
     from kdmri.paths import acc_tag
     from kdmri.physics.masks import DATASET_SHAPES, load_dataset_mask
 
-    names = list(datasets) if datasets is not None else [d for d in DATASET_SHAPES if d != "calgary"]
+    names = list(datasets) if datasets is not None else [
+        d for d in DATASET_SHAPES if d in DATASETS and not DATASETS[d].sr_only]
     return {(d, acc_tag(a)): load_dataset_mask(d, a) for d in names for a in accs}
 
 
@@ -305,9 +284,14 @@ def feature_loss_value(cfg: Config, student, teacher, batch: Mapping[str, Any]) 
     import torch
 
     from kdmri.distill.registry import feature_loss_from_config, feature_probe
+    from kdmri.models.features import record_all
+    from kdmri.models.tasks import default_feature_pairs
 
-    s, t = forward(student, batch).features, forward(teacher, batch).features
-    loss = feature_loss_from_config(cfg, _task(batch).default_pairs(), feature_probe(s, t))
+    with record_all(student) as s, record_all(teacher) as t:  # every layer, by path and name
+        forward(student, batch, features=False)
+        forward(teacher, batch, features=False)
+    defaults = cfg.feature_pairs or default_feature_pairs(student, teacher)
+    loss = feature_loss_from_config(cfg, defaults, feature_probe(s, t))
     with torch.no_grad():
         return float(loss.to(next(student.parameters()).device)(s, t))
 

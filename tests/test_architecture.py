@@ -24,7 +24,7 @@ LAYERS = ("base", "physics", "data", "models", "distill", "training", "evaluatio
 PREFIXES = {
     "kdmri": "base", "kdmri.errors": "base", "kdmri.paths": "base", "kdmri.io": "base",
     "kdmri.registry": "base",
-    "kdmri.config": "base",
+    "kdmri.config": "base", "kdmri.progress": "base",
     "kdmri.physics": "physics", "kdmri.metrics": "physics",
     "kdmri.data": "data", "kdmri.datasets": "data",
     "kdmri.models": "models", "kdmri.checkpoint": "models",
@@ -32,7 +32,8 @@ PREFIXES = {
     "kdmri.training": "training",
     "kdmri.evaluation": "evaluation",
     "kdmri.reporting": "reporting",
-    "kdmri.tutorial": "tutorial", "kdmri.runs": "tutorial",
+    "kdmri.tutorial": "tutorial", "kdmri.runs": "tutorial", "kdmri.api": "tutorial",
+    "kdmri.notebook_knobs": "tutorial",
     "kdmri.tools": "tools", "kdmri.__main__": "tools",
 }
 

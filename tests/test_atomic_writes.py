@@ -125,3 +125,38 @@ def test_evaluate_interrupted_while_writing_report_and_metrics(tiny_cfg, monkeyp
     _no_partial_files(out, before)
     assert (out / "metrics.csv").read_bytes() == before["metrics.csv"]
     assert not list((out / "results").glob("*.tmp"))
+
+
+WRITER = """
+import sys
+import time
+from pathlib import Path
+
+from kdmri.io import atomic_text
+
+path, me, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.001)
+for i in range(300):
+    atomic_text(path, f"{me} {i} " + me * 20000 + " end\\n")
+"""
+
+
+def test_two_processes_writing_one_file_at_once(tmp_path):
+    """Two processes (two batches sharing --out) rewrite one file 300 times each at once:
+    no error, the final file is one complete version, and no temporary file is left."""
+    import os
+    import subprocess
+    import sys
+
+    target, go = tmp_path / "runs" / "summary.md", tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(pathlib.Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]))}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(target), me, str(go)], env=env,
+                              stderr=subprocess.PIPE, text=True) for me in "ab"]
+    go.touch()
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    me, i, body, end = target.read_text().split(" ")
+    assert me in "ab" and 0 <= int(i) < 300 and body == me * 20000 and end == "end\n"
+    assert not list(tmp_path.rglob("*.tmp")), "a temporary file was left behind"

@@ -91,9 +91,10 @@ def test_every_arch_kind_round_trips(tmp_path):
     from kdmri.checkpoint import arch_of, build_from_arch
     from kdmri.models.dccnn import build_dccnn
     from kdmri.models.sft import SFTTeacher
+    from kdmri.models.unet import UNet
     from kdmri.models.vdsr import build_vdsr
 
-    for model in (build_dccnn("student"), build_vdsr("student"), SFTTeacher()):
+    for model in (build_dccnn("student"), build_vdsr("student"), SFTTeacher(), UNet(chans=4, dc=True)):
         path = tmp_path / f"{type(model).__name__}.pt"
         torch.save({"model": model.state_dict(), "arch": arch_of(model)}, path)
         loaded, ckpt = load_model(path, map_location="cpu")
@@ -101,6 +102,6 @@ def test_every_arch_kind_round_trips(tmp_path):
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                      loaded.state_dict().values()))
     assert arch_of(SFTTeacher())["kind"] == "sft"
-    for arch in ({}, {"kind": "unet"}):
+    for arch in ({}, {"kind": "nonesuch"}):
         with pytest.raises(DataError, match="checkpoint arch kind .*: expected one of .*'dccnn'"):
             build_from_arch(arch)

@@ -103,3 +103,40 @@ def test_slice_read_timing_figure(tmp_path):
     assert res["speedup"] == pytest.approx(res["contiguous_ms"] / res["chunked_ms"])
     assert res["chunked_mb"] == pytest.approx(res["contiguous_mb"], rel=0.2)
     assert not list(tmp_path.iterdir())
+
+
+def test_rechunk_keeps_links_compression_and_file_mode(tmp_path, capsys):
+    """Compressed, shuffled, checksummed arrays stay so (chunked per slice now); the file
+    mode stays; a linked file stays a link and is not rewritten (listed as skipped)."""
+    root, outside = tmp_path / "data", tmp_path / "elsewhere"
+    vol = smooth_volume((32, 24, 3), seed=0)
+    for path in (root / "train" / "a.h5", outside / "c.h5"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(path, "w") as fh:
+            fh.create_dataset("volfs", data=vol, chunks=(8, 8, 3), compression="gzip",
+                              compression_opts=7, shuffle=True, fletcher32=True)
+            fh.create_dataset("mask_4x", data=cartesian_mask((32, 24), 4), compression="lzf")
+            fh["volfs"].attrs["unit"] = "a.u."
+        path.chmod(0o640)
+    (root / "train" / "c.h5").symlink_to(outside / "c.h5")  # a split's link to a volume
+    (root / "validation").symlink_to(outside, target_is_directory=True)  # a linked folder: not entered
+    blob = (outside / "c.h5").read_bytes()
+    assert main(["rechunk", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "rewrote 1 file(s), 0 already" in out and "left 1 linked file(s) as links" in out
+    a = root / "train" / "a.h5"
+    assert a.stat().st_mode & 0o777 == 0o640 and is_slice_chunked(a)
+    with h5py.File(a) as fh:
+        ds = fh["volfs"]
+        assert (ds.chunks, ds.compression, ds.compression_opts) == ((32, 24, 1), "gzip", 7)
+        assert ds.shuffle and ds.fletcher32 and ds.attrs["unit"] == "a.u."
+        assert np.array_equal(ds[()], vol.astype(ds.dtype))
+        assert fh["mask_4x"].compression == "lzf"
+    link = root / "train" / "c.h5"
+    assert link.is_symlink() and link.resolve() == (outside / "c.h5").resolve()
+    assert (outside / "c.h5").read_bytes() == blob  # untouched
+    report = rechunk_folder(root)
+    assert report.rewritten == [] and report.links == [link]
+    assert rechunk_volume(link) is True  # asked by name: the target is rewritten, the link stays
+    assert link.is_symlink() and is_slice_chunked(outside / "c.h5")
+    assert (outside / "c.h5").stat().st_mode & 0o777 == 0o640

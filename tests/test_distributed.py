@@ -125,3 +125,26 @@ def test_strategy_errors_and_seeded_permutation(monkeypatch, even_data, tmp_path
     strategy.world_size = 3
     with pytest.raises(ConfigError, match="batch_size=4 is the global batch"):
         strategy.per_rank_batch(4)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_missing_peer_ends_with_a_message(rank, tmp_path):
+    """WORLD_SIZE=2 and no second process: each rank gives up after KDMRI_DDP_TIMEOUT seconds
+    (instead of waiting forever) with one line naming MASTER_ADDR/PORT and the world size."""
+    import socket
+
+    with socket.socket() as s:  # a free port: nobody listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2", "RANK": str(rank),
+           "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "KDMRI_DDP_TIMEOUT": "3"}
+    cmd = [sys.executable, "-m", "kdmri", "train", "--stage", "student", "--dataset", "tiny",
+           "--data-root", str(tmp_path / "no-data"), "--experiments-root", str(tmp_path / "exp")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[1])
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: distributed training: rank {rank} of WORLD_SIZE=2"), line
+    assert f"MASTER_ADDR=127.0.0.1, MASTER_PORT={port} within 3 s" in line
+    assert not (tmp_path / "exp").exists()  # nothing written

@@ -141,11 +141,25 @@ CASES = [
 # --------------------------------------------------------------------------- generic behaviour
 
 
+BUILT_IN = {"at_kdmri", "at", "fitnet", "sp", "cc", "fsp"}
+
+
 def test_registry_holds_all_losses():
-    assert {"at_kdmri", "at", "fitnet", "sp", "cc", "fsp"} <= set(FEATURE_LOSSES)
+    assert BUILT_IN <= set(FEATURE_LOSSES)
     for name, cls in FEATURE_LOSSES.items():
         assert issubclass(cls, FeatureLoss) and cls.name == name
-        assert cls.__doc__ and re.search(r"\b20[01]\d\b", cls.__doc__)  # cites a paper
+        assert cls.__doc__ and cls.__doc__.strip(), f"{name}: a registered loss documents what it computes"
+
+
+def test_every_built_in_loss_names_its_source():
+    """Each of kdmri's losses names the paper it implements (``reference``: authors, title,
+    venue and year); a loss registered from outside kdmri needs only its docstring."""
+    for name in BUILT_IN:
+        cls = FEATURE_LOSSES[name]
+        assert cls.__module__.startswith("kdmri.distill."), name
+        assert re.search(r"\w.* et al\.|&", cls.reference), f"{name}: reference names no authors"
+        assert re.search(r"\b(19|20)\d\d\b", cls.reference), f"{name}: reference gives no year"
+    assert FeatureLoss.reference == ""  # the base states none: a subclass must say its own
 
 
 @pytest.mark.parametrize("name, options", CASES)
@@ -284,7 +298,7 @@ def test_teacher_is_detached(name, options):
 
 
 def test_unknown_name_lists_known():
-    with pytest.raises(ValueError, match="unknown feature loss 'kl'.*at_kdmri"):
+    with pytest.raises(ValueError, match="feature loss 'kl': expected one of .*at_kdmri"):
         build_feature_loss("kl", PAIRS)
 
 
@@ -329,11 +343,20 @@ def test_missing_feature_names_key_and_available():
     assert issubclass(MissingFeatureError, ValueError)
 
 
-def test_shape_errors_name_the_pair():
+def test_other_resolutions_are_adapted_or_named():
+    """A teacher layer of another resolution: attention maps are interpolated to the
+    student's size (bilinear, before normalising); a loss that cannot compare names the pair."""
     sd, td = _dicts(0, 1)
     td["t.b"] = td["t.b"][:, :, :4]
-    with pytest.raises(ValueError, match="at_kdmri pair 1 .*spatial size"):
-        _build("at_kdmri")(sd, td)
+    am = td["t.b"].pow(2).sum(1, keepdim=True)
+    resized = torch.nn.functional.interpolate(am, size=(5, 6), mode="bilinear", align_corners=False)
+    t_map = torch.nn.functional.normalize(resized.reshape(3, -1), dim=1)
+    s_map = torch.nn.functional.normalize(sd["s.b"].pow(2).sum(1).reshape(3, -1), dim=1)
+    pair0 = build_feature_loss("at_kdmri", PAIRS[:1])(sd, td)
+    expected = (pair0 + (s_map - t_map).abs().mean()) / 2
+    torch.testing.assert_close(_build("at_kdmri")(sd, td), expected)
+    with pytest.raises(ValueError, match="cc pair 1 .*reference form needs equal shapes"):
+        _build("cc", kernel="reference")(sd, td)
     sd2, td2 = _dicts(0, 1)
     td2["t.a"] = td2["t.a"][:2]
     with pytest.raises(ValueError, match="batch size"):
@@ -401,3 +424,19 @@ def test_subclass_is_a_module_with_repr():
     assert isinstance(loss, AttentionKDMRILoss) and isinstance(loss, torch.nn.Module)
     assert "mode='batch'" in repr(loss)
     assert isinstance(build_feature_loss("fitnet", PAIRS), FitNetLoss)
+
+
+def test_at_mode_is_the_one_source_of_the_attention_mode():
+    """``at_mode`` sets the at_kdmri loss's mode; ``feature_options.mode`` may repeat it but a
+    different value is one ConfigError naming both keys (it used to win silently)."""
+    from kdmri.config import Config
+    from kdmri.distill.registry import feature_loss_from_config
+    from kdmri.errors import ConfigError
+
+    assert feature_loss_from_config(Config(at_mode="batch"), PAIRS).mode == "batch"
+    same = Config(at_mode="batch", feature_options={"mode": "batch"})
+    assert feature_loss_from_config(same, PAIRS).mode == "batch"
+    with pytest.raises(ConfigError, match=r"feature_options.mode='batch' contradicts at_mode='sample'"):
+        feature_loss_from_config(Config(feature_options={"mode": "batch"}), PAIRS)
+    # other losses read their own options; at_mode is not passed to them
+    assert feature_loss_from_config(Config(feature_loss="at", feature_options={"p": 4.0}), PAIRS).p == 4.0

@@ -48,7 +48,11 @@ def h5_files(root: Path) -> dict[str, set[str]]:
 
 
 def leftovers(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    """Files under ``root`` except the conversion's lock file (``.locks/<dataset>/.lock``,
+    which holds no data and is kept: deleting a lock file races with its next holder)."""
+    if not root.exists():
+        return []
+    return [p for p in root.rglob("*") if p.is_file() and ".locks" not in p.relative_to(root).parts]
 
 
 def check_undersampling(data: dict, accs=("4x", "5x", "8x"), dataset: str | None = None,

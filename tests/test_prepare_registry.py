@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,15 +18,18 @@ from prepare_fixtures import (
     make_mrbrains,
 )
 
+from kdmri.data import write_volume
 from kdmri.datasets import (
     DatasetSpec,
     PrepareOptions,
     SourceVolume,
+    convert,
     dataset_names,
     get_dataset,
     paper_label,
     prepare,
     register_dataset,
+    staging,
     unregister_dataset,
 )
 from kdmri.datasets.examples import make_example_source
@@ -124,8 +128,14 @@ def test_a_new_dataset_is_one_spec(toy, tmp_path, capsys):
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` and its bytes (the lock file, which holds no data, aside)."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+            if p.is_file() and ".locks" not in p.relative_to(root).parts}
+
+
+def visible(out: Path) -> list[str]:
+    """Names in ``out`` but the conversion's lock folder ``.locks``."""
+    return sorted(p.name for p in out.iterdir() if p.name != ".locks")
 
 
 def truncate(path: Path) -> None:
@@ -133,25 +143,45 @@ def truncate(path: Path) -> None:
     path.write_bytes(blob[: len(blob) // 2])
 
 
-def test_failed_overwrite_leaves_the_old_dataset_byte_identical(tmp_path):
+def test_failed_overwrite_leaves_the_old_dataset_byte_identical(tmp_path, monkeypatch):
     src = make_acdc(tmp_path / "database", training=(1, 2, 3), testing=(), shape=(150, 150, 2))
     out = tmp_path / "out"
     prepare("cardiac", src, out, PrepareOptions(accs=("4x",), **QUIET))
     before = snapshot(out)
     assert len([k for k in before if k.endswith(".h5")]) == 6
-    truncate(src / "training/patient003/patient003_frame03.nii.gz")  # converted last
+    last = src / "training/patient003/patient003_frame03.nii.gz"  # converted last
+    blob, stat = last.read_bytes(), last.stat()
+    truncate(last)
     with pytest.raises(DataError, match="truncated"):
         prepare("cardiac", src, out, PrepareOptions(accs=("4x",), seed=5, overwrite=True, **QUIET))
     assert snapshot(out) == before  # and no cardiac.partial-* / cardiac.old-* left
-    # a re-run that must rewrite existing volumes (a new acceleration) is staged as well
-    with pytest.raises(DataError, match="truncated"):
+    # without --overwrite the changed source is refused before anything is written
+    with pytest.raises(DataError, match=r"patient003_frame03\.h5: already prepared differently: "
+                                        r"source .*patient003_frame03\.nii\.gz changed"):
         prepare("cardiac", src, out, PrepareOptions(accs=("4x", "8x"), **QUIET))
+    assert snapshot(out) == before
+    # a re-run that must rewrite existing volumes (a new acceleration) is staged as well
+    last.write_bytes(blob)
+    os.utime(last, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    calls = []
+
+    def failing_write(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 6:
+            raise DataError(f"{path}: disk full")
+        return write_volume(path, *args, **kwargs)
+
+    monkeypatch.setattr(convert, "write_volume", failing_write)
+    with pytest.raises(DataError, match="disk full"):
+        prepare("cardiac", src, out, PrepareOptions(accs=("4x", "8x"), **QUIET))
+    monkeypatch.undo()
+    assert len(calls) == 6 and all(".partial-" in str(p) for p in calls)
     assert snapshot(out) == before
     # a successful overwrite swaps the new dataset in and leaves nothing beside it
     good = make_acdc(tmp_path / "database2", training=(1, 2, 3), testing=(), shape=(150, 150, 2))
     prepare("cardiac", good, out, PrepareOptions(accs=("4x", "8x"), overwrite=True, **QUIET))
     after = snapshot(out)
-    assert sorted(p.name for p in out.iterdir()) == ["cardiac"]
+    assert visible(out) == ["cardiac"]
     assert after.keys() == before.keys() and after != before
     with h5py.File(next((out / "cardiac").rglob("*.h5"))) as fh:
         assert "img_volus_8x" in fh
@@ -175,11 +205,12 @@ def test_an_interrupted_swap_is_undone(tmp_path):
     before = snapshot(out / "cardiac")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    (out / "cardiac").rename(out / f"cardiac.old-{dead}")  # killed between the two renames
-    (out / f"cardiac.partial-{dead}" / "train").mkdir(parents=True)
+    host = staging.host_tag()
+    (out / "cardiac").rename(out / f"cardiac.old-{host}-{dead}")  # killed between the renames
+    (out / f"cardiac.partial-{host}-{dead}" / "train").mkdir(parents=True)
     report = prepare("cardiac", src, out, PrepareOptions(accs=("4x",), **QUIET))
     assert report.written == [] and len(report.skipped) == 4  # the old dataset came back
-    assert sorted(p.name for p in out.iterdir()) == ["cardiac"]
+    assert visible(out) == ["cardiac"]
     assert {k: v for k, v in snapshot(out / "cardiac").items() if k.endswith(".h5")} == \
         {k: v for k, v in before.items() if k.endswith(".h5")}
 

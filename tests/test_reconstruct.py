@@ -20,6 +20,9 @@ from kdmri.tools.cli import main
 from kdmri.tools.reconstruct import preview_path, reconstruct
 from kdmri.training import train
 
+# network-vs-zero-filled margins of a trained student: rerun under a second kernel path
+pytestmark = pytest.mark.numerics
+
 
 def phantom(shape, n_slices, seed) -> np.ndarray:
     """Smooth head-like slices (H, W, S) in [0, 1]: a bright rim, darker tissue, a few

@@ -242,7 +242,9 @@ def test_latency_measured_and_read_back(tmp_path):
     path.write_text(to_markdown(res, "python -m kdmri benchmark"))
     rows = latency.read_benchmark_latency(path)
     assert [r["size"] for r in rows] == ["16x12", "640x368"]
-    assert rows[1] == {"size": "640x368", "teacher_ms": 120.0, "student_ms": 60.0, "speedup": 2.0}
+    assert rows[1] == {"size": "640x368", "teacher_ms": 120.0, "student_ms": 60.0, "speedup": 2.0,
+                       "source": "recorded in results.md (python -m kdmri benchmark)"}
+    assert lat["source"].startswith("measured in this run (cpu, ")  # where each figure comes from
     assert rows[0]["teacher_ms"] == pytest.approx(lat["teacher_ms"], abs=0.05)
     assert latency.read_benchmark_latency(tmp_path / "none.md") == []
     cuda = tmp_path / "cuda.md"

@@ -79,7 +79,7 @@ def test_paper_sr_numbers_and_side_by_side_table():
     assert paper.KDMRI_RECON[("knee", "8x")].rows["ZF"] == (28.71, 0.7985)
     assert len(paper.KDMRI_RECON) == 9
     assert "Calgary-Campinas" in paper.KDMRI_SR_CALGARY.title
-    alone = paper.paper_table(paper.KDMRI_SR_CALGARY)
+    alone = paper.published_rows(paper.KDMRI_SR_CALGARY)
     assert list(alone.index) == ["LR", "teacher", "student", "kd"]
     assert alone.loc["kd", "PSNR (paper)"] == "30.08" and alone.loc["LR", "SSIM (paper)"] == "0.8117"
 

@@ -96,7 +96,7 @@ def test_a_killed_patch_run_resumes_exactly(tiny_cfg, monkeypatch):
 
 
 def test_sr_run_config_scales_the_step_schedule(tiny_cfg):
-    from kdmri.config import sr_run_config
+    from kdmri.data.sr_settings import sr_run_config
 
     cfg = tiny_cfg.replace(epochs=20, lr_step=15, batch_size=4, sr_keep=8)
     run = sr_run_config(cfg, 40, None, 16)
@@ -218,3 +218,38 @@ def test_the_split_uses_project_relative_paths_and_relinks_moved_data(tiny_cfg, 
     split_training(tiny_cfg.replace(data_root=str(tmp_path / "data2")), root)
     link = root / "train" / "t1.h5"
     assert link.is_symlink() and link.resolve() == (tmp_path / "data2" / "train" / "t1.h5").resolve()
+
+
+def test_the_split_is_rebuilt_when_the_training_set_changes(tiny_cfg, tmp_path):
+    """5 training volumes, then a 6th that sorts first: the held-out volumes change, and no
+    volume is left in both splits; stale links go, the data they pointed to stays, and a
+    real file that no longer belongs is refused, not deleted."""
+    from conftest import smooth_volume
+
+    from kdmri.data import list_volumes, write_volume
+    from kdmri.errors import DataError
+    from kdmri.physics.masks import cartesian_mask
+    from kdmri.tools.srselect import split_training
+
+    def add(name, seed):
+        write_volume(tiny_cfg.train_dir / name, smooth_volume((32, 24, 3), seed),
+                     {4: cartesian_mask((32, 24), 4, seed=4)})
+
+    def split(root):
+        return [sorted(p.name for p in list_volumes(root / s)) for s in ("train", "validation")]
+
+    for i in (3, 4, 5):
+        add(f"t{i}.h5", i)
+    root = split_training(tiny_cfg, tmp_path / "split")
+    assert split(root) == [["t1.h5", "t2.h5", "t4.h5", "t5.h5"], ["t3.h5"]]
+    add("t0.h5", 0)
+    split_training(tiny_cfg, root)
+    fit, held = split(root)
+    assert fit == ["t0.h5", "t1.h5", "t3.h5", "t4.h5"] and held == ["t2.h5", "t5.h5"]
+    assert sorted(p.name for p in (root / "train").iterdir()) == fit  # no stale entry left
+    assert [p.name for p in list_volumes(tiny_cfg.train_dir)] == [f"t{i}.h5" for i in range(6)]
+    stray = root / "validation" / "t9.h5"
+    stray.write_bytes(b"not ours")
+    with pytest.raises(DataError, match="t9.h5"):
+        split_training(tiny_cfg, root)
+    assert stray.read_bytes() == b"not ours"

@@ -25,7 +25,8 @@ def test_sr_pipeline_end_to_end(tiny_cfg):
 def test_sr_runs_only_where_the_papers_ran_it(tmp_path):
     import pytest
 
-    from kdmri.config import ConfigError, load_config, sr_enabled, sr_status
+    from kdmri.config import ConfigError, load_config
+    from kdmri.data.sr_settings import sr_enabled, sr_status
 
     assert sr_enabled(load_config("calgary_4x")) and sr_enabled(load_config("demo_4x"))
     for name in ("knee_4x", "calgary_5x", "cardiac_8x", "mrbrain_5x", "demo_8x"):

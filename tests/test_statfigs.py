@@ -18,7 +18,7 @@ from kdmri.errors import DataError  # noqa: E402
 from kdmri.reporting import statfigs  # noqa: E402
 from kdmri.reporting.reports import collect_reports  # noqa: E402
 
-LAT = {"size": "96x96", "teacher_ms": 10.0, "student_ms": 5.0, "speedup": 2.0}
+LAT = {"size": "96x96", "teacher_ms": 10.0, "student_ms": 5.0, "speedup": 2.0, "source": "measured in a test"}
 
 
 def _renders(fig: Figure) -> None:
@@ -119,8 +119,14 @@ def test_metric_vs_cost_parameters_and_latency(root):  # noqa: F811
     q = _points(lat)
     assert len(q) == 6 and set(q[:, 0]) == {10.0, 5.0}
     assert sorted(q[q[:, 0] == 10.0, 1]) == [34.0, pytest.approx(34.15)]  # teacher, SFT teacher
-    zf = [ln for ln in params.get_lines() if "ZF" in ln.get_label()]
-    assert len(zf) == 1 and zf[0].get_ydata()[0] == 25.0
+    # ZF (25 dB, no network) is a note, not a point or line: the axis spans the networks only
+    assert not [ln for ln in params.get_lines() if "ZF" in ln.get_label()]
+    for ax, pts in ((params, p), (lat, q)):
+        low, high = ax.get_ylim()
+        assert 25.0 < low <= pts[:, 1].min() and pts[:, 1].max() <= high
+        assert high - low < 3 * (pts[:, 1].max() - pts[:, 1].min()) + 0.2
+        assert "ZF (no network): 25.00, below the axis" in ax.texts[0].get_text()
+    assert "latency measured in a test" in lat.texts[0].get_text()  # the latency's source named
     trend = _lines(statfigs.metric_vs_acceleration(reports, dataset="demo").axes[0])
     teacher = [c for c in params.collections if isinstance(c, PathCollection)][0]  # point 0: Teacher
     assert tuple(teacher.get_facecolor()[0][:3]) == pytest.approx(matplotlib.colors.to_rgb(
@@ -137,3 +143,17 @@ def test_metric_vs_cost_without_latency_and_errors(root):  # noqa: F811
         statfigs.metric_vs_cost(reports, [LAT], dataset="demo")
     with pytest.raises(ValueError, match="size='1x1'"):
         statfigs.metric_vs_cost(reports, [LAT], dataset="demo", acc="4x", size="1x1")
+
+
+def test_metric_vs_cost_matches_latency_by_network_name(root):  # noqa: F811
+    """Latency goes to a model by the network it runs (Row.network), not by its parameter
+    count: a student-sized model whose report counts other parameters still gets the student's
+    latency, and a latency dict without a source says so."""
+    reports = collect_reports(root)
+    reports.loc[reports["role"] == "kd", "parameters"] = 50_000  # e.g. counted with extra buffers
+    fig = statfigs.metric_vs_cost(reports, [{k: v for k, v in LAT.items() if k != "source"}],
+                                  dataset="demo", acc="4x")
+    q = _points(fig.axes[1])
+    assert len(q) == 6 and sorted(q[:, 0]) == [5.0, 5.0, 5.0, 5.0, 10.0, 10.0]
+    assert "latency: source not given" in fig.axes[1].texts[0].get_text()
+    assert sorted(_points(fig.axes[0])[:, 0]) == [49_285, 50_000, 50_000, 50_000, 141_765, 141_765]

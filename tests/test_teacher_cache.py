@@ -5,7 +5,7 @@ also under the bf16 + channels-last fast path, and validation never reads the ca
 import pytest
 import torch
 
-from kdmri.distill.attention import attention_map
+from kdmri.distill.attention import attention_map, normalise_map
 from kdmri.distill.objective import CachedTeacher
 from kdmri.distill.registry import build_feature_loss
 from kdmri.training import train
@@ -31,6 +31,7 @@ def _losses_and_grads(cfg, stage):
         loss.backward()
         grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
         out.append((loss.detach(), grads))
+    runner.model = model
     return runner, out
 
 
@@ -62,12 +63,13 @@ def test_validation_runs_the_teacher_not_the_training_cache(tiny_cfg):
     # spoil the cache: a validation batch's indices must not look it up
     runner.feature_cache = CachedTeacher(runner.feature_cache.image + 1.0,
                                          [t + 1.0 for t in runner.feature_cache.targets])
-    model = runner.build_model()
     val = runner.task.dataset(runner.cfg, "validation")
     batch = next(iter(runner.strategy.batches(runner.strategy.eval_loader(val, 2))))
-    loss, _ = runner.validate(model, batch)
+    loss, _ = runner.validate(runner.model, batch)
     live = StageRunner(get_stage("feature"), cfg.replace(teacher_cache=False), runner.strategy)
-    live.setup(runner.build_model(), runner.task.dataset(runner.cfg, "train"))
+    model = runner.build_model()
+    live.setup(model, runner.task.dataset(runner.cfg, "train"))
+    model.load_state_dict(runner.model.state_dict())
     live.feature_loss.load_state_dict(runner.feature_loss.state_dict())
     assert loss == pytest.approx(live.validate(model, batch)[0], rel=1e-6)
 
@@ -79,15 +81,17 @@ def test_attention_targets_equal_the_loss_on_features():
     t = {"t1": torch.rand(3, 8, 5, 6), "t2": torch.rand(3, 8, 5, 6)}
     loss = build_feature_loss("at_kdmri", pairs)
     targets = loss.teacher_targets(t)
-    assert targets[0].shape == (3, 30)
-    torch.testing.assert_close(targets[0], attention_map(t["t1"]))
+    assert targets[0].shape == (3, 5, 6)  # the channel-sum map: per sample, 1/8 of the feature
+    torch.testing.assert_close(normalise_map(targets[0]), attention_map(t["t1"]))
     assert loss.from_targets(s, targets).item() == loss(s, t).item()
-    # the batch-normalised form's teacher side is not per sample: its target is the feature itself
+    # the batch-normalised form normalises after the cache: the same per-sample target
     batch = build_feature_loss("at_kdmri", pairs, mode="batch")
-    assert batch.teacher_targets(t)[0] is not None and batch.teacher_targets(t)[0].shape == (3, 8, 5, 6)
     assert batch.from_targets(s, batch.teacher_targets(t)).item() == batch(s, t).item()
-    with pytest.raises(ValueError, match="at_kdmri pair 0 .*attention map \\(3, 30\\) does not match"):
-        loss.from_targets({"s1": torch.rand(3, 4, 5, 7), "s2": s["s2"]}, targets)
+    # a teacher of another resolution: its map is interpolated to the student's, cached or not
+    t_big = {"t1": torch.rand(3, 8, 10, 12), "t2": torch.rand(3, 8, 10, 12)}
+    assert loss.from_targets(s, loss.teacher_targets(t_big)).item() == loss(s, t_big).item()
+    with pytest.raises(ValueError, match="at_kdmri pair 0 .*teacher map \\(3, 5, 6\\) does not match"):
+        loss.from_targets({"s1": torch.rand(2, 4, 5, 6), "s2": s["s2"]}, targets)
 
 
 def test_a_kd_stage_without_teacher_terms_does_not_load_the_teacher(tiny_cfg):

@@ -6,10 +6,20 @@ reading one slice ``[:, :, s]`` of them gathers ``H x W`` values that lie ``S`` 
 disk. :func:`rechunk_folder` (``python -m kdmri rechunk --root datasets/knee``) rewrites
 such files in place, atomically, after checking that the new file holds exactly the same
 arrays and attributes; :func:`time_slice_reads` measures the difference.
+
+A rewritten file keeps its file mode and each array's filters (compression, shuffle,
+checksums) and fill value; arrays that are not slice stacks (masks) are copied as stored.
+Links are left as links: :func:`rechunk_folder` skips every file it reaches through a
+symbolic link (a linked file, or a file in a linked folder) and lists it in
+:attr:`RechunkReport.links` -- rechunk the folder the link points into instead (a link's
+target inside ``root`` is rewritten under its own name). :func:`rechunk_volume` given a
+link rewrites the link's target and leaves the link.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -45,6 +55,9 @@ def _same(a: h5py.File, b: h5py.File, path: Path) -> None:
                 x[()], y[()], equal_nan=x.dtype.kind in "fc"):
             raise DataError(f"{path}: rechunked '{key}' differs from the original; the "
                             "original is kept")
+        if _filters(x) != _filters(y):
+            raise DataError(f"{path}: rechunked '{key}' has filters {_filters(y)}, expected "
+                            f"{_filters(x)} (compression); the original is kept")
         if set(x.attrs) != set(y.attrs):
             raise DataError(f"{path}: rechunked '{key}' lost attributes; the original is kept")
     for k in a.attrs:
@@ -53,14 +66,38 @@ def _same(a: h5py.File, b: h5py.File, path: Path) -> None:
                             "is kept")
 
 
+def _filters(ds: h5py.Dataset) -> list[tuple]:
+    """The HDF5 filter pipeline of ``ds``: ``[(filter id, flags, options), ...]``."""
+    plist = ds.id.get_create_plist()
+    return [plist.get_filter(i)[:3] for i in range(plist.get_nfilters())]
+
+
+def _copy(src: h5py.File, dst: h5py.File, key: str, path: Path) -> None:
+    ds = src[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise DataError(f"{path}: group '{key}' is not part of the KD-MRI layout; "
+                        "file left as it is")
+    if not _is_slice_stack(ds):
+        src.copy(ds, dst, name=key)  # as stored: layout, filters, attributes
+        return
+    # the source's creation properties (filters, fill value) with one chunk per slice
+    out = dst.create_dataset(key, data=ds[()], chunks=slice_chunks(ds.shape), maxshape=ds.maxshape,
+                             dcpl=ds.id.get_create_plist())
+    for k, v in ds.attrs.items():
+        out.attrs[k] = v
+
+
 def rechunk_volume(path: Path | str) -> bool:
     """Rewrite ``path`` with per-slice chunks if it is not stored so; returns True if it was.
 
-    The copy is written to ``<path>.tmp``, compared array by array (values, dtypes,
-    shapes) and attribute by attribute with the original, and only then renamed over it:
-    an error at any point leaves the original untouched.
+    The copy is written to a temporary file (:mod:`kdmri.io`), compared array by array
+    (values, dtypes, shapes, filters) and attribute by attribute with the original, and only
+    then renamed over it with the original's file mode: an error at any point leaves the
+    original untouched. A symbolic link stays a link: its target is rewritten.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     try:
         if is_slice_chunked(path):
             return False
@@ -70,16 +107,11 @@ def rechunk_volume(path: Path | str) -> bool:
         with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
             for key, value in src.attrs.items():
                 dst.attrs[key] = value
-            for key, ds in src.items():
-                if not isinstance(ds, h5py.Dataset):
-                    raise DataError(f"{path}: group '{key}' is not part of the KD-MRI layout; "
-                                    "file left as it is")
-                chunks = slice_chunks(ds.shape) if _is_slice_stack(ds) else None
-                out = dst.create_dataset(key, data=ds[()], chunks=chunks)
-                for k, v in ds.attrs.items():
-                    out.attrs[k] = v
+            for key in src.keys():
+                _copy(src, dst, key, path)
         with h5py.File(path, "r") as a, h5py.File(tmp, "r") as b:
             _same(a, b, path)
+        os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
     return True
 
 
@@ -89,10 +121,12 @@ class RechunkReport:
 
     rewritten: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
+    links: list[Path] = field(default_factory=list)  # reached through a link: skipped
 
 
 def rechunk_folder(root: Path | str) -> RechunkReport:
-    """:func:`rechunk_volume` on every ``.h5`` below ``root`` (recursively, sorted)."""
+    """:func:`rechunk_volume` on every ``.h5`` below ``root`` (recursively, sorted), except
+    those reached through a symbolic link (listed in the report's ``links``)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: folder not found (expected a prepared dataset such as "
@@ -101,9 +135,12 @@ def rechunk_folder(root: Path | str) -> RechunkReport:
                    and not p.name.endswith(TMP_SUFFIX))
     if not files:
         raise DataError(f"{root}: no .h5 files below this folder")
-    report = RechunkReport()
+    report, real_root = RechunkReport(), root.resolve()
     for path in files:
-        (report.rewritten if rechunk_volume(path) else report.unchanged).append(path)
+        if path.resolve() != real_root / path.relative_to(root):  # a link, or in a linked folder
+            report.links.append(path)
+        else:
+            (report.rewritten if rechunk_volume(path) else report.unchanged).append(path)
     return report
 
 

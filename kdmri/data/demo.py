@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kdmri.data import write_volume
+from kdmri.data.fit_size import fit_to_size
 from kdmri.errors import DataError
 from kdmri.io import atomic_text
 from kdmri.paths import datasets_dir
@@ -69,14 +70,6 @@ def load_template_2mm() -> np.ndarray:
     return (vol / vol.max()).astype(np.float32)
 
 
-def _pad_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    h, w = img.shape
-    out = np.zeros(size, dtype=np.float32)
-    top, left = (size[0] - h) // 2, (size[1] - w) // 2
-    out[top : top + h, left : left + w] = img
-    return out
-
-
 class SliceCut(NamedTuple):
     """Where one demo slice comes from: the box of template voxels (2 mm grid, half-open
     ranges along x, y, z) and the ``axis`` (0 sagittal, 1 coronal, 2 axial) along which the
@@ -109,7 +102,8 @@ def slice_plan(shape: tuple[int, int, int]) -> dict[str, dict[str, list[SliceCut
     return {"train": train, "validation": val}
 
 
-def _has_content(img: np.ndarray) -> bool:
+def has_content(img: np.ndarray) -> bool:
+    """Whether a [0, 1] slice has enough signal to keep (``MIN_CONTENT`` of its pixels above 0.1)."""
     return (img > 0.1).mean() >= MIN_CONTENT
 
 
@@ -122,8 +116,8 @@ def demo_slices(vol: np.ndarray | None = None) -> dict[str, dict[str, tuple[np.n
     for split, volumes in slice_plan(vol.shape).items():
         out[split] = {}
         for name, cuts in volumes.items():
-            kept = [(c, img) for c in cuts if _has_content(img := c.cut(vol))]
-            out[split][name] = (np.stack([_pad_to(img, SIZE) for _, img in kept], axis=-1),
+            kept = [(c, img) for c in cuts if has_content(img := c.cut(vol))]
+            out[split][name] = (np.stack([fit_to_size(img, SIZE) for _, img in kept], axis=-1),
                                 [c for c, _ in kept])
     return out
 
@@ -173,13 +167,6 @@ def build_demo(out: Path | str | None = None, accs=ACCELERATIONS, overwrite: boo
         print(f"demo dataset: {manifest['train_slices']} training and "
               f"{manifest['validation_slices']} validation slices in {folder}")
     return folder
-
-
-def register_cli(sub) -> None:
-    p = sub.add_parser("demo-data", help="build the embedded demo dataset (MNI152 template)")
-    p.add_argument("--out", type=Path, default=None, help="datasets folder (default: datasets/)")
-    p.add_argument("--overwrite", action="store_true", help="rebuild even if up to date")
-    p.set_defaults(func=lambda a: build_demo(a.out, overwrite=a.overwrite) and 0)
 
 
 def preview_slices(folder: Path | str | None = None, per_volume: int = 2) -> dict[str, np.ndarray]:

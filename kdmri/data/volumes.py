@@ -25,6 +25,7 @@ with ``python -m kdmri rechunk`` (:mod:`kdmri.data.chunking`).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from kdmri.config_checks import env_number
 from kdmri.errors import DataError
 from kdmri.io import atomic_path
 from kdmri.paths import acc_tag
@@ -67,6 +69,42 @@ def undersample_volume(volfs: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray,
     img = ifft2(k).real
     return (np.moveaxis(img, 0, -1).astype(np.float32),
             np.moveaxis(k, 0, -1).astype(np.complex64))
+
+
+#: Largest dataset (shape x item size) kdmri reads from a file, in GiB, unless the
+#: environment variable :data:`MAX_VOLUME_ENV` says otherwise: a file's header is checked
+#: against it before any read, so a small file declaring a huge volume cannot exhaust memory.
+MAX_VOLUME_GIB = 4.0
+MAX_VOLUME_ENV = "KDMRI_MAX_VOLUME_GIB"
+
+
+def check_stored(path: Path | str, key: str, shape: tuple[int, ...], dtype,
+                 complex_ok: bool = False) -> None:
+    """:class:`DataError` unless a stored array (``key`` of file ``path``, as its header
+    declares it) holds numbers -- real ones unless ``complex_ok`` (k-space) -- and fits in
+    :data:`MAX_VOLUME_GIB`."""
+    where = f"{path} ('{key}')" if key else str(path)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c" and not complex_ok:
+        raise DataError(f"{where}: complex image data ({dtype}); expected a real magnitude image: "
+                        "store its magnitude (numpy.abs) instead")
+    if dtype.kind not in "biufc":
+        raise DataError(f"{where}: values of type {dtype}; expected numbers")
+    limit = env_number(MAX_VOLUME_ENV, MAX_VOLUME_GIB, unit="GiB")
+    size = math.prod(int(n) for n in shape) * dtype.itemsize / 2**30
+    if size > limit:
+        raise DataError(f"{where}: declares shape {tuple(shape)} of {dtype} ({size:,.1f} GiB), over "
+                        f"the limit of {limit:g} GiB per array ({MAX_VOLUME_ENV}); expected an MRI "
+                        "volume (a corrupt file?)")
+
+
+def read_stored(fh: h5py.File, path: Path | str, key: str, complex_ok: bool = False) -> np.ndarray:
+    """Dataset ``key`` of an open HDF5 file, read after :func:`check_stored`."""
+    ds = fh[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise DataError(f"{path} ('{key}'): a group; expected an array")
+    check_stored(path, key, ds.shape, ds.dtype, complex_ok)
+    return ds[()]
 
 
 def slice_chunks(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -235,6 +273,8 @@ class SliceDataset(H5Volumes):
             if ikey not in fh or kkey not in fh:
                 missing_acc.append(path)
                 continue
+            for key in (FS_KEY, ikey, kkey):
+                check_stored(path, key, fh[key].shape, fh[key].dtype, complex_ok=key == kkey)
             shape = fh[FS_KEY].shape
             if len(shape) != 3:
                 raise DataError(f"{path}: '{FS_KEY}' must be (H, W, slices), got {shape}")
@@ -250,7 +290,7 @@ class SliceDataset(H5Volumes):
             if external is not None:
                 m = external
             elif mask_key(self.acc) in fh:
-                m = fh[mask_key(self.acc)][()]
+                m = read_stored(fh, path, mask_key(self.acc))
             else:
                 raise DataError(f"{path}: no '{mask_key(self.acc)}' stored and no mask given; pass "
                                 f"mask=us_masks/<dataset>/mask_{self.acc}.npy")

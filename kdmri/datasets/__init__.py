@@ -35,8 +35,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sys
 from pathlib import Path
 
+from kdmri.data.fit_size import fit_to_size
 from kdmri.datasets.convert import (
     FIT_MODES,
     SPLIT_MODES,
@@ -44,6 +46,7 @@ from kdmri.datasets.convert import (
     PrepareReport,
     run_conversion,
 )
+from kdmri.datasets.interrupts import Interrupted, deferred
 from kdmri.datasets.registry import (
     DatasetSpec,
     dataset_names,
@@ -52,12 +55,13 @@ from kdmri.datasets.registry import (
     register_dataset,
     unregister_dataset,
 )
-from kdmri.datasets.rules import fit_to_size, normalise_volume, split_subjects
+from kdmri.datasets.rules import normalise_volume, split_subjects
 from kdmri.datasets.sources import SourceVolume, check_source_folder
 from kdmri.errors import ConfigError
 
 #: modules of this package that are machinery, not datasets
-_MACHINERY = {"convert", "examples", "registry", "rules", "sources", "staging"}
+_MACHINERY = {"convert", "examples", "interrupts", "records", "registry", "rules", "sources",
+              "staging"}
 
 
 def _import_dataset_modules() -> None:
@@ -111,14 +115,16 @@ def prepare(dataset: str, src: Path | str, out: Path | str | None = None,
             files, missing keys, NaNs, a shape that is not the dataset's layout, an empty
             official split...; a failed run leaves the output folder as it was.
         ConfigError: an invalid option or an unknown dataset.
+        Interrupted: SIGINT or SIGTERM arrived; the output folder is as it was.
     """
     from kdmri.paths import datasets_dir
 
     spec, options = _converter(dataset, options)
-    source = check_source_folder(src)
-    volumes = spec.discover(source, options)
-    target = Path(out).expanduser() if out is not None else datasets_dir()
-    return run_conversion(dataset, source, target, volumes, options)
+    with deferred(f"prepare {dataset}") as guard:  # SIGINT / SIGTERM: see .interrupts
+        source = check_source_folder(src)
+        volumes = spec.discover(source, options)
+        target = Path(out).expanduser() if out is not None else datasets_dir()
+        return run_conversion(dataset, source, target, volumes, options, guard)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -128,7 +134,11 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         seed=args.seed, contrast=args.contrast, overwrite=args.overwrite,
         masks_root=args.masks_root, progress=not args.quiet,
     )
-    report = prepare(args.dataset, args.src, args.out, options)
+    try:
+        report = prepare(args.dataset, args.src, args.out, options)
+    except Interrupted as exc:  # one line, and the shell's status for a signal
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
     print(report.summary())
     return 0
 
@@ -144,7 +154,9 @@ def register_cli(subparsers) -> None:
                    help="; ".join(f"{n} ({get_dataset(n).title})" for n in names))
     p.add_argument("--src", required=True, type=Path, help="the unpacked download folder")
     p.add_argument("--out", type=Path, default=None,
-                   help="datasets folder (default: <project>/datasets)")
+                   help="datasets folder, relative to the current directory like --src "
+                        "(default: <project>/datasets); the absolute path is printed, with the "
+                        "data_root a params file needs when it is not the default")
     p.add_argument("--acc", nargs="+", default=["4x", "5x", "8x"],
                    help="accelerations to store (default: 4x 5x 8x)")
     p.add_argument("--overwrite", action="store_true",
@@ -177,7 +189,8 @@ def register_cli(subparsers) -> None:
         "rechunk", help="rewrite prepared .h5 volumes with one HDF5 chunk per slice",
         description="Rewrite every .h5 below --root whose (H, W, slices) arrays are not stored "
                     "one chunk per slice (files written by older kdmri versions); each file is "
-                    "rewritten atomically and its content verified equal. See docs/DATASETS.md.")
+                    "rewritten atomically and its content verified equal, keeping its file mode and "
+                    "compression; linked files are skipped (listed). See docs/DATASETS.md.")
     r.add_argument("--root", type=Path, required=True, help="e.g. datasets/knee")
     r.set_defaults(func=_cmd_rechunk)
 
@@ -188,4 +201,7 @@ def _cmd_rechunk(args: argparse.Namespace) -> int:
     done = rechunk_folder(args.root)
     print(f"{args.root}: rewrote {len(done.rewritten)} file(s), {len(done.unchanged)} already "
           "chunked per slice")
+    if done.links:
+        print(f"left {len(done.links)} linked file(s) as links, not rewritten (rechunk the folder "
+              f"they point into): {', '.join(str(p) for p in done.links)}")
     return 0

@@ -26,7 +26,13 @@ from kdmri.datasets.convert import PrepareOptions
 from kdmri.datasets.examples import save_nifti, template_1mm, template_slices
 from kdmri.datasets.registry import DatasetSpec, register_dataset
 from kdmri.datasets.rules import off_size
-from kdmri.datasets.sources import SourceVolume, load_nifti, nifti_header_shape, strip_nifti_suffix
+from kdmri.datasets.sources import (
+    SourceVolume,
+    load_nifti,
+    nifti_header_shape,
+    source_files,
+    strip_nifti_suffix,
+)
 from kdmri.errors import ConfigError, DataError
 
 DATASET = "calgary"
@@ -63,9 +69,7 @@ def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
         raise ConfigError("--contrast applies to mrbrain only; CC-359 holds T1 volumes")
     root = src / "Original" if (src / "Original").is_dir() else src
     files = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or any(p.startswith(".") for p in path.relative_to(root).parts):
-            continue
+    for path in source_files(root):
         stem = strip_nifti_suffix(path.name)
         if stem is None:
             continue
@@ -107,4 +111,7 @@ SPEC = register_dataset(DatasetSpec(
     write_example=write_example, official_split=None, check_layout=check_layout,
     module=__name__,
     notes="sagittal slices data[s, :, :] of the Original/ T1 volumes; no official split.",
+    description="Calgary-Campinas CC-359 brain MRI, 256 x 256",
+    approx_slices=(48_800, 12_200, "CC-359: 359 subjects x ~170 slices, seeded 80/20 split"),
+    sr_keep=64, sr_only=True,  # KD-MRI's super-resolution: 64 x 64 of 256 x 256 kept
 ))

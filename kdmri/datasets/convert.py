@@ -17,16 +17,18 @@ only *finds* the volumes of a download and says how to *load* each one as a nati
 4. **split** by subject (:func:`split_subjects`): a seeded shuffle of the sorted subject ids,
    ``round(val_fraction * n)`` of them to validation; or the download's official split;
 5. **write** ``<out>/<dataset>/{train,validation}/<volume>.h5`` through
-   :func:`kdmri.data.write_volume` with the committed masks, skipping volumes a previous run
-   finished (unless ``overwrite``); on any error the volumes written by this run are removed.
+   :func:`kdmri.data.write_volume` with the committed masks and a conversion record
+   (:mod:`.records`), skipping volumes whose record matches this run (settings, masks,
+   sources); a volume prepared differently stops the run unless ``overwrite``. On any error,
+   or SIGINT / SIGTERM (:mod:`.interrupts`), the volumes written by this run are removed.
    A run that would change an existing dataset builds the new one beside it and swaps it in
-   when complete (:mod:`.staging`), so a failure leaves the old dataset as it was;
+   when complete (:mod:`.staging`), so a failure leaves the old dataset as it was. The run
+   holds the lock :func:`lock_folder` on its output throughout;
 6. **record** ``<out>/<dataset>/manifest.json`` (atomically) once every volume is in place.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -34,17 +36,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from kdmri.data import FS_KEY, img_key, kspace_key, write_volume
-from kdmri.datasets import staging
+from kdmri.data import write_volume
+from kdmri.data.fit_size import fit_action, fit_to_size
+from kdmri.datasets import interrupts, records, staging
 from kdmri.datasets.registry import DatasetSpec, get_dataset
-from kdmri.datasets.rules import fit_action, fit_to_size, normalise_volume, split_subjects
+from kdmri.datasets.rules import normalise_volume, split_subjects
 from kdmri.datasets.sources import SourceVolume, check_finite
 from kdmri.errors import ConfigError, DataError
-from kdmri.io import TMP_SUFFIX, atomic_text
-from kdmri.paths import acc_tag, mask_path, project_root
+from kdmri.io import TMP_SUFFIX
+from kdmri.locks import folder_lock
+from kdmri.paths import acc_tag, datasets_dir, mask_path, project_relative, project_root
 from kdmri.physics.masks import load_dataset_mask
 
 SPLITS = ("train", "validation")
@@ -67,7 +70,9 @@ class PrepareOptions:
             ``"strict"`` (any size mismatch is an error).
         percentile: normalisation divisor: 100 = volume maximum, else that percentile.
         split: ``"seeded"`` (shuffle subjects with ``seed``) or ``"official"``.
-        val_fraction: fraction of subjects sent to validation by the seeded split.
+        val_fraction: fraction of subjects sent to validation by the seeded split (at least
+            one and at most all but one subject when strictly between 0 and 1; 0 puts every
+            subject in train, 1 every subject in validation).
         seed: seed of the seeded split.
         contrast: MRBrainS contrast (``T1``, ``T1_IR``, ``T2_FLAIR``); ``None`` elsewhere.
         overwrite: rewrite finished volumes and replace a dataset prepared differently.
@@ -102,51 +107,22 @@ class PrepareReport:
     volumes: dict[str, int]
 
     def summary(self) -> str:
-        """One human-readable paragraph for the CLI."""
+        """One human-readable paragraph for the CLI: where the dataset is (absolute path)
+        and, when it is not the default ``datasets/<dataset>``, the ``data_root`` a params
+        file needs to find it (params paths are relative to the project root)."""
         parts = [f"{split}: {self.subjects[split]} subjects, {self.volumes[split]} volumes, "
                  f"{self.slices[split]} slices" for split in SPLITS]
+        root = self.out_dir.resolve()
+        if root != (datasets_dir() / self.dataset).resolve():
+            parts.append(f"params: set data_root: {project_relative(root)} (params paths are "
+                         "relative to the project root)")
         return (f"{self.dataset}: wrote {len(self.written)} volume(s), skipped "
-                f"{len(self.skipped)} already finished -> {self.out_dir}\n  "
-                + "\n  ".join(parts) + f"\n  manifest: {self.manifest}")
+                f"{len(self.skipped)} already finished -> {root}\n  "
+                + "\n  ".join(parts) + f"\n  manifest: {self.manifest.resolve()}")
 
 
 # ----------------------------------------------------------------------------- helpers
 
-
-
-def write_json_atomic(path: Path, payload: Mapping[str, object]) -> Path:
-    """Write ``payload`` as JSON to ``path.tmp`` then rename; the tmp file never survives."""
-    return atomic_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
-
-
-def read_manifest(path: Path) -> dict | None:
-    """The manifest at ``path``, or None if there is none; DataError if it is unreadable."""
-    if not path.is_file():
-        return None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable manifest ({exc}); remove it or use "
-                        "--overwrite") from exc
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _is_finished(path: Path, size: tuple[int, int], accs: Sequence[str]) -> bool:
-    """True if ``path`` is a complete KD-MRI volume of ``size`` holding every acc in ``accs``."""
-    try:
-        with h5py.File(path, "r") as fh:
-            if FS_KEY not in fh:
-                return False
-            shape = fh[FS_KEY].shape
-            if len(shape) != 3 or tuple(shape[:2]) != tuple(size):
-                return False
-            return all(img_key(a) in fh and kspace_key(a) in fh for a in accs)
-    except OSError:
-        return False
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -180,13 +156,14 @@ def validate_options(spec: DatasetSpec, options: PrepareOptions
 
 
 def settings_record(dataset: str, options: PrepareOptions, size: tuple[int, int]) -> dict:
-    """The settings that define a prepared dataset (compared between runs). ``auto`` and
-    ``crop-pad`` write the same pixels (``auto`` only refuses more shapes): both are
-    recorded as ``crop-pad``."""
+    """The settings that define a prepared dataset (compared between runs): ``fit`` is the
+    requested mode, ``fit_applied`` the rule that wrote the pixels (``auto`` crops / pads
+    exactly as ``crop-pad``, it only refuses more shapes)."""
     return {
         "dataset": dataset,
         "size": list(size),
-        "fit": "crop-pad" if options.fit == "auto" else options.fit,
+        "fit": options.fit,
+        "fit_applied": records.applied_fit(options.fit),
         "normalisation": {"negative_to_zero": True, "divide_by_percentile": options.percentile,
                           "clip_to": [0.0, 1.0]},
         "split": options.split,
@@ -244,9 +221,20 @@ def assign_splits(spec: DatasetSpec, volumes: Sequence[SourceVolume],
     return {v.name: v.official_split for v in volumes}
 
 
+def lock_folder(out: Path, dataset: str) -> Path:
+    """The folder whose :func:`kdmri.locks.folder_lock` a conversion of ``dataset`` into
+    ``out`` holds (beside the dataset, since the dataset folder itself is swapped)."""
+    return out / ".locks" / dataset
+
+
 def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceVolume],
-                   options: PrepareOptions) -> PrepareReport:
+                   options: PrepareOptions, guard: interrupts.Guard | None = None
+                   ) -> PrepareReport:
     """Fit, normalise, split and write ``volumes``; then write the manifest.
+
+    Holds the lock :func:`lock_folder` while it changes ``out`` (a second conversion of the
+    same dataset into the same folder waits), and stops cleanly on SIGINT / SIGTERM
+    (:mod:`.interrupts`: :class:`~kdmri.datasets.interrupts.Interrupted`, earlier state intact).
 
     Args:
         dataset: a registered dataset name (names the mask folder and the output folder).
@@ -254,11 +242,12 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
         out: the datasets folder; volumes go to ``out/<dataset>/<split>/<name>.h5``.
         volumes: what the dataset's ``discover`` found.
         options: see :class:`PrepareOptions`.
+        guard: an installed :class:`~kdmri.datasets.interrupts.Guard` (``prepare`` installs
+            one before it reads the download); None installs one here.
     """
-    from tqdm.auto import tqdm
-
-    from kdmri import __version__
-
+    if guard is None:
+        with interrupts.deferred(f"prepare {dataset}") as guard:
+            return run_conversion(dataset, src, out, volumes, options, guard)
     spec = get_dataset(dataset)
     size, accs = validate_options(spec, options)
     if not volumes:
@@ -276,15 +265,58 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
     for tag in accs:
         masks[tag] = load_dataset_mask(dataset, tag, size, root=options.masks_root)
         path = mask_path(dataset, tag, options.masks_root)
-        mask_files[tag] = {"path": _relative(path, project_root()), "sha256": _sha256(path)}
+        mask_files[tag] = {"path": _relative(path, project_root()),
+                           "sha256": records.file_sha256(path)}
+    what = f"prepare {dataset} into {(out / dataset).resolve()}"
+    guard.what = what
+    with folder_lock(lock_folder(out, dataset), what=what):
+        guard.immediate = False  # from here on, stop only at the guard's checks
+        try:
+            guard.check()  # a signal swallowed before the lock was held
+            return _convert(dataset, src, out, volumes, options, size, split_of, masks,
+                            mask_files, guard)
+        finally:
+            guard.immediate = True
 
+
+def _existing_states(root: Path, src: Path, volumes: Sequence[SourceVolume],
+                     split_of: Mapping[str, str], wanted: dict) -> dict[Path, str]:
+    """``{existing volume: FINISHED or REBUILD}``; :class:`DataError` naming the first one
+    whose settings, masks or sources differ from this run's (see :mod:`.records`)."""
+    states, differ = {}, []
+    for v in volumes:
+        final = root / split_of[v.name] / f"{v.name}.h5"
+        if final.exists():
+            state, why = records.compare_record(records.read_record(final), wanted,
+                                                v.sources, src)
+            states[final] = state
+            if state == records.DIFFERS:
+                differ.append((final, why))
+    if differ:
+        raise DataError(f"{differ[0][0]}: already prepared differently: {differ[0][1]} "
+                        f"({len(differ)} such volume(s)); use --overwrite to rebuild them, or "
+                        "another --out")
+    return states
+
+
+def _convert(dataset: str, src: Path, out: Path, volumes: Sequence[SourceVolume],
+             options: PrepareOptions, size: tuple[int, int], split_of: Mapping[str, str],
+             masks: Mapping[str, np.ndarray], mask_files: Mapping[str, dict],
+             guard: interrupts.Guard) -> PrepareReport:
+    """:func:`run_conversion` once the output's lock is held."""
+    from tqdm.auto import tqdm
+
+    from kdmri import __version__
+
+    accs = tuple(masks)
     staging.recover_interrupted(out, dataset)
     root = out / dataset
     manifest_path = root / MANIFEST_NAME
     settings = settings_record(dataset, options, size)
-    old = read_manifest(manifest_path)
-    if old is not None and old.get("settings") != settings and not options.overwrite:
-        changed = sorted(k for k in settings if (old.get("settings") or {}).get(k) != settings[k])
+    old = records.read_manifest(manifest_path)
+    before, now = records.comparable((old or {}).get("settings") or {}), records.comparable(settings)
+    if old is not None and not options.overwrite and before != now:
+        changed = sorted(k for k in now if before.get(k) != now[k])
         raise DataError(f"{manifest_path}: {dataset} was already prepared with different "
                         f"settings ({', '.join(changed)}); use --overwrite to replace it, or "
                         "another --out")
@@ -305,8 +337,11 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
                         f"produce ({len(strays)} such file(s)); remove them, or use --overwrite if "
                         "a previous kdmri run wrote them, or choose another --out")
 
+    mask_sums = {tag: mask_files[tag]["sha256"] for tag in accs}
+    wanted = records.volume_record(settings, mask_sums, [])
+    states = {} if options.overwrite else _existing_states(root, src, volumes, split_of, wanted)
+    finished = {p for p, state in states.items() if state == records.FINISHED}
     # an existing dataset is never changed in place: the new one is built beside it
-    finished = {p for p in planned if not options.overwrite and _is_finished(p, size, accs)}
     staged = staging.has_files(root) and (
         options.overwrite or any(p.exists() for p in planned - finished))
     if staged:
@@ -325,12 +360,13 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
     entries: list[dict] = []
     try:
         for v in tqdm(volumes, desc=f"prepare {dataset}", unit="vol", disable=not options.progress):
+            guard.check()
             split = split_of[v.name]
             final = root / split / f"{v.name}.h5"
             target = dest / split / f"{v.name}.h5"
             entry = {
                 "name": v.name, "file": target.name, "split": split, "subject": v.subject,
-                "sources": [_relative(p, src) for p in v.sources],
+                "sources": [records.relative_source(p, src) for p in v.sources],
                 "source_shape": list(v.shape), "fit": fit_action(v.shape, size),
                 "slices": int(v.shape[2]), **{k: _plain(x) for k, x in v.attrs.items()},
             }
@@ -341,6 +377,7 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
                 entry["status"] = "skipped (already finished)"
                 entries.append(entry)
                 continue
+            identities = [records.source_identity(p, src) for p in v.sources]
             native = np.asarray(v.load())
             if native.ndim != 3 or np.iscomplexobj(native):
                 raise DataError(f"{v.sources[0]}: expected a real (H, W, slices) image, got "
@@ -348,10 +385,13 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
             check_finite(native, v.sources[0])
             fitted = fit_to_size(native, size)
             volfs, scale = normalise_volume(fitted, options.percentile, v.sources[0])
+            guard.check()
             attrs = {"dataset": dataset, "subject": v.subject, "split": split,
                      "source": entry["sources"][0], "source_shape": list(v.shape),
                      "fit": entry["fit"], "normalisation_divisor": scale,
-                     "normalisation_percentile": options.percentile, "kdmri_version": __version__}
+                     "normalisation_percentile": options.percentile, "kdmri_version": __version__,
+                     records.RECORD_ATTR: json.dumps(
+                         records.volume_record(settings, mask_sums, identities))}
             attrs.update({k: _plain(x) for k, x in v.attrs.items() if x is not None})
             write_volume(target, volfs, masks, attrs)
             written_paths.append(target)
@@ -372,12 +412,14 @@ def run_conversion(dataset: str, src: Path, out: Path, volumes: Sequence[SourceV
             "output_folder": str(root.resolve()),
             "settings": settings,
             "accelerations": list(accs),
-            "mask_files": mask_files,
+            "mask_files": dict(mask_files),
             "splits": totals,
             "volumes": entries,
         }
-        write_json_atomic(dest / MANIFEST_NAME, manifest)
+        guard.check()
+        records.write_json_atomic(dest / MANIFEST_NAME, manifest)  # in place: the run is complete
         if staged:
+            guard.check()
             staging.swap_in(dest, root)
     except BaseException:
         if staged:  # the old dataset was never touched

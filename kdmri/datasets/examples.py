@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdmri.data.fit_size import fit_to_size
 from kdmri.datasets.registry import dataset_names, get_dataset
 from kdmri.errors import ConfigError
 
@@ -35,23 +36,14 @@ def template_1mm() -> np.ndarray:
     return vol / vol.max()
 
 
-def pad_to(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Centre ``img`` in a zero image of ``size`` (cropping where it is larger)."""
-    out = np.zeros(size, dtype=np.float32)
-    h, w = min(img.shape[0], size[0]), min(img.shape[1], size[1])
-    r, c = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
-    top, left = (size[0] - h) // 2, (size[1] - w) // 2
-    out[top:top + h, left:left + w] = img[r:r + h, c:c + w]
-    return out
-
-
 def template_slices(template: np.ndarray, subject: int, n_slices: int, view: str,
             size: tuple[int, int]) -> np.ndarray:
-    """``(H, W, n_slices)``: ``n_slices`` slices 3 mm apart, shifted by 5 mm per subject."""
+    """``(H, W, n_slices)``: ``n_slices`` slices 3 mm apart, shifted by 5 mm per subject, each
+    centre-cropped / zero-padded to ``size`` (:func:`kdmri.data.fit_size.fit_to_size`)."""
     axis = {"axial": 2, "sagittal": 0}[view]
     centre = template.shape[axis] // 2 - 10 + 5 * subject
     idx = centre + 3 * (np.arange(n_slices) - n_slices // 2)
-    out = [pad_to(np.rot90(np.take(template, int(i), axis=axis)), size) for i in idx]
+    out = [fit_to_size(np.rot90(np.take(template, int(i), axis=axis)), size) for i in idx]
     return np.stack(out, axis=-1)
 
 

@@ -8,7 +8,8 @@ On-disk layout of the fastMRI single-coil knee download::
         ismrmrd_header      bytes     XML acquisition header (not used)
         attrs: acquisition ('CORPD_FBK' / 'CORPDFS_FBK'), max, norm, patient_id
     singlecoil_val/file1000000.h5      same keys
-    singlecoil_test_v2/...             undersampled (has a 'mask' key): rejected
+    singlecoil_test_v2/...             undersampled (has a 'mask' key): rejected here;
+                                       `python -m kdmri reconstruct` reads it
 
 Each slice is ``|ifft2c(kspace[s])|`` (orthonormal, centred, :func:`kdmri.physics.fft.ifft2c`), a
 640 x W image (readout x phase encode, readout oversampling kept as in the KD-MRI
@@ -29,7 +30,7 @@ import numpy as np
 from kdmri.datasets.convert import PrepareOptions
 from kdmri.datasets.examples import template_1mm, template_slices
 from kdmri.datasets.registry import DatasetSpec, register_dataset
-from kdmri.datasets.sources import SourceVolume, check_finite
+from kdmri.datasets.sources import SourceVolume, check_finite, source_files
 from kdmri.errors import ConfigError, DataError
 from kdmri.physics.fft import fft2c, ifft2c
 
@@ -70,8 +71,9 @@ def _file_volume(path: Path) -> SourceVolume:
                             "fastMRI single-coil file with fully sampled k-space")
         if "mask" in fh:
             raise DataError(f"{path}: undersampled fastMRI test/challenge file (has a 'mask'); "
-                            "expected fully sampled k-space from singlecoil_train or "
-                            "singlecoil_val")
+                            "training data need fully sampled k-space (singlecoil_train or "
+                            "singlecoil_val); to reconstruct this file, use `python -m kdmri "
+                            "reconstruct --input` on it")
         kspace = fh["kspace"]
         if kspace.ndim == 4:
             raise DataError(f"{path}: multi-coil k-space {kspace.shape} (slices, coils, H, W); "
@@ -107,8 +109,7 @@ def discover(src: Path, options: PrepareOptions) -> list[SourceVolume]:
     if options.contrast is not None:
         raise ConfigError("--contrast applies to mrbrain only; the knee files hold their own "
                           "acquisition (CORPD_FBK / CORPDFS_FBK)")
-    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix in (".h5", ".hdf5")
-                   and not any(part.startswith(".") for part in p.relative_to(src).parts))
+    files = [p for p in source_files(src) if p.suffix in (".h5", ".hdf5")]
     if not files:
         raise DataError(f"{src}: no fastMRI .h5 files found (expected e.g. "
                         "singlecoil_train/file1000001.h5)")
@@ -164,4 +165,6 @@ SPEC = register_dataset(DatasetSpec(
     module=__name__,
     notes="|ifft2c(kspace)| of every slice, 640 x W cropped / padded to 368 columns; read "
           "from disk in training (params/knee_*.yaml: in_memory false, num_workers 4).",
+    description="fastMRI knee single-coil, 640 x 368",
+    approx_slices=(34_742, 7_135, "fastMRI single-coil knee: 973 train / 199 validation files"),
 ))

@@ -143,4 +143,5 @@ SPEC = register_dataset(DatasetSpec(
     write_example=write_example, official_split={"TrainingData": "train", "TestData": "validation"},
     check_layout=check_layout, resolve_options=resolve_options, module=__name__,
     notes="one contrast (--contrast, default T1) per subject; 48 axial slices of 240 x 240.",
+    approx_slices=(240, 720, "MRBrainS13: 5 training / 15 test subjects x 48 slices"),
 ))

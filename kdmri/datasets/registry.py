@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kdmri.errors import ConfigError
 from kdmri.physics.masks import DATASET_SHAPES, register_mask_shape, unregister_mask_spec
+from kdmri.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,19 @@ class DatasetSpec:
         build: ``build(out: Path | None) -> Path`` for a dataset kdmri makes itself (the
             demo) instead of converting a download.
         notes: free text for the docs (what a slice is, what is dropped...).
+        description: what the data is, for a model card's "Data" section; default
+            (:meth:`describe`): the title and the size.
+        limits: a caveat of this data for a model card's "Intended use and limits" (the
+            demo: one averaged template brain), or ``""``.
+        approx_slices: ``(training slices, validation slices, how counted)`` of the full
+            download as kdmri converts it: the cost plan's estimate where the dataset has not
+            been prepared (no ``manifest.json``); ``None``: unknown.
+        sr_keep: the central k-space block of the papers' super-resolution experiment on
+            this dataset (KD-MRI: 64 of 256 on Calgary-Campinas; the demo keeps the same
+            fraction, 24 of 96), or ``None`` where no paper ran super-resolution
+            (:func:`kdmri.data.sr.sr_enabled`).
+        sr_only: the papers use this dataset only for super-resolution (no reconstruction
+            result, no reference mask): notebook 01's mask table leaves it out.
     """
 
     name: str
@@ -60,7 +74,16 @@ class DatasetSpec:
     resolve_options: Callable | None = None
     build: Callable | None = None
     notes: str = ""
+    description: str = ""
+    limits: str = ""
+    approx_slices: tuple[int, int, str] | None = None
+    sr_keep: int | None = None
+    sr_only: bool = False
     module: str = field(default="", compare=False)
+
+    def describe(self) -> str:
+        """What the data is, in a phrase (:attr:`description`, else title and size)."""
+        return self.description or f"{self.title}, {self.shape[0]} x {self.shape[1]}"
 
     @property
     def convertible(self) -> bool:
@@ -68,7 +91,10 @@ class DatasetSpec:
         return self.discover is not None
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
+#: Every dataset by name; importing :mod:`kdmri.datasets` (or any module in it) fills it.
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset", hint=" (a new dataset is one module in kdmri/datasets/ calling register_dataset; "
+                    "see docs/DATASETS.md)")
 _ADDED_MASK_SHAPES: set[str] = set()
 
 
@@ -83,7 +109,7 @@ def register_dataset(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
         raise ConfigError(f"dataset name {spec.name!r}: expected letters, digits and _")
     if len(spec.shape) != 2 or min(spec.shape) < 1:
         raise ConfigError(f"dataset {spec.name!r}: shape {spec.shape} is not (H, W)")
-    old = _REGISTRY.get(spec.name)
+    old = DATASETS.get(spec.name)
     if old is not None and not replace and old.module != spec.module:
         raise ConfigError(f"dataset {spec.name!r} is already registered by {old.module or '?'}; "
                           "choose another name")
@@ -94,13 +120,12 @@ def register_dataset(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
         raise ConfigError(str(exc)) from None
     if new_shape:
         _ADDED_MASK_SHAPES.add(spec.name)
-    _REGISTRY[spec.name] = spec
-    return spec
+    return DATASETS.add(spec.name, spec, replace=True)
 
 
 def unregister_dataset(name: str) -> None:
     """Remove ``name`` (and the mask size its registration added); tests use it to clean up."""
-    _REGISTRY.pop(name, None)
+    DATASETS.remove(name)
     if name in _ADDED_MASK_SHAPES:
         _ADDED_MASK_SHAPES.discard(name)
         unregister_mask_spec(name)
@@ -108,20 +133,20 @@ def unregister_dataset(name: str) -> None:
 
 def get_dataset(name: str) -> DatasetSpec:
     """The spec registered as ``name``; :class:`ConfigError` listing the known names."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"dataset {name!r}: expected one of {dataset_names()} (a new dataset "
-                          "is one module in kdmri/datasets/ calling register_dataset; see "
-                          "docs/DATASETS.md)") from None
+    return DATASETS.lookup(name)
 
 
 def dataset_names(convertible: bool = False) -> list[str]:
     """Sorted registered names (only those ``prepare`` converts when ``convertible``)."""
-    return sorted(n for n, s in _REGISTRY.items() if s.convertible or not convertible)
+    return sorted(n for n, s in DATASETS.items() if s.convertible or not convertible)
 
 
 def paper_label(name: str) -> str:
     """The paper's name for ``name`` (``mrbrain -> Brain``); unknown names are capitalised."""
-    spec = _REGISTRY.get(name)
+    spec = DATASETS.get(name)
     return spec.label if spec is not None else name.capitalize()
+
+
+def sr_settings() -> dict[str, int]:
+    """``{dataset: sr_keep}`` of every dataset a paper (or the demo) ran super-resolution on."""
+    return {name: spec.sr_keep for name, spec in sorted(DATASETS.items()) if spec.sr_keep}

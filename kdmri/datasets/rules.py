@@ -1,6 +1,8 @@
 """The preprocessing rules shared by every converter: fit to size, normalise, split.
 
-See docs/DATASETS.md ("Rules shared by every dataset") for the same rules in prose.
+Fitting to size (centre crop / zero pad) is :func:`kdmri.data.fit_size.fit_to_size`, shared
+with the demo and the example writers. See docs/DATASETS.md ("Rules shared by every
+dataset") for the same rules in prose.
 """
 
 from __future__ import annotations
@@ -11,33 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from kdmri.errors import ConfigError, DataError
-
-
-def fit_to_size(volume: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Centre-crop or zero-pad the first two axes of ``volume`` to ``size``.
-
-    Per axis of length ``n`` and target ``t``: if ``n > t`` keep ``[(n - t) // 2,
-    (n - t) // 2 + t)``; if ``n < t`` pad ``(t - n) // 2`` zeros before and the rest after.
-    Works on ``(H, W)`` and ``(H, W, slices)`` arrays.
-    """
-    out = np.asarray(volume)
-    for axis, target in enumerate(size[:2]):
-        n = out.shape[axis]
-        if n > target:
-            start = (n - target) // 2
-            out = np.take(out, np.arange(start, start + target), axis=axis)
-        elif n < target:
-            before = (target - n) // 2
-            widths = [(0, 0)] * out.ndim
-            widths[axis] = (before, target - n - before)
-            out = np.pad(out, widths)
-    return out
-
-
-def fit_action(shape: Sequence[int], size: Sequence[int]) -> str:
-    """``'none'``, ``'crop'``, ``'pad'`` or ``'crop+pad'``: what :func:`fit_to_size` does."""
-    actions = {"crop" if n > t else "pad" for n, t in zip(shape[:2], size[:2]) if n != t}
-    return "+".join(sorted(actions)) if actions else "none"
 
 
 def normalise_volume(volume: np.ndarray, percentile: float = 100.0,

@@ -3,6 +3,7 @@ record every converter returns (one output volume, found but not yet loaded)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,17 +50,56 @@ def strip_nifti_suffix(name: str) -> str | None:
     return None
 
 
+def check_link(path: Path) -> None:
+    """:class:`DataError` naming ``path`` when it is a symbolic link whose target is missing
+    or that loops (such a file would otherwise be silently left out of the conversion)."""
+    if not path.is_symlink():
+        return
+    try:
+        os.stat(path)
+    except OSError as exc:
+        why = ("loops (the chain of links leads back to itself)" if exc.errno == errno.ELOOP
+               else f"points to {os.readlink(path)}, which does not exist ({exc.strerror})")
+        raise DataError(f"{path}: broken symbolic link: it {why}; expected a readable file of "
+                        "the download: fix the link or remove it") from exc
+
+
 def visible_files(folder: Path) -> list[Path]:
-    """Sorted non-hidden files directly inside ``folder``."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    """Sorted non-hidden files directly inside ``folder``; :class:`DataError` for a broken link."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if not path.name.startswith("."):
+            check_link(path)
+            if path.is_file():
+                found.append(path)
+    return found
+
+
+def source_files(root: Path) -> list[Path]:
+    """Sorted non-hidden files below ``root`` (any depth, none inside a hidden folder, links
+    followed as in :func:`walk_dirs`); :class:`DataError` for a broken or looping link."""
+    return sorted(p for folder in walk_dirs(root) for p in visible_files(folder))
 
 
 def walk_dirs(root: Path) -> list[Path]:
-    """``root`` and every non-hidden folder below it, sorted (deterministic order)."""
+    """``root`` and every non-hidden folder below it, sorted (deterministic order). Links to
+    folders are followed (a folder of links to selected subjects is a valid download);
+    :class:`DataError` for a broken link, or a link that loops back to a folder above it."""
     found = []
-    for current, dirs, _files in os.walk(root):
+    for current, dirs, files in os.walk(root, followlinks=True):
+        here = Path(current)
+        for name in files:  # a broken or looping link to a folder is listed among the files
+            if not name.startswith("."):
+                check_link(here / name)
+        rel = here.relative_to(root).parts
+        chain = {(root.joinpath(*rel[:i])).resolve() for i in range(len(rel) + 1)}
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.append(Path(current))
+        for name in dirs:
+            if (here / name).is_symlink() and (here / name).resolve() in chain:
+                raise DataError(f"{here / name}: broken symbolic link: it loops (it points to "
+                                f"{os.readlink(here / name)}, a folder above it); expected a "
+                                "folder of the download: fix the link or remove it")
+        found.append(here)
     return sorted(found)
 
 

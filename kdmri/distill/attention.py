@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,15 +13,16 @@ from kdmri.distill.registry import (
     LayerPair,
     _check_map_pair,
     _expect_4d,
-    build_feature_loss,
     register_feature_loss,
+    resize_map,
 )
 
 ATTENTION_MODES: tuple[str, ...] = ("sample", "batch")
 
 
-def attention_map(f: torch.Tensor, mode: str = "sample") -> torch.Tensor:
-    """KD-MRI attention map of features ``f`` ``(B, C, H, W)`` -> ``(B, H*W)``.
+def attention_map(f: torch.Tensor, mode: str = "sample", size=None) -> torch.Tensor:
+    """KD-MRI attention map of features ``f`` ``(B, C, H, W)`` -> ``(B, H*W)``; with ``size``
+    ``(H', W')`` the map is interpolated to that size before it is normalised (``(B, H'*W')``).
 
     The map is the channel sum of the squared activations, ``sum_c f[:, c]**2``, flattened
     and L2-normalised. Two normalisations exist:
@@ -39,7 +39,13 @@ def attention_map(f: torch.Tensor, mode: str = "sample") -> torch.Tensor:
     _expect_4d(f, "f")
     if mode not in ATTENTION_MODES:
         raise ValueError(f"mode: expected one of {list(ATTENTION_MODES)}, got {mode!r}")
-    am = f.pow(2).sum(dim=1).reshape(f.shape[0], -1)
+    return normalise_map(f.pow(2).sum(dim=1), mode, size)
+
+
+def normalise_map(am: torch.Tensor, mode: str = "sample", size=None) -> torch.Tensor:
+    """Channel-sum maps ``(B, H, W)`` -> attention maps ``(B, H*W)`` (:func:`attention_map`):
+    interpolated to ``size`` if given, flattened, L2-normalised per sample or per position."""
+    am = resize_map(am, size).reshape(am.shape[0], -1)
     return F.normalize(am, p=2, dim=1 if mode == "sample" else 0)
 
 
@@ -53,8 +59,13 @@ class AttentionKDMRILoss(FeatureLoss):
     flattened, L2-normalised. ``mode="sample"`` (default) normalises each sample over
     space as published; ``mode="batch"`` normalises along the batch axis as the KD-MRI
     reference code does (depends on batch composition; vanishes at batch size 1). Student
-    and teacher may have different channel counts but need the same ``H, W``.
+    and teacher may differ in channel count and resolution (the teacher's map is
+    interpolated to the student's ``H, W``).
     """
+
+    reference = ('Murugesan et al., "KD-MRI: A knowledge distillation framework for image'
+                 ' reconstruction and image restoration in MRI workflow", MIDL 2020, arXiv:2004.05319')
+    config_fields = {"mode": "at_mode"}  # the attention mode is the Config field at_mode
 
     def __init__(self, pairs: Sequence[LayerPair], mode: str = "sample"):
         super().__init__(pairs)
@@ -67,34 +78,22 @@ class AttentionKDMRILoss(FeatureLoss):
         return self.target_loss(index, student, self.teacher_target(index, teacher))
 
     def teacher_target(self, index: int, teacher: torch.Tensor) -> torch.Tensor:
-        """The teacher's attention map ``(B, H*W)`` in ``sample`` mode (per sample, so it can
-        be cached); the feature itself in ``batch`` mode (its map depends on the batch)."""
-        if self.mode != "sample":
-            return teacher
+        """The teacher's channel-sum map ``sum_c t[:, c]**2`` ``(B, H, W)``: per sample in both
+        modes, so it can be cached; the interpolation to the student's size and the
+        normalisation (over space or over the batch) follow in :meth:`target_loss`."""
         _expect_4d(teacher, f"{self._where(index)}: teacher")
-        return attention_map(teacher, "sample")
+        return teacher.pow(2).sum(dim=1)
 
     def target_loss(self, index: int, student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.mode != "sample":
-            _check_map_pair(student, target, self._where(index))
-            return (attention_map(student, self.mode) - attention_map(target, self.mode)).abs().mean()
         _expect_4d(student, f"{self._where(index)}: student")
-        if tuple(target.shape) != (student.shape[0], student.shape[2] * student.shape[3]):
-            raise ValueError(f"{self._where(index)}: teacher attention map {tuple(target.shape)} does "
-                             f"not match the student's (B, H*W) = ({student.shape[0]}, "
-                             f"{student.shape[2] * student.shape[3]})")
-        return (attention_map(student, "sample") - target).abs().mean()
+        if target.dim() != 3 or target.shape[0] != student.shape[0]:
+            raise ValueError(f"{self._where(index)}: teacher map {tuple(target.shape)} does not match "
+                             f"the student's batch: expected ({student.shape[0]}, H, W)")
+        diff = attention_map(student, self.mode) - normalise_map(target, self.mode, student.shape[-2:])
+        return diff.abs().mean()
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, mode={self.mode!r}"
-
-    @classmethod
-    def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
-        """Options from ``cfg.feature_options``; ``mode`` defaults to ``cfg.at_mode``."""
-        options = dict(cfg.feature_options)
-        options.setdefault("mode", cfg.at_mode)
-        pairs = [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
-        return build_feature_loss(cls.name, pairs, **options)
 
 
 @register_feature_loss("at")
@@ -107,8 +106,12 @@ class AttentionTransferLoss(FeatureLoss):
     ``||Q_s - Q_t||_2^2 / (B * H * W)``, rather than the paper's (unsquared)
     ``beta/2 * ||Q_s - Q_t||_2`` per sample. With ``p = 2`` the map equals KD-MRI's
     per-sample map (the channel mean and sum differ by a constant that the normalisation
-    removes), so ``at`` and ``at_kdmri`` differ only by squared vs absolute error.
+    removes), so ``at`` and ``at_kdmri`` differ only by squared vs absolute error. A teacher
+    map of another resolution is interpolated to the student's.
     """
+
+    reference = ('Zagoruyko & Komodakis, "Paying more attention to attention", ICLR 2017,'
+                 ' arXiv:1612.03928')
 
     def __init__(self, pairs: Sequence[LayerPair], p: float = 2.0):
         super().__init__(pairs)
@@ -116,12 +119,13 @@ class AttentionTransferLoss(FeatureLoss):
             raise ValueError(f"p: expected a positive number, got {p!r}")
         self.p = float(p)
 
-    def _map(self, f: torch.Tensor) -> torch.Tensor:
-        return F.normalize(f.abs().pow(self.p).mean(dim=1).reshape(f.shape[0], -1), dim=1)
+    def _map(self, f: torch.Tensor, size=None) -> torch.Tensor:
+        q = resize_map(f.abs().pow(self.p).mean(dim=1), size)
+        return F.normalize(q.reshape(f.shape[0], -1), dim=1)
 
     def pair_loss(self, index: int, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         _check_map_pair(student, teacher, self._where(index))
-        return (self._map(student) - self._map(teacher)).pow(2).mean()
+        return (self._map(student) - self._map(teacher, student.shape[-2:])).pow(2).mean()
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, p={self.p}"

@@ -18,6 +18,7 @@ from kdmri.distill.registry import (
     build_feature_loss,
     reference_output_pairs,
     register_feature_loss,
+    resize_map,
 )
 
 
@@ -46,8 +47,9 @@ class FitNetLoss(FeatureLoss):
     (with bias) from the student's to the teacher's channel count. A regressor is created
     only for pairs whose ``student_channels`` and ``teacher_channels`` differ; otherwise
     ``r`` is the identity (no parameters). Channel counts are an int (all pairs) or a list
-    (one per pair); leaving both out means identity for every pair. Train the regressors
-    with the student: pass ``loss.parameters()`` to the optimiser.
+    (one per pair); leaving both out means identity for every pair. A hint of another
+    resolution than the teacher's layer is interpolated (bilinear) to the teacher's ``H, W``.
+    Train the regressors with the student: pass ``loss.parameters()`` to the optimiser.
 
     ``form="attention"`` is what SFT-KD-Recon's "fitnets" script
     (``git_cardiac/train_feature_fitnets.py``) computes instead: the L1 distance of
@@ -56,6 +58,8 @@ class FitNetLoss(FeatureLoss):
     Training's default (:meth:`from_config`) is that form on the output of cascade 3;
     ``feature_forms: kdmri`` keeps the hint form on the conv pairs.
     """
+
+    reference = 'Romero et al., "FitNets: hints for thin deep nets", ICLR 2015, arXiv:1412.6550'
 
     def __init__(self, pairs: Sequence[LayerPair],
                  student_channels: int | Sequence[int] | None = None,
@@ -83,14 +87,15 @@ class FitNetLoss(FeatureLoss):
         _expect_4d(teacher, f"{where}: teacher")
         if self.form == "attention":
             _check_map_pair(student, teacher, where)
-            return (attention_map(student, "batch") - attention_map(teacher, "batch")).abs().mean()
+            return (attention_map(student, "batch")
+                    - attention_map(teacher, "batch", student.shape[-2:])).abs().mean()
         regressor = self.regressors[index]
         if isinstance(regressor, nn.Conv2d) and student.shape[1] != regressor.in_channels:
             raise ValueError(
                 f"{where}: student has {student.shape[1]} channels, the regressor expects "
                 f"student_channels={regressor.in_channels}"
             )
-        hint = regressor(student)
+        hint = resize_map(regressor(student), teacher.shape[-2:])
         if hint.shape != teacher.shape:
             raise ValueError(
                 f"{where}: student hint shape {tuple(hint.shape)} does not match teacher "
@@ -102,7 +107,7 @@ class FitNetLoss(FeatureLoss):
     def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
         """Channel counts of the paired layers from ``probe`` (one forward pass), unless
         ``cfg.feature_options`` gives them."""
-        options = dict(cfg.feature_options)
+        options = cls.config_options(cfg)
         pairs = reference_output_pairs(cfg, default_pairs, probe, (3,))
         if pairs:
             options.setdefault("form", "attention")

@@ -36,6 +36,9 @@ class FSPLoss(FeatureLoss):
     kdmri`` keeps :func:`default_fsp_pairs` without squaring.
     """
 
+    reference = ('Yim et al., "A gift from knowledge distillation: fast optimization,'
+                 ' network minimization and transfer learning", CVPR 2017')
+
     def __init__(self, pairs: Sequence[Any], square: bool = False):
         super().__init__(pairs)
         self.square = bool(square)
@@ -85,7 +88,7 @@ class FSPLoss(FeatureLoss):
     def from_config(cls, cfg: Any, default_pairs: Sequence[Any], probe: dict) -> FeatureLoss:
         """``cfg.feature_pairs`` (pairs of layer pairs); else SFT-KD-Recon's consecutive
         squared cascade outputs, or :func:`default_fsp_pairs` with ``feature_forms: kdmri``."""
-        options = dict(cfg.feature_options)
+        options = cls.config_options(cfg)
         outputs = reference_output_pairs(cfg, default_pairs, probe, range(1, 5))
         if outputs:
             names = [s for s, _ in outputs]

@@ -32,10 +32,11 @@ import torch.nn.functional as F
 from kdmri.distill.imitation import imitation_loss
 from kdmri.distill.sft import sft_loss
 from kdmri.errors import ConfigError
+from kdmri.registry import Registry
 
 TermResult = tuple[torch.Tensor, dict[str, float]]
 Term = Callable[["TermContext"], TermResult]
-TERMS: dict[str, Term] = {}
+TERMS: Registry[Term] = Registry("objective term")
 #: Terms that need the teacher's intermediate features (not just its output image).
 NEEDS_TEACHER_FEATURES: set[str] = set()
 #: Terms that use the frozen teacher at all (its output or its features).
@@ -47,9 +48,7 @@ def register_term(name: str, teacher_features: bool = False, teacher: bool = Fal
     the frozen teacher's output, ``teacher_features``: also its intermediate features."""
 
     def decorator(fn: Term) -> Term:
-        if name in TERMS and TERMS[name] is not fn:
-            raise ValueError(f"objective term {name!r} is already registered")
-        TERMS[name] = fn
+        TERMS.add(name, fn)
         if teacher_features:
             NEEDS_TEACHER_FEATURES.add(name)
         if teacher or teacher_features:

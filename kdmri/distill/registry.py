@@ -1,7 +1,12 @@
 """The feature-loss registry: one interface, one signature, wiring owned by each loss.
 
-Models return their intermediate activations as a dict ``name -> tensor (B, C, H, W)``,
-e.g. ``features["cascade1.conv3"]`` (see :mod:`kdmri.models.dccnn`). A feature loss is
+Features are the outputs of named layers, ``name -> tensor (B, C, H, W)``: a module path of
+any network (``"cascades.2.acts.1"``, ``"down_sample_layers.1"``) or a feature name of
+kdmri's networks (``"cascade1.conv3"``), recorded by forward hooks
+(:class:`kdmri.models.features.FeatureRecorder`). Pairs of different channel counts or
+resolutions are adapted by the loss: FitNets' learnable 1x1 regressor and interpolation of
+its hint to the teacher's size, attention maps interpolated to the student's size
+(:func:`resize_map`); a loss that cannot compare two layers says so. A feature loss is
 configured with the layer ``pairs`` it compares, ``[(student_name, teacher_name), ...]``,
 and is called as ``loss(student_feats, teacher_feats)``; it returns a scalar tensor, the
 **mean over its pairs** of the per-pair loss (papers that sum over layers differ from this
@@ -21,9 +26,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kdmri.errors import ConfigError, KDMRIError
+from kdmri.registry import Registry
 
 FeatureDict = Mapping[str, torch.Tensor]
 """Named activations of one forward pass, ``name -> (B, C, H, W)``."""
@@ -70,11 +77,21 @@ def _same_spatial(s: torch.Tensor, t: torch.Tensor, what: str) -> None:
 
 
 def _check_map_pair(student: torch.Tensor, teacher: torch.Tensor, where: str) -> None:
-    """Both (B, C, H, W), same batch and spatial size: what attention maps need."""
+    """Both (B, C, H, W) with the same batch: what attention maps need (a teacher map of
+    another resolution is interpolated to the student's, :func:`resize_map`)."""
     _expect_4d(student, f"{where}: student")
     _expect_4d(teacher, f"{where}: teacher")
     _same_batch(student, teacher, where)
-    _same_spatial(student, teacher, where)
+
+
+def resize_map(m: torch.Tensor, size: tuple[int, int] | torch.Size | None) -> torch.Tensor:
+    """The adapter of spatial maps ``(B, H, W)`` or ``(B, C, H, W)`` of another resolution:
+    bilinear interpolation to ``size`` (``(H, W)``); unchanged when the size already agrees."""
+    if size is None or tuple(m.shape[-2:]) == tuple(size):
+        return m
+    x = m[:, None] if m.dim() == 3 else m
+    x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    return x[:, 0] if m.dim() == 3 else x
 
 
 
@@ -115,6 +132,13 @@ class FeatureLoss(nn.Module):
 
     name: str = ""
     """Registry name, set by :func:`register_feature_loss`."""
+
+    reference: str = ""
+    """The source of the method (authors, venue, year, arXiv id); every built-in loss names it."""
+
+    config_fields: Mapping[str, str] = {}
+    """Options whose value is a :class:`~kdmri.config.Config` field (``{"mode": "at_mode"}``):
+    the field is their one source; ``feature_options`` may repeat it but not contradict it."""
 
     def __init__(self, pairs: Sequence[LayerPair]):
         super().__init__()
@@ -188,10 +212,24 @@ class FeatureLoss(nn.Module):
         """Build from a run configuration: ``cfg.feature_pairs`` or ``default_pairs``, and
         ``cfg.feature_options`` as keyword options. Losses that need more override this."""
         pairs = [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
-        return build_feature_loss(cls.name, pairs, **dict(cfg.feature_options))
+        return build_feature_loss(cls.name, pairs, **cls.config_options(cfg))
+
+    @classmethod
+    def config_options(cls, cfg: Any) -> dict[str, Any]:
+        """``cfg.feature_options`` with the options of :attr:`config_fields` taken from their
+        Config fields; :class:`ConfigError` when ``feature_options`` contradicts one."""
+        options = dict(cfg.feature_options)
+        for option, field_name in cls.config_fields.items():
+            value = getattr(cfg, field_name)
+            if option in options and options[option] != value:
+                raise ConfigError(f"feature_options.{option}={options[option]!r} contradicts "
+                                  f"{field_name}={value!r}: the {cls.name} loss takes its {option} "
+                                  f"from {field_name}; set it there (once)")
+            options[option] = value
+        return options
 
 
-FEATURE_LOSSES: dict[str, type[FeatureLoss]] = {}
+FEATURE_LOSSES: Registry[type[FeatureLoss]] = Registry("feature loss")
 """Registry ``name -> FeatureLoss subclass``; fill it with :func:`register_feature_loss`."""
 
 
@@ -203,13 +241,8 @@ def register_feature_loss(name: str) -> Callable[[type[FeatureLoss]], type[Featu
     def decorator(cls: type[FeatureLoss]) -> type[FeatureLoss]:
         if not (isinstance(cls, type) and issubclass(cls, FeatureLoss)):
             raise TypeError(f"register_feature_loss({name!r}): expected a FeatureLoss subclass")
-        if name in FEATURE_LOSSES and FEATURE_LOSSES[name] is not cls:
-            raise ValueError(
-                f"name: feature loss {name!r} is already registered "
-                f"({FEATURE_LOSSES[name].__name__})"
-            )
+        FEATURE_LOSSES.add(name, cls)
         cls.name = name
-        FEATURE_LOSSES[name] = cls
         return cls
 
     return decorator
@@ -221,8 +254,6 @@ def build_feature_loss(name: str, pairs: Sequence[Any], **options: Any) -> Featu
     Example: ``build_feature_loss("at_kdmri", default_pairs(), mode="batch")``.
     An unknown ``name`` or option raises ValueError listing what is accepted.
     """
-    if name not in FEATURE_LOSSES:
-        raise ValueError(f"name: unknown feature loss {name!r}; known: {sorted(FEATURE_LOSSES)}")
     cls = FEATURE_LOSSES[name]
     params = list(inspect.signature(cls.__init__).parameters)[2:]  # drop self, pairs
     unknown = sorted(set(options) - set(params))
@@ -256,8 +287,8 @@ def reference_output_pairs(cfg: Any, default_pairs: Sequence[Any], probe: dict,
 def feature_probe(student_feats: FeatureDict, teacher_feats: FeatureDict) -> dict:
     """Shapes of a probe forward pass, ``{"student": {name: shape}, "teacher": {...}}``,
     for losses whose wiring depends on channel counts (FitNets)."""
-    return {"student": {k: tuple(v.shape) for k, v in student_feats.items()},
-            "teacher": {k: tuple(v.shape) for k, v in teacher_feats.items()}}
+    return {side: {k: tuple(v.shape) for k, v in feats.items() if isinstance(v, torch.Tensor)}
+            for side, feats in (("student", student_feats), ("teacher", teacher_feats))}
 
 
 def feature_loss_from_config(cfg: Any, default_pairs: Sequence[Any], probe: dict | None = None,
@@ -270,9 +301,8 @@ def feature_loss_from_config(cfg: Any, default_pairs: Sequence[Any], probe: dict
     shapes of one forward pass, :func:`feature_probe`). Errors name the setting.
     """
     name = name or cfg.feature_loss
-    if name not in FEATURE_LOSSES:
-        raise ConfigError(f"feature_loss={name!r}: expected one of {sorted(FEATURE_LOSSES)}")
+    cls = FEATURE_LOSSES.lookup(name, "feature_loss")
     try:
-        return FEATURE_LOSSES[name].from_config(cfg, default_pairs, probe or {})
+        return cls.from_config(cfg, default_pairs, probe or {})
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"feature_loss={name!r}: {exc}") from exc

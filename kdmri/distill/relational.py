@@ -29,6 +29,9 @@ class SimilarityPreservingLoss(FeatureLoss):
     may differ in every dimension but the batch. At batch size 1 the loss is 0.
     """
 
+    reference = ('Tung & Mori, "Similarity-preserving knowledge distillation", ICCV 2019,'
+                 ' arXiv:1907.09682')
+
     @staticmethod
     def _similarity(f: torch.Tensor) -> torch.Tensor:
         q = f.reshape(f.shape[0], -1)
@@ -47,7 +50,7 @@ class SimilarityPreservingLoss(FeatureLoss):
         of cascades 1..4 (``feature_forms: kdmri``: the conv pairs)."""
         pairs = reference_output_pairs(cfg, default_pairs, probe, range(1, 5))
         pairs = pairs or [tuple(p) for p in (cfg.feature_pairs or default_pairs)]
-        return build_feature_loss(cls.name, pairs, **dict(cfg.feature_options))
+        return build_feature_loss(cls.name, pairs, **cls.config_options(cfg))
 
 
 CC_KERNELS: tuple[str, ...] = ("reference", "gaussian", "bilinear")
@@ -79,6 +82,9 @@ class CorrelationCongruenceLoss(FeatureLoss):
     (:meth:`from_config`); ``feature_forms: kdmri`` keeps the Gaussian kernel on the conv
     pairs, whose gradient at initialisation is ~1e-13 (below Adam's eps).
     """
+
+    reference = ('Peng et al., "Correlation congruence for knowledge distillation", ICCV'
+                 ' 2019, arXiv:1904.01802')
 
     def __init__(self, pairs: Sequence[LayerPair], kernel: str = "gaussian", gamma: float = 0.4,
                  order: int = 2):
@@ -132,7 +138,7 @@ class CorrelationCongruenceLoss(FeatureLoss):
         """SFT-KD-Recon's form on the outputs of cascades 1..5 by default; with
         ``feature_forms: kdmri`` (or explicit ``feature_pairs``) the Gaussian kernel on the
         configured/conv pairs. ``feature_options: {kernel: ...}`` overrides the form."""
-        options = dict(cfg.feature_options)
+        options = cls.config_options(cfg)
         pairs = reference_output_pairs(cfg, default_pairs, probe, range(1, 6))
         options.setdefault("kernel", "reference" if pairs else "gaussian")
         pairs = pairs or [tuple(p) for p in (cfg.feature_pairs or default_pairs)]

@@ -14,6 +14,13 @@ For an experiment folder ``experiments/<dataset>/acc_<acc>/<method>_<role>/`` it
 
 The network-free baseline (zero-filled for reconstruction, the low-resolution input for
 super-resolution) is evaluated the same way with ``stage="zf"`` / ``"sr-lr"``.
+
+Another checkpoint (``checkpoint=``, ``--checkpoint``) is evaluated into ``out`` (``--out``),
+else into the checkpoint's folder, and never into a folder training writes (the stage's
+own, or one holding a ``train_log.csv``): its report there belongs to that folder's model.
+
+Under ``torchrun`` (several processes) rank 0 alone evaluates the whole validation set and
+writes; the other processes wait for it and return its report.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from torch.utils.data import DataLoader
 
 from kdmri.checkpoint import BEST, load_model
 from kdmri.config import Config, seed_everything
@@ -37,9 +44,12 @@ from kdmri.metrics import METRICS, slice_metrics, summarize, volume_metrics
 from kdmri.models.dccnn import count_parameters
 from kdmri.models.tasks import TASKS, Task
 from kdmri.paths import project_root
+from kdmri.progress import progress_bar
 from kdmri.training.stages import STAGES, get_stage, task_method
 from kdmri.training.strategy import default_strategy, to_device
 
+#: The training log :mod:`kdmri.training.engine` writes: it marks a folder training writes.
+TRAIN_LOG = "train_log.csv"
 #: Network-free baselines by evaluation name: ``zf`` (zero-filled), ``sr-lr`` (low resolution).
 BASELINES: dict[str, Task] = {t.stage_prefix + t.baseline_role: t for t in TASKS.values()}
 
@@ -82,34 +92,79 @@ def _write_h5(path: Path, recon: np.ndarray, slices: list[int]) -> None:
         fh.create_dataset("slices", data=np.asarray(slices, dtype=np.int64))
 
 
+#: Evaluation on a named test set writes into ``<experiment>/test_<split>/``.
+TEST_PREFIX = "test_"
+
+
+def report_dir(experiment: Path | str, split: str = "validation") -> Path:
+    """Where the evaluation of ``split`` is written: the experiment folder itself for the
+    validation set, ``<experiment>/test_<split>`` for a named test set."""
+    return Path(experiment) if split == "validation" else Path(experiment) / f"{TEST_PREFIX}{split}"
+
+
+def output_folder(cfg: Config, role: str, checkpoint: Path | str | None = None,
+                  out: Path | str | None = None, split: str = "validation") -> Path:
+    """Where an evaluation writes: ``out``; else, for another ``checkpoint``, its folder;
+    else the stage's folder (for a named test set ``split``, its :func:`report_dir` inside
+    those two). :class:`ConfigError` when that is a folder training writes
+    (the stage's own, or one holding a ``train_log.csv``) and the report would not be of
+    that folder's own model."""
+    stage_dir = cfg.experiment(role)
+    folder = Path(out) if out is not None else report_dir(
+        Path(checkpoint).parent if checkpoint else stage_dir, split)
+    own = folder.resolve() == stage_dir.resolve()  # the stage's folder: its own checkpoint only
+    other = checkpoint is not None and Path(checkpoint).resolve() != (stage_dir / BEST).resolve()
+    if (own and other) or (not own and (folder / TRAIN_LOG).is_file()):
+        raise ConfigError(f"evaluate{f' --checkpoint {checkpoint}' if checkpoint else ''}: would write "
+                          f"its report into {folder}, the folder of a trained stage, whose report "
+                          "belongs to its own model; pass --out FOLDER (another folder)")
+    return folder
+
+
 def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
-             save_reconstructions: bool = True) -> dict:
-    """Evaluate the best checkpoint of ``stage`` (or the baseline) on the validation set.
+             save_reconstructions: bool = True, split: str = "validation",
+             out: Path | str | None = None) -> dict:
+    """Evaluate the best checkpoint of ``stage`` (or the baseline, or ``checkpoint``) on the
+    validation set, or on the named test set ``split`` (the folder ``<data path>/<split>``,
+    e.g. ``shift``), writing into :func:`output_folder` (for a test set ``<experiment>/test_<split>/``).
 
     Returns the report dict (also written to ``report.json``).
     """
     cfg, task, role, baseline = _resolve(cfg, stage)
+    out_dir = output_folder(cfg, role, None if baseline else checkpoint, out, split)
     strategy = default_strategy(cfg)
-    device = strategy.device
+    if not strategy.is_writer:  # under torchrun: rank 0 evaluates and writes, once
+        strategy.barrier()
+        return json.loads((out_dir / "report.json").read_text())
+    report = _evaluate(cfg, stage, task, role, baseline, checkpoint, save_reconstructions, out_dir,
+                       strategy.device, split)
+    strategy.barrier()
+    return report
+
+
+def _evaluate(cfg: Config, stage: str, task: Task, role: str, baseline: bool, checkpoint,
+              save_reconstructions: bool, out_dir: Path, device: torch.device,
+              split: str = "validation") -> dict:
     seed_everything(cfg.seed)
-    out_dir = cfg.experiment(role)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, params, ckpt_path, train_info = None, 0, None, {}
+    model, params, ckpt_path, train_info, network = None, 0, None, {}, None
     if not baseline:
-        ckpt_path = Path(checkpoint) if checkpoint else out_dir / BEST
+        ckpt_path = Path(checkpoint) if checkpoint else cfg.experiment(role) / BEST
         model, ckpt = load_model(ckpt_path, device)
         model.eval()
         params = count_parameters(model)
         if hasattr(model, "inference_parameters"):
             params = model.inference_parameters()
         train_info = {"best_epoch": ckpt.get("epoch"), "best_val_loss": ckpt.get("val_loss")}
-    ds = task.dataset(cfg, "validation")
+        arch = ckpt.get("arch") or {}
+        network = arch.get("target") or arch.get("kind")  # an import path, else the kind
+    ds = task.dataset(cfg, split)
     preds: dict[str, dict[int, np.ndarray]] = {}
     targets: dict[str, dict[int, np.ndarray]] = {}
     rows = []
-    loader = strategy.eval_loader(ds, cfg.batch_size)
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False)  # every slice, in order
     with torch.no_grad():
-        for batch in tqdm(loader, desc=f"evaluate {stage}", disable=not cfg.progress, leave=False):
+        for batch in progress_bar(loader, desc=f"evaluate {stage}", enabled=cfg.progress, leave=False):
             b = to_device(batch, device)
             if baseline:
                 pred = b["input"]
@@ -132,7 +187,7 @@ def evaluate(cfg: Config, stage: str, checkpoint: Path | str | None = None,
     write_csv(out_dir / "metrics.csv", rows, ["volume", "slice", *METRICS])
     report = {
         "dataset": cfg.dataset, "acc": cfg.acc, "task": task.name, "method": cfg.method,
-        "role": role, "stage": stage,
+        "role": role, "stage": stage, "split": split, "network": network,
         "label": task.baseline_label if baseline else role,
         "checkpoint": str(ckpt_path.name) if ckpt_path else None,
         "n_slices": len(rows), "n_volumes": len(vol_rows),

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import math
 
-#: What each known dataset is, for the card's "Data" section.
-DATASET_NOTES = {
-    "demo": "the kdmri demo dataset: slices of the MNI152 ICBM 2009a T1 template (one smooth, "
-            "noise-free averaged template brain, no coil sensitivities, no pathology), 96 x 96",
-    "mrbrain": "MRBrainS13 brain MRI, 240 x 240",
-    "cardiac": "ACDC cardiac cine MRI, 150 x 150",
-    "knee": "fastMRI knee single-coil, 640 x 368",
-    "calgary": "Calgary-Campinas CC-359 brain MRI, 256 x 256",
-}
+from kdmri.datasets.registry import DATASETS
+
+#: How the card names a network kind (``report["network"]``: the checkpoint's arch kind, or
+#: the import path of a network kdmri does not register).
+NETWORK_NAMES = {"dccnn": "DC-CNN", "vdsr": "VDSR", "sft": "SFT-KD-Recon teacher (DC-CNN)",
+                 "unet": "U-Net (fastMRI form)"}
 
 #: Config fields summarised on the card (the full config is in report.json): every stage,
 #: then the fields that matter for a stage whose name contains the key (``"sr"``: the SR task).
@@ -71,9 +68,12 @@ def model_card(report: dict) -> str:
     task = report.get("task", "recon")
     role = report.get("role", "?")
     sr = task == "sr"
-    what = "super-resolution VDSR" if sr else "DC-CNN reconstruction network"
+    network = NETWORK_NAMES.get(report.get("network"), report.get("network"))
+    what = f"{network or ('VDSR' if sr else 'DC-CNN')} " + ("super-resolution network" if sr
+                                                          else "reconstruction network")
     mask = cfg.get("mask") or f"the mask stored in each HDF5 file (mask_{acc})"
-    data_note = DATASET_NOTES.get(dataset, f"the '{dataset}' dataset")
+    spec = DATASETS.get(dataset)  # what the data is, and its caveat: the dataset's own spec
+    data_note = spec.describe() if spec is not None else f"the '{dataset}' dataset"
     m, vm = report.get("metrics") or {}, report.get("volume_metrics") or {}
     lines = [
         f"# Model card: {report.get('method', '?')} {role} ({dataset}, {acc})", "",
@@ -126,10 +126,8 @@ def model_card(report: dict) -> str:
         + "; expect worse results on other anatomy, contrasts, field strengths, sizes, masks or "
         "accelerations, and on multi-coil or complex-valued data.",
     ]
-    if dataset == "demo":
-        lines.append("* The demo data is one averaged template brain (smooth, noise-free, mirror-"
-                     "symmetric hemispheres): the figures show that the pipeline works and how "
-                     "methods order, not performance on real scans.")
+    if spec is not None and spec.limits:
+        lines.append(f"* {spec.limits}")
     lines += ["* Retrospective undersampling of magnitude images only; a reconstruction can "
               "look plausible and still be wrong (hallucinated or removed detail).", ""]
     return "\n".join(lines)

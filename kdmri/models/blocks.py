@@ -31,7 +31,10 @@ class ConvBlock(nn.Module):
     """``n_convs`` 3x3 convolutions in_ch -> ch -> ... -> ch -> in_ch, ReLU between.
 
     Returns the block output and its activations, named ``conv1`` .. ``conv<n>``
-    (post-ReLU for all but the last conv).
+    (post-ReLU for all but the last conv). Each ReLU is its own module (``acts.<j>``, no
+    parameters), so every activation is the output of one submodule: ``conv<j>`` is
+    ``acts.<j-1>`` for ``j < n`` and ``convs.<n-1>`` for the last (:meth:`layer_paths`),
+    which a forward hook can record (:mod:`kdmri.models.features`).
     """
 
     def __init__(self, n_convs: int, channels: int, in_channels: int = 1):
@@ -42,7 +45,7 @@ class ConvBlock(nn.Module):
         self.convs = nn.ModuleList(
             nn.Conv2d(widths[i], widths[i + 1], kernel_size=3, padding=1) for i in range(n_convs)
         )
-        self.act = nn.ReLU(inplace=False)
+        self.acts = nn.ModuleList(nn.ReLU(inplace=False) for _ in range(n_convs - 1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         feats = {}
@@ -50,9 +53,17 @@ class ConvBlock(nn.Module):
         for i, conv in enumerate(self.convs):
             x = conv(x)
             if i < last:
-                x = self.act(x)
+                x = self.acts[i](x)
             feats[f"conv{i + 1}"] = x
         return x, feats
+
+    def layer_paths(self, prefix: str = "") -> dict[str, str]:
+        """``{"conv<j>": module path}`` of the activations :meth:`forward` names, and
+        ``"out"`` (the last conv), each path under ``prefix``."""
+        n = len(self.convs)
+        paths = {f"conv{j + 1}": f"{prefix}acts.{j}" for j in range(n - 1)}
+        paths[f"conv{n}"] = paths["out"] = f"{prefix}convs.{n - 1}"
+        return paths
 
 
 class DataConsistency(nn.Module):

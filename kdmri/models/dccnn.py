@@ -64,6 +64,9 @@ class DCCNN(nn.Module):
     docstring for shapes.
     """
 
+    task = "recon"  # the problem it solves (kdmri.models.tasks)
+    forward_inputs = ("image", "kspace", "mask")
+
     def __init__(self, config: DCCNNConfig = TEACHER):
         super().__init__()
         self.config = config
@@ -90,6 +93,20 @@ class DCCNN(nn.Module):
             images.append(x)
         return ReconOutput(x, feats, images)
 
+    def real_dc_forward(self, image: torch.Tensor, k_re: torch.Tensor, k_im: torch.Tensor,
+                        mask: torch.Tensor, dft) -> torch.Tensor:
+        """:meth:`forward` in real arithmetic for export: k-space as real and imaginary parts,
+        the DC layers' DFT as matrix products (``dft``: :class:`kdmri.tools.export.MatrixDFT2`)."""
+        m_k_re, m_k_im = mask * k_re, mask * k_im  # measured samples, constant across cascades
+        keep = 1 - mask
+        x = image
+        for block in self.cascades:
+            out = block(x)[0]
+            x = x + out if self.config.residual else out
+            p_re, p_im = dft.forward_real(x)
+            x = dft.inverse_real_part(m_k_re + keep * p_re, m_k_im + keep * p_im)
+        return x
+
     def feature_names(self) -> list[str]:
         """Names of the activations :meth:`forward` returns."""
         return [
@@ -98,12 +115,21 @@ class DCCNN(nn.Module):
             for layer in [f"conv{j + 1}" for j in range(self.config.n_convs)] + ["out"]
         ]
 
+    def feature_paths(self) -> dict[str, str]:
+        """Module path of every feature name: ``"cascade<i>.conv<j>"`` ->
+        ``"cascades.<i-1>.acts.<j-1>"`` (post-ReLU), the last conv and ``"cascade<i>.out"`` ->
+        ``"cascades.<i-1>.convs.<n-1>"`` (:mod:`kdmri.models.features`)."""
+        return {f"cascade{i + 1}.{name}": path for i, block in enumerate(self.cascades)
+                for name, path in block.layer_paths(f"cascades.{i}.").items()}
+
     @staticmethod
     def default_feature_pairs(n_cascades: int = 5, student_layer: str = "conv2",
                               teacher_layer: str = "conv3") -> list[tuple[str, str]]:
         """KD-MRI's layer pairs: student ``conv2`` <-> teacher ``conv3`` in every cascade.
 
-        ``[("cascade1.conv2", "cascade1.conv3"), ..., ("cascade5.conv2", "cascade5.conv3")]``.
+        ``[("cascade1.conv2", "cascade1.conv3"), ..., ("cascade5.conv2", "cascade5.conv3")]``:
+        feature names, i.e. the module paths ``("cascades.0.acts.1", "cascades.0.acts.2")``
+        ... of the student and teacher (:meth:`feature_paths`).
         """
         if not isinstance(n_cascades, int) or isinstance(n_cascades, bool) or n_cascades < 1:
             raise ValueError(f"n_cascades: expected a positive int, got {n_cascades!r}")

@@ -39,6 +39,9 @@ class SFTTeacher(nn.Module):
     :meth:`forward_branches` adds the hybrid branches for SFT training.
     """
 
+    task = "recon"  # the problem it solves (kdmri.models.tasks)
+    forward_inputs = ("image", "kspace", "mask")
+
     def __init__(self, teacher_config: DCCNNConfig = TEACHER, student_config: DCCNNConfig = STUDENT):
         super().__init__()
         if teacher_config.n_cascades != student_config.n_cascades:
@@ -74,6 +77,18 @@ class SFTTeacher(nn.Module):
 
     def feature_names(self) -> list[str]:
         return self.teacher.feature_names()
+
+    def feature_paths(self) -> dict[str, str]:
+        """The teacher's feature names and module paths, under ``teacher.``: at inference the
+        SFT teacher *is* its teacher, so ``"cascades.0.acts.2"`` means
+        ``"teacher.cascades.0.acts.2"`` too."""
+        inner = {**self.teacher.feature_paths(),
+                 **{p: p for p, _ in self.teacher.named_modules() if p}}
+        return {name: f"teacher.{path}" for name, path in inner.items()}
+
+    def inference_network(self) -> DCCNN:
+        """The network that runs at inference (and is exported): the teacher DC-CNN."""
+        return self.teacher
 
     default_feature_pairs = staticmethod(DCCNN.default_feature_pairs)
 

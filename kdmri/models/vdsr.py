@@ -72,6 +72,9 @@ class VDSR(nn.Module):
     before the residual is added) and ``cascades == []``.
     """
 
+    task = "sr"  # the problem it solves (kdmri.models.tasks)
+    forward_inputs = ("image",)
+
     def __init__(self, config: VDSRConfig = VDSR_TEACHER):
         super().__init__()
         self.config = config
@@ -85,9 +88,15 @@ class VDSR(nn.Module):
     def from_arch(cls, arch: dict) -> VDSR:
         return cls(VDSRConfig(**arch))
 
+    def feature_paths(self) -> dict[str, str]:
+        """Module path of every feature name: ``"conv<j>"`` -> ``"body.acts.<j-1>"``
+        (post-ReLU), the last -> ``"body.convs.<n-1>"``."""
+        return {name: path for name, path in self.body.layer_paths("body.").items() if name != "out"}
+
     @staticmethod
     def default_feature_pairs() -> list[tuple[str, str]]:
-        """KD-MRI's super-resolution attention pair: student ``conv4`` <-> teacher ``conv6``."""
+        """KD-MRI's super-resolution attention pair: student ``conv4`` <-> teacher ``conv6``
+        (module paths ``body.acts.3`` <-> ``body.acts.5``)."""
         return list(VDSR_DEFAULT_PAIRS)
 
     def forward(self, x: torch.Tensor, return_features: bool = True) -> ReconOutput:

@@ -29,25 +29,18 @@ import numpy as np
 from kdmri.errors import ConfigError, DataError
 from kdmri.io import atomic_path
 from kdmri.paths import acc_tag, mask_path
+from kdmri.registry import Registry
 
 ACCELERATIONS = (4, 5, 8)
 
 # --------------------------------------------------------------------------- registry
 
-_GENERATORS: dict[str, Callable[..., np.ndarray]] = {}
+_GENERATORS: Registry[Callable[..., np.ndarray]] = Registry("mask kind")
 
 
 def register_mask(name: str) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Decorator: register ``fn(shape, acc, seed=..., **options) -> (H, W) mask`` as ``name``."""
-
-    def decorator(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        if name in _GENERATORS and _GENERATORS[name] is not fn:
-            raise ConfigError(f"mask generator {name!r} is already registered "
-                              f"({_GENERATORS[name].__module__}.{_GENERATORS[name].__qualname__})")
-        _GENERATORS[name] = fn
-        return fn
-
-    return decorator
+    return _GENERATORS.register(name)
 
 
 def mask_kinds() -> list[str]:
@@ -57,9 +50,7 @@ def mask_kinds() -> list[str]:
 
 def make_mask(kind: str, shape: tuple[int, int], acc: float, seed: int = 0, **options) -> np.ndarray:
     """Generate a mask with the generator registered as ``kind`` (see :func:`mask_kinds`)."""
-    if kind not in _GENERATORS:
-        raise ConfigError(f"mask kind {kind!r}: expected one of {mask_kinds()}")
-    fn = _GENERATORS[kind]
+    fn = _GENERATORS.lookup(kind)
     accepted = [p for p in inspect.signature(fn).parameters if p not in ("shape", "acc", "seed")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -107,7 +98,7 @@ def cartesian_mask(
         exact_centre: never draw the two lines bordering the centre band, so the contiguous
             sampled band around DC is exactly the band (otherwise random lines next to it
             can widen it).
-        decay: outer lines are drawn with probability ~ (1 + |k| / k_max * 8) ** -decay.
+        decay: outer lines are drawn with probability ``~ (1 + |k| / k_max * 8) ** -decay``.
         centred: return the centred layout instead of the (default) unshifted one.
 
     A band of ``c`` lines occupies offsets ``-(c // 2) .. c - c // 2 - 1`` from DC.
@@ -270,8 +261,7 @@ def register_mask_spec(name: str, spec: MaskSpec) -> MaskSpec:
     if name in _SPECS and _SPECS[name] != spec:
         raise ConfigError(f"dataset {name!r} already has a mask spec ({_SPECS[name]})")
     if spec.kind not in _GENERATORS:
-        raise ConfigError(f"register_mask_spec({name!r}): mask kind {spec.kind!r}: expected one of "
-                          f"{mask_kinds()}")
+        raise ConfigError(f"register_mask_spec({name!r}): {_GENERATORS.unknown(spec.kind)}")
     _SPECS[name] = spec
     DATASET_SHAPES[name] = spec.shape
     return spec

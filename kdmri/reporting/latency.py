@@ -39,26 +39,32 @@ def fastest(step: Callable[[], object], runs: int, warmup: int = 3, device: str 
 
 
 @torch.no_grad()
-def inference_latency(arch: str, size: tuple[int, int], device: str = "cpu", runs: int = 20,
-                      warmup: int = 3) -> float:
+def inference_latency(arch: str | torch.nn.Module, size: tuple[int, int], device: str = "cpu",
+                      runs: int = 20, warmup: int = 3) -> float:
     """Seconds of one batch-1 forward of the DC-CNN ``arch`` (``"teacher"`` / ``"student"``)
-    on a ``size`` image with a 4x mask, fastest of ``runs`` (:func:`fastest`)."""
+    or of any network given as a module, called through its task
+    (:func:`kdmri.models.tasks.task_of`), on a ``size`` image with a 4x mask, fastest of
+    ``runs`` (:func:`fastest`)."""
     from kdmri.models.dccnn import build_dccnn
+    from kdmri.models.tasks import task_of
     from kdmri.physics.masks import cartesian_mask
 
-    model = build_dccnn(arch).to(device).eval()
+    model = (build_dccnn(arch) if isinstance(arch, str) else arch).to(device).eval()
     x = torch.rand(1, 1, *size, device=device)
     k = torch.fft.fft2(x.to(torch.complex64), norm="ortho")
     m = torch.from_numpy(cartesian_mask(size, 4)).to(device)
-    return fastest(lambda: model(x, k * m, m, return_features=False), runs, warmup, device)
+    batch, task = {"input": x, "kspace": k * m, "mask": m}, task_of(model)
+    return fastest(lambda: task.forward(model, batch, features=False), runs, warmup, device)
 
 
 def measure_latency(shape: tuple[int, int] = (96, 96), device: str = "cpu", runs: int = 20) -> dict:
     """Inference latency (batch 1, fastest of ``runs``) of the DC-CNN teacher and student at
-    ``shape``: ``{"size": "HxW", "teacher_ms", "student_ms", "speedup"}``."""
+    ``shape``: ``{"size": "HxW", "teacher_ms", "student_ms", "speedup", "source"}``; ``source``
+    says where it was measured (here and now: the device and the torch threads)."""
     size = tuple(int(s) for s in shape)
     t, s = inference_latency("teacher", size, device, runs), inference_latency("student", size, device, runs)
-    return {"size": f"{size[0]}x{size[1]}", "teacher_ms": t * 1e3, "student_ms": s * 1e3, "speedup": t / s}
+    return {"size": f"{size[0]}x{size[1]}", "teacher_ms": t * 1e3, "student_ms": s * 1e3, "speedup": t / s,
+            "source": f"measured in this run ({device}, {torch.get_num_threads()} threads)"}
 
 
 _LATENCY_ROW = re.compile(r"^\|\s*(\d+x\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)x\s*\|\s*$")
@@ -67,8 +73,8 @@ _BENCH_DEVICE = re.compile(r"^# kdmri benchmarks \((\w+)\)")
 
 def read_benchmark_latency(path: Path | str | None = None, device: str = "cpu") -> list[dict]:
     """The latency rows of ``benchmarks/results.md`` (``path``; default: the project's) written
-    by ``python -m kdmri benchmark``, as :func:`measure_latency` dicts; ``[]`` when the file
-    does not exist or was measured on another device than ``device``."""
+    by ``python -m kdmri benchmark``, as :func:`measure_latency` dicts (``source``: the file);
+    ``[]`` when the file does not exist or was measured on another device than ``device``."""
     from kdmri.paths import project_root
 
     path = Path(path) if path is not None else project_root() / "benchmarks" / "results.md"
@@ -86,5 +92,6 @@ def read_benchmark_latency(path: Path | str | None = None, device: str = "cpu") 
         hit = _LATENCY_ROW.match(line.strip()) if inside else None
         if hit:
             size, t, s, x = hit.groups()
-            rows.append({"size": size, "teacher_ms": float(t), "student_ms": float(s), "speedup": float(x)})
+            rows.append({"size": size, "teacher_ms": float(t), "student_ms": float(s), "speedup": float(x),
+                         "source": f"recorded in {path.name} (python -m kdmri benchmark)"})
     return rows

@@ -62,7 +62,7 @@ KDMRI_RECON: dict[tuple[str, str], PaperTable] = {
 }
 
 
-def paper_table(paper: PaperTable) -> pd.DataFrame:
+def published_rows(paper: PaperTable) -> pd.DataFrame:
     """The published rows as a table: index ``model``, columns ``PSNR (paper)``,
     ``SSIM (paper)``."""
     rows = [{"model": label, "PSNR (paper)": f"{p:.2f}", "SSIM (paper)": f"{s:.4f}"}

@@ -117,8 +117,8 @@ def study_base(experiments_path: Path | str) -> Path:
 def study_of(cfg) -> tuple[Path, int | None]:
     """``(seed-study folder, sr_keep)`` of a configuration: the study that belongs with its
     experiments root (:func:`study_base`) and its SR setting (``None`` where notebook 06 does
-    not train, :func:`kdmri.config.sr_enabled`)."""
-    from kdmri.config import sr_enabled
+    not train, :func:`kdmri.data.sr_settings.sr_enabled`)."""
+    from kdmri.data.sr_settings import sr_enabled
 
     return study_base(cfg.experiments_path), (cfg.sr_keep if sr_enabled(cfg) else None)
 

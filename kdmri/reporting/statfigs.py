@@ -9,7 +9,8 @@ function                              figure
 :func:`metric_vs_acceleration`        a metric (mean ± std) against the acceleration,
                                       one line per model; missing accelerations named
 :func:`metric_vs_cost`                a metric against parameters and against inference
-                                      latency, one point per model, ZF as a reference line
+                                      latency, one point per model (the axis spans the
+                                      networks; ZF is a note), latency source named
 ====================================  ================================================
 
 Inputs are what :mod:`kdmri.reporting.reports` reads (``metrics.csv`` through
@@ -28,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from kdmri.errors import DataError
 from kdmri.reporting.reports import read_slice_metrics
@@ -165,15 +167,14 @@ def metric_vs_acceleration(reports: pd.DataFrame, metric: str = "psnr", dataset:
     return fig
 
 
-def _latency_of(parameters: int, latency: dict) -> float | None:
-    """The measured latency (ms) of the DC-CNN with ``parameters`` parameters (teacher or
-    student; the SFT teacher runs the teacher's network at inference), else ``None``."""
-    from kdmri.models.dccnn import build_dccnn, count_parameters
-
-    for arch in ("teacher", "student"):
-        if parameters == count_parameters(build_dccnn(arch)):
-            return latency[f"{arch}_ms"]
-    return None
+def _latency_of(network: str | None, latency: dict | None) -> float | None:
+    """The latency (ms) of ``network`` (a :class:`~kdmri.reporting.tables.Row`'s ``network``,
+    ``"teacher"`` / ``"student"``) in a :mod:`kdmri.reporting.latency` dict, matched by that
+    name; ``None`` without a network or a measurement of it."""
+    if network is None or not latency:
+        return None
+    value = latency.get(f"{network}_ms")
+    return float(value) if value is not None else None
 
 
 def metric_vs_cost(reports: pd.DataFrame, latency: Sequence[dict] = (), metric: str = "psnr",
@@ -181,9 +182,13 @@ def metric_vs_cost(reports: pd.DataFrame, latency: Sequence[dict] = (), metric: 
                    rows: Sequence[Row] = RECON_ROWS, level: str = "slice") -> Figure:
     """``metric`` against the parameter count (left) and against the inference latency
     (right) of each model of ``rows`` at ``acc`` (default: the only acceleration of the
-    reports), one point per model; ZF (no network) is a dashed reference line. Latency is
-    the entry of ``latency`` (:mod:`kdmri.reporting.latency` dicts) for image ``size``
-    (default: the first), matched to a model by its network's parameter count.
+    reports), one point per model. The y axis spans the networks only, so models a tenth of
+    a dB apart are told apart; a model without a network (ZF, far below) is a note under
+    the axis, with its value. Latency is the entry of ``latency``
+    (:mod:`kdmri.reporting.latency` dicts) for image ``size`` (default: the first), matched
+    to a model by the name of the network it runs (:attr:`Row.network
+    <kdmri.reporting.tables.Row>`); the panel names where it was measured (the dict's
+    ``source``).
 
     Axes: 2; one point per model with a report (right: per model with a latency).
     """
@@ -195,23 +200,35 @@ def metric_vs_cost(reports: pd.DataFrame, latency: Sequence[dict] = (), metric: 
     lat = next((x for x in latency if size is None or x["size"] == size), None)
     if size is not None and lat is None:
         raise ValueError(f"size={size!r}: no latency entry for it (have {[x['size'] for x in latency]})")
-    zf, nets = data[data["parameters"] == 0], data[data["parameters"] > 0]
-    nets = nets.assign(latency_ms=[_latency_of(p, lat) if lat else None for p in nets["parameters"]])
+    network = {r.label: r.network for r in rows}
+    baseline = data["model"].map(network).isna()
+    zf, nets = data[baseline], data[~baseline]
+    nets = nets.assign(latency_ms=[_latency_of(network[m], lat) for m in nets["model"]])
     order = list(dict.fromkeys(nets["model"]))
-    fig, axes = _figure(2)
+    fig, axes = _figure(2, width=4.6, height=3.8)
     lat_label = f"latency (ms, batch 1, {lat['size']})" if lat else "latency (ms)"
+    below = "; ".join(f"{r['model']} (no network): {r['mean']:.2f}, below the axis" for _, r in zf.iterrows())
     for ax, x, xlabel in ((axes[0], "parameters", "parameters"), (axes[1], "latency_ms", lat_label)):
         pts = nets.dropna(subset=[x])
         if not pts.empty:
             sns.scatterplot(data=pts, x=x, y="mean", hue="model", hue_order=order,
                             palette=palette(order, rows), style="model",
                             style_order=order, s=60, ax=ax, legend=ax is axes[0])
-        for _, r in zf.iterrows():
-            ax.axhline(r["mean"], ls="--", color="0.5", lw=1, label=f"{r['model']} (no network)")
+            low, high = pts["mean"].min(), pts["mean"].max()
+            span = max(high - low, 0.05)
+            ax.set_ylim(low - 0.5 * span, high + 0.2 * span)  # room for the notes under the points
+            ax.margins(x=0.25)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{_label(metric)}, mean per {level}")
-        if x == "latency_ms" and pts.empty:
-            _note(ax, "no latency measured for these models" if lat else "no latency given")
+        notes = [below] if below else []
+        if x == "latency_ms":
+            notes.append(f"latency {lat['source']}" if lat and lat.get("source") else
+                         "latency: source not given" if lat else "no latency given")
+            if lat and pts.empty:
+                notes.append("no latency measured for these models")
+        if notes:
+            _note(ax, "\n".join(notes))
+    axes[0].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
     axes[0].set_title(f"{metric.upper()} vs parameters" + (f" ({acc})" if acc else ""), fontsize=9)
     axes[1].set_title(f"{metric.upper()} vs inference latency", fontsize=9)
     if axes[0].get_legend_handles_labels()[0]:

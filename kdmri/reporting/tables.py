@@ -18,18 +18,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdmri.config import SR_SETTINGS, sr_method
+from kdmri.data.sr_settings import sr_method
+from kdmri.datasets.registry import sr_settings
 from kdmri.reporting.reports import DIGITS, MISSING, mean_std, to_markdown
 
 
 @dataclass(frozen=True)
 class Row:
     """A row of a paper-style table: the first ``(method, role)`` of ``candidates`` that has a
-    report fills it; ``source`` says what produces it (named when the row is missing)."""
+    report fills it; ``source`` says what produces it (named when the row is missing);
+    ``network`` is the network it runs at inference (``"teacher"`` / ``"student"``, the key of
+    a latency measurement; ``None``: no network, e.g. ZF)."""
 
     label: str
     candidates: tuple[tuple[str, str], ...]
     source: str
+    network: str | None = None
 
 
 #: Reconstruction rows: the KD-MRI table (ZF, teacher, student, KD student) plus SFT-KD-Recon's
@@ -37,20 +41,21 @@ class Row:
 #: teacher (notebook 05; they may train for ``kd_epochs``, so compare them with each other).
 RECON_ROWS: tuple[Row, ...] = (
     Row("ZF", (("kdmri", "zf"),), "notebook 03 (evaluate stage zf)"),
-    Row("Teacher", (("kdmri", "teacher"),), "notebook 03 (stage teacher)"),
-    Row("Student", (("kdmri", "student"),), "notebook 03 (stage student)"),
-    Row("KD student", (("kdmri", "kd"),), "notebook 04 (stages feature, kd)"),
-    Row("SFT teacher", (("sft", "teacher"),), "notebook 05 (stage sft-teacher)"),
+    Row("Teacher", (("kdmri", "teacher"),), "notebook 03 (stage teacher)", "teacher"),
+    Row("Student", (("kdmri", "student"),), "notebook 03 (stage student)", "student"),
+    Row("KD student", (("kdmri", "kd"),), "notebook 04 (stages feature, kd)", "student"),
+    # the SFT teacher runs the teacher's network at inference (its branches only train)
+    Row("SFT teacher", (("sft", "teacher"),), "notebook 05 (stage sft-teacher)", "teacher"),
     Row("KD student (05, standard teacher)", (("std-at_kdmri", "kd"),),
-        "notebook 05 (feature_losses with 'at_kdmri')"),
+        "notebook 05 (feature_losses with 'at_kdmri')", "student"),
     Row("SFT-KD student", (("sft-at_kdmri", "kd"), ("sft", "kd")),
-        "notebook 05 (feature_losses with 'at_kdmri')"),
+        "notebook 05 (feature_losses with 'at_kdmri')", "student"),
 )
 
 #: Super-resolution rows (KD-MRI's VDSR extension).
-#: Their method is ``sr-keep<sr_keep>`` (:func:`kdmri.config.sr_method`) for the settings of
-#: :data:`kdmri.config.SR_SETTINGS`; ``sr`` is the name of runs made before it.
-_SR_METHODS = tuple(sr_method(k) for k in dict.fromkeys(SR_SETTINGS.values())) + ("sr",)
+#: Their method is ``sr-keep<sr_keep>`` (:func:`kdmri.data.sr_settings.sr_method`) for the settings of
+#: :func:`kdmri.datasets.registry.sr_settings`; ``sr`` is the name of runs made before it.
+_SR_METHODS = tuple(sr_method(k) for k in dict.fromkeys(sr_settings().values())) + ("sr",)
 SR_ROWS: tuple[Row, ...] = tuple(
     Row(label, tuple((m, role) for m in _SR_METHODS), source) for label, role, source in (
         ("LR", "lr", "notebook 06 (evaluate stage sr-lr)"),

@@ -28,8 +28,8 @@
   failures are listed at the end and the command exits with status 1.
 * The peak resident memory of each notebook's kernel is sampled (psutil) and reported.
 * ``runs/summary.md`` (and ``summary.json``) gets the run table and, per params file, the
-  results table of every evaluated model (:func:`kdmri.reporting.reports.collect_reports` over that
-  dataset and acceleration) with the paired KD - student difference when both exist.
+  results table of every evaluated model; a batch merges its rows into the summary of the
+  earlier batches (:mod:`kdmri.tools.summary`).
 
 Notebook files themselves (discovery, conventions, ``python -m kdmri notebooks ...``) are
 :mod:`kdmri.tools.notebooks`.
@@ -37,7 +37,6 @@ Notebook files themselves (discovery, conventions, ``python -m kdmri notebooks .
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -52,11 +51,11 @@ from kdmri.config import FIELDS, Config, load_config
 from kdmri.config import notebook_parameters as notebook_parameters_of
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_text
-from kdmri.paths import experiments_dir, project_relative, runs_dir
+from kdmri.paths import experiments_dir, runs_dir
 from kdmri.tools.batch_params import executed_notebook_env, notebook_runs_for, resolved_params
 from kdmri.tools.graph import job_edges, schedule
 from kdmri.tools.notebooks import discover_notebooks, order_notebooks
-from kdmri.training.calibration import RunTiming
+from kdmri.tools.summary import write_summary
 
 Executor = Callable[[Path, Path, dict, Path], None]
 """``execute(notebook, output, parameters, cwd)``: run one notebook (papermill by default)."""
@@ -272,10 +271,13 @@ class PeakRSS:
 def papermill_execute(notebook: Path, output: Path, parameters: dict, cwd: Path,
                       kernel_name: str | None = None) -> None:
     """Execute ``notebook`` into ``output`` with papermill (the output is written also
-    when a cell fails; the error is raised)."""
+    when a cell fails; the error is raised). The cells' output streams and kdmri's progress
+    bars (:mod:`kdmri.progress`) go to the job log ``output.with_suffix(".log")``."""
     import papermill
 
-    with executed_notebook_env(notebook), open(output.with_suffix(".log"), "w") as log:
+    log_path = output.with_suffix(".log")
+    log_path.write_text("")  # appended to by papermill and by the kernel's progress bars
+    with executed_notebook_env(notebook, log_path), open(log_path, "a") as log:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(cwd),
                                    kernel_name=kernel_name, progress_bar=False, log_output=True,
                                    stdout_file=log, stderr_file=log)
@@ -350,78 +352,6 @@ def run_jobs(jobs: Sequence[Job], execute: Executor | None = None, progress: boo
                        lambda i, failed: skipped_result(jobs[i], [jobs[f] for f in failed]), done)
     bar.close()
     return results
-
-
-# =========================================================================== summary
-
-
-def _results_section(params: str, cfg: Config) -> list[str]:
-    from kdmri.errors import KDMRIError
-    from kdmri.reporting.reports import collect_reports, results_table, to_markdown
-    from kdmri.reporting.statistics import paired_comparison
-    from kdmri.tutorial import describe_difference
-
-    folder = cfg.experiments_path / cfg.dataset / f"acc_{cfg.acc}"
-    lines = [f"## {cfg.dataset} {cfg.acc} ({params})", ""]
-    reports = collect_reports(folder) if folder.is_dir() else None
-    if reports is None or reports.empty:
-        return lines + [f"No evaluation reports under `{project_relative(folder)}`.", ""]
-    try:
-        lines += ["PSNR / SSIM per slice, mean ± std over the validation slices "
-                  f"(reports under `{project_relative(folder)}`).", "",
-                  to_markdown(results_table(reports)), ""]
-    except KDMRIError as exc:
-        lines += [f"Results table unavailable: {exc}", ""]
-    kd, student = cfg.experiment("kd"), cfg.experiment("student")
-    if (kd / "metrics.csv").is_file() and (student / "metrics.csv").is_file():
-        try:
-            lines += [describe_difference(paired_comparison(kd, student)), ""]
-        except KDMRIError as exc:
-            lines += [f"Paired KD - student comparison unavailable: {exc}", ""]
-    return lines
-
-
-def summary_markdown(results: Sequence[Result], timing: RunTiming | None = None) -> str:
-    """The run table and the results tables of a batch, as markdown; with ``timing``, the
-    batch's wall time and the machine's calibration (:mod:`kdmri.training.calibration`)."""
-    lines = ["# Batch summary", ""]
-    if timing is not None:
-        lines += [f"* {line}" for line in timing.lines()] + [""]
-    lines += [
-             "| params | notebook | status | minutes | kernel peak RSS (MB) | output |",
-             "|---|---|---|---|---|---|"]
-    for r in results:
-        status = "ok" if r.ok else f"FAILED: {r.error}".replace("|", "\\|")
-        mem = f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb is not None else "n/a"
-        lines.append(f"| {r.job.params} | {r.job.notebook.name} | {status} | {r.seconds / 60:.1f} | {mem} "
-                     f"| {project_relative(r.job.output)} |")
-    lines.append("")
-    seen = []
-    for r in results:
-        key = (r.job.params, r.job.cfg.dataset, r.job.cfg.acc)
-        if key not in seen:
-            seen.append(key)
-            lines += _results_section(r.job.params, r.job.cfg)
-    return "\n".join(lines)
-
-
-def _summary_json(results: Sequence[Result], timing: RunTiming | None = None) -> str:
-    # with timing, every record also carries the batch's wall time and calibration ("batch")
-    # and its own seconds scaled to the reference calibration
-    scale = timing.reference_ms / timing.calibration_ms if timing is not None else None
-    extra = (lambda r: {"reference_seconds": round(r.seconds * scale, 1), "batch": timing.to_dict()}
-             ) if timing is not None else (lambda r: {})
-    return json.dumps([{"params": r.job.params, "notebook": r.job.notebook.name, "ok": r.ok,
-                        "seconds": r.seconds, "peak_rss_mb": r.peak_rss_mb, "error": r.error,
-                        "output": project_relative(r.job.output), **extra(r)} for r in results], indent=2)
-
-
-def write_summary(results: Sequence[Result], out: Path, timing: RunTiming | None = None) -> tuple[str, Path]:
-    """Write ``<out>/summary.md`` and ``summary.json``; returns (markdown, path)."""
-    text = summary_markdown(results, timing)
-    atomic_text(Path(out) / "summary.md", text + "\n")
-    atomic_text(Path(out) / "summary.json", _summary_json(results, timing) + "\n")
-    return text, Path(out) / "summary.md"
 
 
 def run_batch(params_files: Sequence[str | Path], notebooks: Sequence[str | Path] | None = None,

@@ -11,20 +11,26 @@ from pathlib import Path
 from typing import Any
 
 from kdmri.config import FIELDS, NOTEBOOK_KEY, notebook_parameters
+from kdmri.data.sr_settings import sr_enabled  # also registers the params files' sr_keep check
 from kdmri.errors import ConfigError
 
-#: Environment of an executed notebook's kernel: no tqdm bar (every update would be kept in
-#: the notebook and its log); each training stage still prints one summary line.
+#: Environment of an executed notebook's kernel: no bar of other libraries' tqdm (every update
+#: would be kept as an output of the cell); kdmri's own bars go to the job log
+#: (:data:`kdmri.progress.PROGRESS_LOG_ENV`) and each training stage prints one summary line.
 EXECUTED_ENV = {"TQDM_DISABLE": "1"}
 
 
 @contextmanager
-def executed_notebook_env(notebook: str | Path = "notebook") -> Iterator[None]:
-    """Set :data:`EXECUTED_ENV` and the notebook's name (figure file names) while its kernel
-    is started (it inherits the environment)."""
+def executed_notebook_env(notebook: str | Path = "notebook", log: str | Path | None = None) -> Iterator[None]:
+    """Set :data:`EXECUTED_ENV`, the notebook's name (figure file names) and, with ``log``, the
+    file kdmri's progress bars write to, while its kernel is started (it inherits the
+    environment)."""
+    from kdmri.progress import PROGRESS_LOG_ENV
     from kdmri.reporting.saving import NOTEBOOK_ENV
 
     env = {**EXECUTED_ENV, NOTEBOOK_ENV: Path(notebook).stem}
+    if log is not None:
+        env[PROGRESS_LOG_ENV] = str(Path(log).resolve())
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -66,8 +72,6 @@ def notebook_runs_for(notebook: str | Path, cfg) -> bool:
     """Whether the batch runs ``notebook`` for ``cfg``: a notebook whose metadata says
     ``kdmri.runs_if: sr_enabled`` (notebook 06) runs only for SR settings the papers made."""
     import nbformat
-
-    from kdmri.config import sr_enabled
 
     condition = nbformat.read(str(notebook), as_version=4).metadata.get("kdmri", {}).get("runs_if")
     return condition != "sr_enabled" or sr_enabled(cfg)

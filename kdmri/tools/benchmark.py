@@ -227,8 +227,8 @@ def to_markdown(res: dict, command: str) -> str:
 def register_cli(sub) -> None:
     p = sub.add_parser("benchmark", help="measure training throughput and inference latency")
     p.add_argument("--out", type=Path, default=None, help="write markdown results here")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per model (default 20)")
 
     def run(args):
         import sys

@@ -4,6 +4,7 @@ here so that no module below the tools imports the command line."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from kdmri.evaluation import evaluate
 from kdmri.paths import acc_tag
@@ -86,15 +87,38 @@ def register_evaluate(sub) -> None:
                        "on the validation set")
     p.add_argument("--stage", required=True, help="teacher | student | feature | kd | zf | "
                    "sr-teacher | ... | sr-lr | sft-teacher | sft-feature | sft-kd")
-    p.add_argument("--checkpoint", help="a checkpoint to evaluate instead of the stage's best")
+    p.add_argument("--checkpoint", help="a checkpoint to evaluate instead of the stage's best "
+                   "(written beside it, or into --out; never into a trained stage's folder)")
+    p.add_argument("--split", default="validation",
+                   help="validation (default) or a named test set, the folder <data>/<split> (e.g. "
+                        "shift: the demo's domain-shift set); written to <experiment>/test_<split>/")
+    p.add_argument("--out", default=None, help="folder for the report, metrics and reconstructions "
+                   "(default: the stage's folder; with --checkpoint, the checkpoint's folder)")
     add_config_arguments(p)
 
     def run(args):
-        rep = evaluate(config_from_args(args), args.stage, args.checkpoint)
+        rep = evaluate(config_from_args(args), args.stage, args.checkpoint, split=args.split,
+                       out=args.out)
         m = rep["metrics"]
         print(f"{args.stage}: PSNR {m['psnr']['mean']:.2f} +/- {m['psnr']['std']:.2f} dB, "
               f"SSIM {m['ssim']['mean']:.4f} +/- {m['ssim']['std']:.4f} "
               f"({rep['n_slices']} slices)")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def register_figures(sub) -> None:
+    p = sub.add_parser("figures", help="draw the schematics (DC-CNN, KD-MRI stages, SFT teacher) as PNG")
+    p.add_argument("--out", type=Path, default=None, help="folder for dccnn.png, kdmri_stages.png "
+                   "and sft_teacher.png (default: the project's docs/figures)")
+
+    def run(args: argparse.Namespace) -> int:
+        from kdmri.paths import project_root
+        from kdmri.reporting.schematics import write_schematics
+
+        for path in write_schematics(args.out or project_root() / "docs" / "figures"):
+            print(path)
         return 0
 
     p.set_defaults(func=run)

@@ -9,8 +9,9 @@ Approximate but explicit:
   ``notebook_parameters``, else
   the notebook's defaults). A stage is counted once, in the first job that trains it (an
   experiment folder is trained once; later jobs find it finished).
-* **Slices**: ``manifest.json`` of the prepared dataset, else :data:`APPROX_SLICES` (the
-  full downloads as kdmri converts them; approximate), capped by ``max_train_slices`` /
+* **Slices**: ``manifest.json`` of the prepared dataset, else the dataset's
+  ``approx_slices`` (:class:`kdmri.datasets.registry.DatasetSpec`: the full download as
+  kdmri converts it; approximate), capped by ``max_train_slices`` /
   ``max_val_slices``.
 * **Throughput**: the training rows of ``benchmarks/results.md`` (slices/s of the teacher,
   student and KD steps per size and device). A size not measured is scaled by pixel count
@@ -50,16 +51,6 @@ from kdmri.errors import ConfigError
 from kdmri.paths import project_root
 from kdmri.tools.batch import Job, dependencies
 
-#: (training slices, validation slices, what) of each full download as kdmri converts it.
-#: Approximate: used only where the dataset has not been prepared (no manifest.json).
-APPROX_SLICES: dict[str, tuple[int, int, str]] = {
-    "cardiac": (1_900, 950, "ACDC: 100 training / 50 testing patients x 2 frames x ~9.5 slices"),
-    "mrbrain": (240, 720, "MRBrainS13: 5 training / 15 test subjects x 48 slices"),
-    "knee": (34_742, 7_135, "fastMRI single-coil knee: 973 train / 199 validation files"),
-    "calgary": (48_800, 12_200, "CC-359: 359 subjects x ~170 slices, seeded 80/20 split"),
-    "demo": (331, 16, "the demo dataset kdmri builds (MNI152 template)"),
-}
-
 
 def _kd_cfg(cfg: Config, p: Mapping) -> Config:
     return cfg if p.get("kd_epochs") is None else cfg.replace(epochs=p["kd_epochs"])
@@ -88,7 +79,7 @@ def _sft_grid(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
 
 
 def _super_resolution(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
-    from kdmri.config import sr_run_config
+    from kdmri.data.sr_settings import sr_run_config
 
     sr = sr_run_config(cfg, p.get("sr_epochs"), p.get("sr_max_train_slices"), p.get("sr_batch_size"))
     return [(sr, s) for s in ("sr-teacher", "sr-student", "sr-feature", "sr-kd")]
@@ -125,10 +116,13 @@ def slice_counts(cfg: Config) -> tuple[int, int, str]:
             return m["splits"]["train"]["slices"], m["splits"]["validation"]["slices"], f"{path}"
         if "train_slices" in m:  # the demo
             return m["train_slices"], m["validation_slices"], f"{path}"
-    if cfg.dataset not in APPROX_SLICES:
+    from kdmri.datasets.registry import DATASETS
+
+    approx = getattr(DATASETS.get(cfg.dataset), "approx_slices", None)
+    if approx is None:
         raise ConfigError(f"{path}: not found, and no approximate size of dataset {cfg.dataset!r} is "
-                          f"known (kdmri.tools.costs.APPROX_SLICES); prepare it first")
-    train, val, what = APPROX_SLICES[cfg.dataset]
+                          f"known (its DatasetSpec's approx_slices); prepare it first")
+    train, val, what = approx
     return train, val, f"approximate ({what}); not prepared here"
 
 

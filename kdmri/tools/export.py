@@ -33,9 +33,12 @@ name        shape                meaning
 ``recon``   float32 (B, 1, H, W)  the network's reconstruction (output)
 ==========  ===================  =====================================================
 
-A VDSR (super-resolution) checkpoint exports with the single input ``image`` (the
-low-resolution image) and output ``recon``; it has no FFT. An SFT teacher exports its
-inference network (the teacher DC-CNN). The TorchScript file is a ``torch.jit.trace`` of
+A network that takes the image alone (VDSR, a U-Net without data consistency) exports with
+the single input ``image`` and output ``recon``; it has no FFT. A network with data
+consistency exports to ONNX when it provides ``real_dc_forward`` (the DC-CNN, a U-Net with
+``dc``), which :class:`ExportDCCNN` runs with the matrix DFT. The network is called through
+its task (:func:`kdmri.models.tasks.task_of`), never chosen by class. An SFT teacher exports
+its inference network (the teacher DC-CNN). The TorchScript file is a ``torch.jit.trace`` of
 the PyTorch model itself (``torch.fft`` included, so any ``H, W`` works there), with the
 same inputs; load it with ``torch.jit.load``.
 """
@@ -52,8 +55,9 @@ from torch import nn
 
 from kdmri.checkpoint import load_model
 from kdmri.errors import ConfigError, DataError
-from kdmri.models.dccnn import DCCNN
-from kdmri.models.vdsr import VDSR
+from kdmri.io import check_outputs
+from kdmri.models.features import network_inputs
+from kdmri.models.tasks import Task, task_of
 from kdmri.physics.fft import channels_to_complex, complex_to_channels, fft2, zero_filled
 from kdmri.physics.masks import DATASET_SHAPES, cartesian_mask
 
@@ -101,64 +105,48 @@ class MatrixDFT2(nn.Module):
 
 
 class ExportDCCNN(nn.Module):
-    """Export-only DC-CNN: the trained cascades with matrix-DFT data consistency.
+    """Export-only network with matrix-DFT data consistency, for any network that provides
+    ``real_dc_forward(image, k_re, k_im, mask, dft)`` (the DC-CNN, a U-Net with ``dc``).
 
     ``forward(image (B,1,H,W), kspace (B,2,H,W) [real, imag], mask (H,W)) -> (B,1,H,W)``;
-    the same computation as :class:`~kdmri.models.dccnn.DCCNN` (see the module docstring).
+    the same computation as the network's own forward (see the module docstring).
     """
 
-    def __init__(self, model: DCCNN, shape: tuple[int, int]):
+    def __init__(self, model: nn.Module, shape: tuple[int, int]):
         super().__init__()
-        self.cascades = model.cascades
-        self.residual = model.config.residual
+        self.net = model
         self.dft = MatrixDFT2(*shape)
         self.shape = tuple(shape)
 
     def forward(self, image: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        k_re, k_im = kspace[:, 0:1], kspace[:, 1:2]
-        m_k_re, m_k_im = mask * k_re, mask * k_im  # measured samples, constant across cascades
-        keep = 1 - mask
-        x = image
-        for block in self.cascades:
-            out = block(x)[0]
-            x = x + out if self.residual else out
-            p_re, p_im = self.dft.forward_real(x)
-            x = self.dft.inverse_real_part(m_k_re + keep * p_re, m_k_im + keep * p_im)
-        return x
+        return self.net.real_dc_forward(image, kspace[:, 0:1], kspace[:, 1:2], mask, self.dft)
 
 
 class TorchDCCNN(nn.Module):
-    """The PyTorch DC-CNN behind the exported interface (2-channel k-space), for TorchScript
-    and as the reference the exported models are compared with."""
+    """Any network behind the exported interface, called through its task: with k-space
+    (2-channel, turned complex) and mask when the network takes them, else the image alone.
+    For TorchScript, and the reference the exported models are compared with."""
 
-    def __init__(self, model: DCCNN):
+    def __init__(self, model: nn.Module, task: Task | None = None):
         super().__init__()
         self.model = model
+        self.task = task or task_of(model)
 
-    def forward(self, image: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.model(image, channels_to_complex(kspace), mask, return_features=False).image
-
-
-class TorchVDSR(nn.Module):
-    """A VDSR returning its image only (``image -> recon``)."""
-
-    def __init__(self, model: VDSR):
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model(image, return_features=False).image
+    def forward(self, image: torch.Tensor, *kspace_mask: torch.Tensor) -> torch.Tensor:
+        batch = {"input": image}
+        if kspace_mask:
+            batch.update(kspace=channels_to_complex(kspace_mask[0]), mask=kspace_mask[1])
+        return self.task.forward(self.model, batch, features=False).image
 
 
-def inference_network(model: nn.Module, where: str = "checkpoint") -> DCCNN | VDSR:
-    """The network that runs at inference: a DC-CNN, a VDSR, or an SFT teacher's DC-CNN."""
-    if isinstance(model, (DCCNN, VDSR)):
-        return model
-    inner = getattr(model, "teacher", None)
-    if isinstance(inner, DCCNN):
-        return inner
-    raise DataError(f"{where}: cannot export a {type(model).__name__}; expected a DC-CNN, VDSR "
-                    "or SFT-teacher checkpoint")
+TorchVDSR = TorchDCCNN  # the image-only case (``image -> recon``), kept for older imports
+
+
+def inference_network(model: nn.Module, where: str = "checkpoint") -> nn.Module:
+    """The network that runs at inference: its ``inference_network()`` (an SFT teacher's
+    DC-CNN) when it has one, else the network itself."""
+    inner = getattr(model, "inference_network", None)
+    return inner() if callable(inner) else model
 
 
 def default_shape(ckpt: dict, where: str = "checkpoint") -> tuple[int, int]:
@@ -178,36 +166,43 @@ def example_inputs(net: nn.Module, shape: tuple[int, int], batch: int = 1,
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
     img = torch.exp(-(yy**2 + xx**2) * 3)[None, None].repeat(batch, 1, 1, 1)
     img = img + 0.05 * torch.rand(img.shape, generator=gen)
-    if isinstance(net, VDSR):
+    if "kspace" not in network_inputs(net):
         return (img,)
     mask = torch.from_numpy(cartesian_mask((h, w), acc, seed=seed))
     k = fft2(img.to(torch.complex64)) * mask
     return zero_filled(k).float(), complex_to_channels(k), mask
 
 
-def export_wrapper(net: DCCNN | VDSR, fmt: str, shape: tuple[int, int]) -> nn.Module:
-    """The module that is exported for ``fmt``."""
-    if isinstance(net, VDSR):
-        return TorchVDSR(net).eval()
-    return (ExportDCCNN(net, shape) if fmt == "onnx" else TorchDCCNN(net)).eval()
+def export_wrapper(net: nn.Module, fmt: str, shape: tuple[int, int], task: Task | None = None) -> nn.Module:
+    """The module that is exported for ``fmt``: for ONNX, a network taking k-space runs its
+    ``real_dc_forward`` with the matrix DFT (:class:`ExportDCCNN`); otherwise the network
+    is called through its task (:class:`TorchDCCNN`)."""
+    if fmt == "onnx" and "kspace" in network_inputs(net) and hasattr(net, "real_dc_forward"):
+        return ExportDCCNN(net, shape).eval()
+    return TorchDCCNN(net, task).eval()
 
 
-def save_onnx(net: DCCNN | VDSR, shape: tuple[int, int], path: Path | str) -> None:
+def save_onnx(net: nn.Module, shape: tuple[int, int], path: Path | str, task: Task | None = None) -> None:
     """Export ``net`` for images of ``shape`` to the ONNX file ``path`` (batch axis dynamic)."""
-    names = ["image"] if isinstance(net, VDSR) else list(DCCNN_INPUTS)
+    names = [n for n in DCCNN_INPUTS if n in network_inputs(net)]
+    if "kspace" in names and not hasattr(net, "real_dc_forward"):
+        raise DataError(f"{type(net).__name__}: cannot export to ONNX (its data consistency uses complex "
+                        "FFTs, which ONNX lacks); give it real_dc_forward(image, k_re, k_im, mask, dft) "
+                        "or use --format torchscript")
     dynamic = {n: {0: "batch"} for n in names + ["recon"] if n != "mask"}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated
-        torch.onnx.export(export_wrapper(net, "onnx", shape), example_inputs(net, shape), str(path),
+        torch.onnx.export(export_wrapper(net, "onnx", shape, task), example_inputs(net, shape), str(path),
                           input_names=names, output_names=["recon"], dynamic_axes=dynamic,
                           opset_version=OPSET, dynamo=False)
 
 
-def save_torchscript(net: DCCNN | VDSR, shape: tuple[int, int], path: Path | str) -> None:
+def save_torchscript(net: nn.Module, shape: tuple[int, int], path: Path | str,
+                     task: Task | None = None) -> None:
     """``torch.jit.trace`` of ``net`` (any image size) saved to ``path``."""
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
-        traced = torch.jit.trace(export_wrapper(net, "torchscript", shape), example_inputs(net, shape),
+        traced = torch.jit.trace(export_wrapper(net, "torchscript", shape, task), example_inputs(net, shape),
                                  check_trace=False)
         torch.jit.save(traced, str(path))
 
@@ -219,17 +214,20 @@ def _check_shape(shape) -> tuple[int, int]:
 
 
 def export_model(checkpoint: Path | str, out: Path | str, fmt: str = "onnx",
-                 shape: tuple[int, int] | None = None) -> Path:
+                 shape: tuple[int, int] | None = None, force: bool = False) -> Path:
     """Export the network of ``checkpoint`` to ``out`` (``fmt``: ``onnx`` or ``torchscript``).
 
     ``shape`` is the fixed image size ``(H, W)`` of the ONNX graph (default: the size of the
     checkpoint's dataset; required when that is unknown). TorchScript takes any size; there
-    ``shape`` only sizes the example input of the trace. Written to a temporary name and renamed.
+    ``shape`` only sizes the example input of the trace. Written to a temporary name and renamed;
+    ``out`` is never the checkpoint, and replaces an existing file only with ``force``.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     out = Path(out)
+    check_outputs({"--out": out}, {"--checkpoint": checkpoint}, force)
     model, ckpt = load_model(checkpoint)
+    task = task_of(model, ckpt)
     net = inference_network(model, str(checkpoint)).eval()
     if shape is not None:
         shape = _check_shape(shape)
@@ -242,9 +240,9 @@ def export_model(checkpoint: Path | str, out: Path | str, fmt: str = "onnx",
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         if fmt == "onnx":
-            save_onnx(net, shape, tmp)
+            save_onnx(net, shape, tmp, task)
         else:
-            save_torchscript(net, shape, tmp)
+            save_torchscript(net, shape, tmp, task)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -255,14 +253,15 @@ def export_model(checkpoint: Path | str, out: Path | str, fmt: str = "onnx",
 def register_cli(sub) -> None:
     p = sub.add_parser("export", help="export a trained network to ONNX or TorchScript")
     p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt)")
-    p.add_argument("--format", dest="fmt", default="onnx", choices=FORMATS)
+    p.add_argument("--format", dest="fmt", default="onnx", choices=FORMATS, help="default onnx")
     p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
     p.add_argument("--shape", nargs=2, type=int, metavar=("H", "W"),
                    help="fixed image size of the ONNX graph (default: the checkpoint's dataset size; "
                    "TorchScript accepts any size)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out (never the checkpoint)")
 
     def run(args):
-        out = export_model(args.checkpoint, args.out, args.fmt, args.shape)
+        out = export_model(args.checkpoint, args.out, args.fmt, args.shape, args.force)
         print(f"exported {args.checkpoint} -> {out} ({args.fmt})")
         return 0
 

@@ -94,16 +94,17 @@ def register_cli(sub) -> None:
     import torch
 
     p = sub.add_parser("fastpath", help="speed (and accuracy cost) of bf16 / channels_last / compile")
-    p.add_argument("--size", type=int, nargs=2, default=[240, 240])
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--size", type=int, nargs=2, default=[240, 240], metavar=("H", "W"),
+                   help="image size of the timed steps (default 240 240)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per variant (default 10)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), help="names from VARIANTS")
     p.add_argument("--accuracy", nargs="*", default=[], metavar="VARIANT",
                    help="also train the KD-MRI pipeline with these variants and fp32 (slow)")
     p.add_argument("--params", default="demo_4x", help="params of the accuracy runs")
     p.add_argument("--epochs", type=int, default=None, help="epochs of the accuracy runs")
     p.add_argument("--root", default="experiments/fastpath", help="experiments of the accuracy runs")
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=None, help="write markdown results here")
 
     def run(args) -> int:
         rows = time_variants(tuple(args.size), steps=args.steps, device=args.device,

@@ -19,7 +19,8 @@
   runs its notebook again: every finished stage returns at once, the running one resumes
   from its ``model.pt`` (the epoch in progress is lost).
 * A job writes its result to ``<out>/jobs/<dataset>_<acc>/<notebook>.json``; the summary
-  is built from those files (``summarise_results``).
+  is built from those files (``summarise_results``). A job whose notebook failed then
+  raises :class:`JobFailed`, so its process (its SLURM job) fails and ``afterok`` holds.
 * ``--plan`` prints the graph and the estimated compute (:mod:`kdmri.tools.costs`) and
   runs nothing.
 """
@@ -51,6 +52,7 @@ from kdmri.tools.batch import (
     run_jobs,
     write_summary,
 )
+from kdmri.tools.names import NAME, OPTION, SLURM_NAMES, VALUE, checked
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -82,6 +84,10 @@ def threads_per_job(slots: int, cores: int | None = None) -> int:
     return max(1, (cores or core_count()) // max(1, slots))
 
 
+class JobFailed(RuntimeError):
+    """A batch job whose notebook failed (its result JSON holds the error)."""
+
+
 @dataclass
 class NotebookJob:
     """One batch job as a picklable callable (a process of ours, or a submitit job).
@@ -98,13 +104,20 @@ class NotebookJob:
     execute: Executor | None = None
 
     def __call__(self) -> dict:
+        """Run the notebook, write its result; a failed notebook raises :class:`JobFailed`
+        after that, so the process (the SLURM job) fails and ``afterok`` dependants do not run."""
         threads = self.threads or os.environ.get("SLURM_CPUS_PER_TASK")
         if threads:
             os.environ.update({v: str(threads) for v in THREAD_VARIABLES})
+        result_path(self.job, self.out).unlink(missing_ok=True)  # a requeued run's old result
         result = execute_job(self.job, self.execute or kernel_executor(self.kernel_name))
         record = {"ok": result.ok, "seconds": result.seconds, "peak_rss_mb": result.peak_rss_mb,
-                  "error": result.error, "threads": int(threads) if threads else None}
+                  "error": result.error, "threads": int(threads) if threads else None,
+                  "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                  "restarts": int(os.environ.get("SLURM_RESTART_COUNT", 0))}
         atomic_text(result_path(self.job, self.out), json.dumps(record, indent=2) + "\n")
+        if not result.ok:
+            raise JobFailed(f"{self.job.key}: {result.error} (notebook {self.job.output})")
         return record
 
     def checkpoint(self, *args, **kwargs):
@@ -185,7 +198,11 @@ def run_pickled(path: str | Path) -> None:
     """Entry of a local job process: run the pickled :class:`NotebookJob`."""
     with open(path, "rb") as fh:
         job = pickle.load(fh)
-    record = job()
+    try:
+        record = job()
+    except JobFailed as exc:  # the result JSON says why; the exit status says that it failed
+        print(f"FAILED {exc}", file=sys.stderr)
+        sys.exit(1)
     print(json.dumps(record))
 
 
@@ -236,12 +253,36 @@ def slurm_executor(folder: Path):
     return submitit.SlurmExecutor(folder=str(folder / "%j"))
 
 
+def job_name(job: Job) -> str:
+    """The SLURM job name of ``job``: ``kdmri-<dataset>_<acc>-<notebook stem>``."""
+    return f"kdmri-{job.key.replace('/', '-')}"
+
+
+def check_slurm_names(jobs: Sequence[Job], options: SlurmOptions) -> None:
+    """:class:`ConfigError` for a value that would reach the job scripts and is not a plain
+    name (:mod:`kdmri.tools.names`): dataset, method, job name, partition, account, memory,
+    the names and values of ``--slurm-option``."""
+    for job in jobs:
+        checked(f"{job.params}: dataset", job.cfg.dataset, NAME)
+        checked(f"{job.params}: method", job.cfg.method, NAME)
+        checked("SLURM job name", job_name(job), NAME)
+    for key in ("partition", "account", "mem"):
+        if getattr(options, key) is not None:
+            checked(f"--{key}", getattr(options, key), SLURM_NAMES)
+    for key, value in (options.extra or {}).items():
+        checked("--slurm-option", key, OPTION)
+        if value is not True:
+            checked(f"--slurm-option {key}", value, VALUE)
+
+
 def submit_slurm(jobs: Sequence[Job], out: Path, options: SlurmOptions, kernel_name: str | None = None,
                  executor=None) -> tuple[list[str], str]:
     """Submit every job with its ``afterok`` dependencies, then the summary job; returns
-    (job ids in plan order, summary job id)."""
+    (job ids in plan order, summary job id). Every name that reaches a job script is
+    checked first (:func:`check_slurm_names`); submitit quotes each ``#SBATCH`` value."""
     from kdmri.tools.batch import write_resolved_params
 
+    check_slurm_names(jobs, options)
     for job in {Path(j.parameters["params_file"]): j for j in jobs}.values():
         write_resolved_params(job)
     executor = executor or slurm_executor(Path(out) / "jobs" / "slurm")
@@ -254,7 +295,7 @@ def submit_slurm(jobs: Sequence[Job], out: Path, options: SlurmOptions, kernel_n
         result_path(job, out).unlink(missing_ok=True)
         needs = ":".join(ids[d] for d in edges[i])
         executor.update_parameters(
-            job_name=f"kdmri-{job.key.replace('/', '-')}", partition=options.partition,
+            job_name=job_name(job), partition=options.partition,
             time=options.minutes(), gpus_per_node=options.gpus_per_job or None,
             cpus_per_task=options.cpus_per_job, mem=options.mem,
             dependency=f"afterok:{needs}" if needs else None, additional_parameters=extra)
@@ -319,12 +360,12 @@ def register_cli(sub) -> None:
                    "experiments under <experiments_root or experiments/seeds>/seed<s>, notebooks "
                    "under <out>/seeds/seed<s> (kdmri.reporting.seeds compares them)")
     g = p.add_argument_group("slurm")
-    g.add_argument("--partition", default=None)
-    g.add_argument("--gpus-per-job", type=int, default=1)
+    g.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    g.add_argument("--gpus-per-job", type=int, default=1, help="GPUs of each job (default 1)")
     g.add_argument("--cpus-per-job", type=int, default=8, help="also the torch threads of each job")
     g.add_argument("--time", default="24:00:00", help="time limit of each job ([D-]HH:MM:SS)")
     g.add_argument("--mem", default=None, help="memory of each job, e.g. 64G")
-    g.add_argument("--account", default=None)
+    g.add_argument("--account", default=None, help="SLURM account to charge")
     g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other sbatch option for every job, e.g. qos=high, constraint=a100")
 

@@ -21,6 +21,7 @@ Conventions (docs/NOTEBOOKS.md has the full text):
 from __future__ import annotations
 
 import ast
+import json
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,7 @@ from kdmri.config import NOTEBOOK_KEY, read_params
 from kdmri.errors import ConfigError
 from kdmri.io import atomic_path
 from kdmri.paths import project_root
+from kdmri.tools.names import URL, checked
 
 #: The repository address: a placeholder until the repository is published. Set it here,
 #: then run ``python -m kdmri notebooks sync`` (badges and set-up cells follow it).
@@ -45,6 +47,7 @@ DEFAULT_PARAMS = "ci"
 CHECK_TAG = "nbval-check-output"
 COLAB_BADGE_SVG = "https://colab.research.google.com/assets/colab-badge.svg"
 BINDER_BADGE_SVG = "https://mybinder.org/badge_logo.svg"
+DOCS_BADGE_SVG = "https://img.shields.io/badge/docs-site-blue"
 #: A tutorial notebook's file name: ``NN_name.ipynb``, run in the order of ``NN``.
 NUMBERED = re.compile(r"^(\d+)_")
 
@@ -53,7 +56,7 @@ NUMBERED = re.compile(r"^(\d+)_")
 
 
 def _repo_path(repo_url: str) -> str:
-    return repo_url.rstrip("/").removeprefix("https://github.com/")
+    return checked("--repo-url", repo_url, URL).rstrip("/").removeprefix("https://github.com/")
 
 
 def colab_url(notebook: str | Path, repo_url: str = REPO_URL, branch: str = BRANCH) -> str:
@@ -78,13 +81,25 @@ def binder_badge(notebook: str | Path | None = None, repo_url: str = REPO_URL, b
     return f"[![Binder]({BINDER_BADGE_SVG})]({binder_url(notebook, repo_url, branch)})"
 
 
+def site_url(repo_url: str = REPO_URL) -> str:
+    """The documentation site's published address (GitHub Pages of the repository,
+    ``https://<owner>.github.io/<name>/``); ``make docs`` builds it into ``build/site/``."""
+    owner, _, name = _repo_path(repo_url).partition("/")
+    return f"https://{owner}.github.io/{name}/"
+
+
+def docs_badge(repo_url: str = REPO_URL) -> str:
+    """The markdown badge linking the documentation site."""
+    return f"[![Documentation]({DOCS_BADGE_SVG})]({site_url(repo_url)})"
+
+
 def setup_source(repo_url: str = REPO_URL) -> str:
     """Source of the set-up cell (the second cell of every notebook).
 
     It runs before kdmri can be imported, so it is plain Python: where kdmri is missing
-    (Colab, a bare kernel) it clones the repository -- kdmri with params/ and us_masks/ --
-    and installs it in editable mode; elsewhere it does nothing.
-    """
+    (Colab, a bare kernel) it clones the repository (with params/ and us_masks/) and installs
+    it in editable mode. ``repo_url`` is checked (:data:`kdmri.tools.names.URL`) and quoted."""
+    literal = json.dumps(checked("--repo-url", repo_url, URL))  # a Python string literal
     return f'''# Set-up: where kdmri is not installed (Colab, a bare kernel) clone the repository, which
 # brings params/ and us_masks/ along, and install it; elsewhere this cell does nothing.
 import importlib.util
@@ -92,7 +107,7 @@ import os
 import subprocess
 import sys
 
-REPO_URL = "{repo_url}"  # kdmri.tools.notebooks.REPO_URL (docs/NOTEBOOKS.md)
+REPO_URL = {literal}  # kdmri.tools.notebooks.REPO_URL (docs/NOTEBOOKS.md)
 if importlib.util.find_spec("kdmri") is None:
     if "<org>" in REPO_URL:  # the repository is not published yet: nothing to clone
         raise RuntimeError("kdmri is not installed and REPO_URL is still a placeholder: run this "
@@ -109,9 +124,10 @@ README_BADGES = ("<!-- badges -->", "<!-- /badges -->")
 
 
 def readme_badges(repo_url: str = REPO_URL) -> str:
-    """The README's badge block: Binder (JupyterLab on notebooks/) and Colab (notebook 00)."""
+    """The README's badge block: the documentation site, Binder (JupyterLab on notebooks/) and
+    Colab (notebook 00)."""
     first = discover_notebooks()[0].name if discover_notebooks() else "00_data.ipynb"
-    badges = f"{binder_badge(repo_url=repo_url)} {colab_badge(first, repo_url)}"
+    badges = f"{docs_badge(repo_url)} {binder_badge(repo_url=repo_url)} {colab_badge(first, repo_url)}"
     return f"{README_BADGES[0]}\n{badges}\n{README_BADGES[1]}"
 
 
@@ -407,42 +423,3 @@ def refresh_notebook(path: Path, kernel_name: str | None = None) -> None:
         nb = strip_outputs(read_notebook(out))
     write_notebook(nb, path)
 
-
-def _notebook_command(args) -> int:
-    if args.action == "new":
-        if len(args.paths) != 1 or not args.title:
-            raise ConfigError("notebooks new: expected one path and --title")
-        print(new_notebook(args.paths[0], args.title))
-        return 0
-    paths = [Path(p) for p in args.paths] if args.paths else discover_notebooks()
-    status = 0
-    if args.action == "sync" and not args.paths:
-        print(f"{'updated' if sync_readme(None, args.repo_url or REPO_URL) else 'unchanged'} README.md")
-    for path in paths:
-        if args.action == "check":
-            problems = check_notebook(path)
-            for p in problems:
-                print(f"{path}: {p}")
-            status |= bool(problems)
-        elif args.action == "strip":
-            write_notebook(strip_outputs(read_notebook(path)), path)
-            print(f"stripped {path}")
-        elif args.action == "sync":
-            changed = sync_notebook(path, args.repo_url or REPO_URL)
-            print(f"{'updated' if changed else 'unchanged'} {path}")
-        elif args.action == "refresh":
-            print(f"executing {path} with its default parameters ...")
-            refresh_notebook(path, args.kernel)
-    return status
-
-
-def register_cli(sub) -> None:
-    p = sub.add_parser("notebooks", help="keep notebook files to the conventions: check, strip "
-                       "outputs, refresh checked outputs, sync badges/set-up cells, new notebook")
-    p.add_argument("action", choices=["check", "strip", "refresh", "sync", "new"])
-    p.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/NN_*.ipynb)")
-    p.add_argument("--repo-url", default=None,
-                   help="sync: repository URL (default: kdmri.tools.notebooks.REPO_URL)")
-    p.add_argument("--title", default=None, help="new: the notebook's title")
-    p.add_argument("--kernel", default=None, help="refresh: Jupyter kernel (default: the notebook's)")
-    p.set_defaults(func=_notebook_command)

@@ -7,6 +7,7 @@ the four networks, and prints the table with the paired KD - student difference.
 
 from __future__ import annotations
 
+import os
 import time
 
 from kdmri.config import Config
@@ -19,7 +20,9 @@ KDMRI_STAGES = ("teacher", "student", "feature", "kd")
 
 
 def run_kdmri(cfg: Config, stages=KDMRI_STAGES, verbose: bool = True) -> dict:
-    """Train and evaluate the KD-MRI stages; returns ``{"table", "kd_minus_student", "seconds"}``."""
+    """Train and evaluate the KD-MRI stages; returns ``{"table", "kd_minus_student", "seconds"}``.
+    Under ``torchrun`` every process trains and evaluates (rank 0 writes), rank 0 prints."""
+    verbose = verbose and int(os.environ.get("RANK", "0")) == 0
     seconds = {}
     for stage in stages:
         t0 = time.perf_counter()
@@ -51,16 +54,3 @@ def register_cli(sub) -> None:
     add_config_arguments(p)
     p.set_defaults(func=lambda a: run_kdmri(config_from_args(a)) and 0)
 
-    p = sub.add_parser("demo", help="build the demo dataset and run the KD-MRI pipeline on it")
-    add_config_arguments(p)
-
-    def demo(args):
-        from kdmri.data.demo import build_demo
-
-        build_demo()
-        if args.params is None:
-            args.params = "demo_4x"
-        run_kdmri(config_from_args(args))
-        return 0
-
-    p.set_defaults(func=demo)

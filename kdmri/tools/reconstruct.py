@@ -11,6 +11,10 @@ Inputs:
   its size at ``--acc`` by :func:`kdmri.physics.masks.cartesian_mask` with the deterministic seed
   :func:`kdmri.physics.masks.default_seed` ``("reconstruct", acc)``. Being fully sampled, it is also
   the reference for PSNR/SSIM.
+* a **fastMRI** single-coil file, **ISMRMRD** raw data or a **DICOM** series (a ``.dcm`` file
+  or a folder): read by :mod:`kdmri.data.acquisitions`, recognised by content; written as
+  fastMRI's submission layout (``reconstruction`` ``(slices, h, w)`` float32, the magnitude
+  centre-cropped as fastMRI's ``center_crop``). Phase handling: docs/ACQUISITIONS.md.
 * a **KD-MRI HDF5** file (``.h5`` / ``.hdf5``, layout of :mod:`kdmri.data`): its zero-filled
   image ``img_volus_<acc>``, k-space ``kspace_volus_<acc>`` and mask ``mask_<acc>`` are used as
   stored; ``volfs``, when present, is the reference. With ``--mask``, ``volfs`` is
@@ -28,7 +32,9 @@ Super-resolution checkpoints (VDSR): the network input is the low-resolution ima
 config's ``sr_keep``; the baseline is that low-resolution image instead of zero-filling
 (``--acc`` and ``--mask`` do not apply).
 
-Outputs, written to a temporary name and renamed (never half-written):
+Outputs, written to a temporary name and renamed (never half-written); neither may be an
+input (``--input``, ``--checkpoint``, ``--mask``), and an existing one is replaced only with
+``--force``:
 
 * NIfTI input: a NIfTI with the input's affine and header (float32);
   HDF5 input: an HDF5 file with key ``reconstruction`` ``(H, W, S)`` float32;
@@ -56,10 +62,14 @@ from matplotlib.figure import Figure
 
 from kdmri.checkpoint import load_model
 from kdmri.data import FS_KEY, img_key, kspace_key, mask_key, undersample_volume
+from kdmri.data.acquisitions import detect_format, read_acquisition
+from kdmri.data.acquisitions.inputs import acquisition_inputs
 from kdmri.data.sr import truncate_kspace
+from kdmri.data.volumes import check_stored, read_stored
 from kdmri.errors import ConfigError, DataError
+from kdmri.io import check_outputs
 from kdmri.metrics import psnr, ssim
-from kdmri.models.vdsr import VDSR
+from kdmri.models.tasks import Task, task_of
 from kdmri.paths import acc_tag
 from kdmri.physics.masks import cartesian_mask, default_seed, load_mask
 
@@ -116,8 +126,7 @@ def read_nifti(path: Path) -> tuple[np.ndarray, nib.Nifti1Image]:
         raise DataError(f"--input {path}: file not found")
     try:
         img = nib.load(str(path))
-        if img.get_data_dtype().kind == "c":
-            raise DataError(f"{path}: complex data; expected a real magnitude volume")
+        check_stored(path, "", img.shape, img.get_data_dtype())  # before reading the data
         vol = np.asarray(img.get_fdata(dtype=np.float64))
     except DataError:
         raise
@@ -138,9 +147,17 @@ def normalise(vol: np.ndarray, path: Path) -> tuple[np.ndarray, float]:
 class Inputs:
     """Everything the network and the report need, intensities in [0, 1]."""
 
+    note, attrs = "", {}
+
     def __init__(self, zf, kspace, mask, reference, scale=1.0, mask_note=""):
         self.zf, self.kspace, self.mask = zf, kspace, mask
         self.reference, self.scale, self.mask_note = reference, scale, mask_note
+
+    def finish(self, net, base):  # acquisitions crop and restore their units here
+        return net, base, self.reference
+
+    def for_h5(self, vol):
+        return vol
 
 
 def _mask_for(shape, acc: str, mask: Path | None) -> tuple[np.ndarray, str]:
@@ -171,7 +188,7 @@ def hdf5_inputs(path: Path, acc: str, mask: Path | None, sr: bool) -> Inputs:
         with fh:
             ref = None
             if FS_KEY in fh:
-                ref = _check_volume(np.asarray(fh[FS_KEY][()], dtype=np.float32), path, FS_KEY)
+                ref = _check_volume(np.asarray(read_stored(fh, path, FS_KEY), dtype=np.float32), path, FS_KEY)
             if sr or mask is not None:
                 if ref is None:
                     raise DataError(f"{path}: missing key '{FS_KEY}'; expected the fully sampled "
@@ -186,13 +203,13 @@ def hdf5_inputs(path: Path, acc: str, mask: Path | None, sr: bool) -> Inputs:
             if missing:
                 raise DataError(f"{path}: missing key(s) {missing} for --acc {acc}; keys present: "
                                 f"{sorted(fh.keys())} (pass --mask if only '{FS_KEY}' is there)")
-            zf = _check_volume(np.asarray(fh[ikey][()], dtype=np.float32), path, ikey)
-            k = np.asarray(fh[kkey][()])
+            zf = _check_volume(np.asarray(read_stored(fh, path, ikey), dtype=np.float32), path, ikey)
+            k = np.asarray(read_stored(fh, path, kkey, complex_ok=True))
             if k.shape != zf.shape:
                 raise DataError(f"{path}: '{kkey}' has shape {k.shape}; expected {zf.shape} like '{ikey}'")
             if not np.all(np.isfinite(k)):
                 raise DataError(f"{path} ({kkey}): contains NaN or infinite values")
-            m = np.asarray(fh[mkey][()])
+            m = np.asarray(read_stored(fh, path, mkey))
             if m.shape != zf.shape[:2] or not np.all((m == 0) | (m == 1)):
                 raise DataError(f"{path} ({mkey}): expected a mask of zeros and ones of shape "
                                 f"{zf.shape[:2]}, got shape {m.shape}")
@@ -204,11 +221,20 @@ def hdf5_inputs(path: Path, acc: str, mask: Path | None, sr: bool) -> Inputs:
         raise DataError(f"{path}: not a readable HDF5 file ({exc})") from exc
 
 
+def low_resolution(task: Task) -> bool:
+    """Whether ``task``'s network input is a low-resolution image (no k-space is measured)."""
+    return "kspace" not in task.inputs
+
+
 @torch.no_grad()
-def run_network(model: torch.nn.Module, inp: Inputs, sr_keep=None) -> tuple[np.ndarray, np.ndarray]:
-    """``(network (H, W, S), baseline (H, W, S))`` float32, in [0, 1] units."""
+def run_network(model: torch.nn.Module, inp: Inputs, sr_keep=None,
+                task: Task | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(network (H, W, S), baseline (H, W, S))`` float32, in [0, 1] units; the network is
+    called through its task (default: :func:`~kdmri.models.tasks.task_of` the model)."""
+    task = task or task_of(model)
     device = next(model.parameters()).device
-    if isinstance(model, VDSR):
+    sr = low_resolution(task)
+    if sr:
         slices = np.moveaxis(inp.reference, -1, 0)
         try:
             low = truncate_kspace(slices, sr_keep)
@@ -223,12 +249,11 @@ def run_network(model: torch.nn.Module, inp: Inputs, sr_keep=None) -> tuple[np.n
     for s0 in range(0, n, BATCH):
         sl = slice(s0, min(n, s0 + BATCH))
         x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(base[..., sl], -1, 0), np.float32))
-        x = x[:, None].to(device)
-        if isinstance(model, VDSR):
-            y = model(x, return_features=False).image
-        else:
+        batch = {"input": x[:, None].to(device)}
+        if not sr:
             k = torch.from_numpy(np.ascontiguousarray(np.moveaxis(inp.kspace[..., sl], -1, 0)))
-            y = model(x, k[:, None].to(device), mask, return_features=False).image
+            batch.update(kspace=k[:, None].to(device), mask=mask)
+        y = task.forward(model, batch, features=False).image
         out[..., sl] = np.moveaxis(y[:, 0].float().cpu().numpy(), 0, -1)
     return out, base.astype(np.float32)
 
@@ -281,15 +306,17 @@ def _write_h5(path: Path, data: np.ndarray, attrs: dict) -> None:
 
 def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
                 acc: int | str | None = None, mask: Path | str | None = None,
-                device: str = "cpu") -> dict:
+                device: str = "cpu", force: bool = False) -> dict:
     """Reconstruct ``input`` with the network of ``checkpoint``; write ``out`` and its preview.
 
     Args:
-        checkpoint: a kdmri checkpoint (DC-CNN, SFT teacher or VDSR).
+        checkpoint: a kdmri checkpoint of any network; its task (the checkpoint's, else the
+            network's) says how it is called.
         input: NIfTI (fully sampled, ``(H, W, S)``) or KD-MRI HDF5 file.
         out: output path, NIfTI for NIfTI input, ``.h5`` for HDF5 input.
         acc: acceleration (default: the checkpoint config's ``acc``, else 4x).
         mask: optional ``.npy`` mask ``(H, W)``, unshifted.
+        force: replace an existing ``out`` and preview (an input is never replaced).
 
     Returns:
         ``{"out", "preview", "acc", "mask", "shape", "scale", "baseline", "metrics"}`` where
@@ -297,40 +324,48 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
         reference) and ``baseline`` is ``"zero-filled"`` or ``"low-resolution"``.
     """
     checkpoint, input, out = Path(checkpoint), Path(input), Path(out)
-    in_kind = _kind(input, "--input")
+    fmt = detect_format(input, "--input")  # by content: nifti, kdmri, fastmri, ismrmrd, dicom
+    in_kind = "nifti" if fmt == "nifti" else "hdf5"
     out_kind = _kind(out, "--out")
     if out_kind != in_kind:
         want = ".nii / .nii.gz" if in_kind == "nifti" else ".h5 / .hdf5"
-        raise DataError(f"--out {out}: expected a {want} file for a {in_kind.upper()} input")
+        raise DataError(f"--out {out}: expected a {want} file for a {fmt} input")
     mask = Path(mask) if mask is not None else None
+    check_outputs({"--out": out, "the preview of --out": preview_path(out)},
+                  {"--input": input, "--checkpoint": checkpoint, "--mask": mask}, force)
     model, ckpt = load_model(checkpoint, device)
     model.eval()
     cfg = ckpt.get("config") or {}
-    sr = isinstance(model, VDSR)
+    task = task_of(model, ckpt)
+    sr = low_resolution(task)
     if sr and mask is not None:
         raise ConfigError(f"--mask {mask}: a super-resolution checkpoint takes no mask")
     acc = acc_tag(acc if acc is not None else cfg.get("acc", "4x"))
-    if in_kind == "nifti":
+    if fmt == "nifti":
         inp, like = nifti_inputs(input, acc, mask, sr)
-    else:
+    elif fmt == "kdmri":
         inp, like = hdf5_inputs(input, acc, mask, sr), None
-    net, base = run_network(model, inp, cfg.get("sr_keep", 24))
+    else:  # a real acquisition: fastMRI, ISMRMRD, DICOM
+        inp, like = acquisition_inputs(read_acquisition(input, fmt), lambda shape: _mask_for(
+            shape, acc, mask), sr, mask is not None), None
+    net, base = run_network(model, inp, cfg.get("sr_keep", 24), task)
     if not np.all(np.isfinite(net)):
         raise DataError(f"--checkpoint {checkpoint}: the network produced NaN or infinite values")
+    net, base, reference = inp.finish(net, base)
     baseline = "low-resolution" if sr else "zero-filled"
     metrics = {}
-    if inp.reference is not None:
-        metrics = {"network": quality(inp.reference, net), baseline: quality(inp.reference, base)}
+    if reference is not None:
+        metrics = {"network": quality(reference, net), baseline: quality(reference, base)}
     png = preview_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out, tmp_png = _tmp(out), _tmp(png)
     try:
-        write_preview(tmp_png, base, net, inp.reference, baseline)
+        write_preview(tmp_png, base, net, reference, baseline)
         if in_kind == "nifti":
             _write_nifti(tmp_out, net * inp.scale, like)
         else:
-            _write_h5(tmp_out, net, {"checkpoint": str(checkpoint), "input": str(input),
-                                     "acc": acc, "mask": inp.mask_note})
+            _write_h5(tmp_out, inp.for_h5(net), {"checkpoint": str(checkpoint), "input": str(input),
+                                                 "acc": acc, "mask": inp.mask_note, **inp.attrs})
         os.replace(tmp_png, png)
         os.replace(tmp_out, out)
     except BaseException:
@@ -338,28 +373,34 @@ def reconstruct(checkpoint: Path | str, input: Path | str, out: Path | str,
         tmp_png.unlink(missing_ok=True)
         raise
     return {"out": str(out), "preview": str(png), "acc": None if sr else acc,
-            "mask": inp.mask_note, "shape": list(net.shape), "scale": inp.scale,
-            "baseline": baseline, "metrics": metrics}
+            "mask": inp.mask_note, "shape": list(inp.for_h5(net).shape), "scale": inp.scale,
+            "baseline": baseline, "metrics": metrics, "format": fmt, "note": inp.note}
 
 
 def register_cli(sub) -> None:
     p = sub.add_parser("reconstruct", help="reconstruct a NIfTI or KD-MRI HDF5 volume with a trained "
                        "network (writes the volume and a PNG preview)")
     p.add_argument("--checkpoint", required=True, help="a kdmri checkpoint (best_model.pt)")
-    p.add_argument("--input", required=True, help="fully sampled NIfTI (.nii/.nii.gz, slices last) "
-                   "or KD-MRI HDF5 (.h5)")
-    p.add_argument("--out", required=True, help="output .nii/.nii.gz (NIfTI input) or .h5 (HDF5 input)")
+    p.add_argument("--input", required=True, help="fully sampled NIfTI (.nii/.nii.gz, slices last), "
+                   "KD-MRI HDF5 (.h5), fastMRI single-coil .h5, ISMRMRD .h5, or DICOM (.dcm file "
+                   "or folder); recognised by content")
+    p.add_argument("--out", required=True, help="output .nii/.nii.gz (NIfTI input) or .h5 (any other)")
     p.add_argument("--acc", default=None, help="acceleration, e.g. 4x (default: the checkpoint's)")
     p.add_argument("--mask", default=None, help="undersampling mask .npy (H, W), unshifted "
                    "(default: a Cartesian mask generated for the input size)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out and its preview "
+                   "(an input is never replaced)")
 
     def run(args):
-        res = reconstruct(args.checkpoint, args.input, args.out, args.acc, args.mask, args.device)
+        res = reconstruct(args.checkpoint, args.input, args.out, args.acc, args.mask, args.device,
+                          args.force)
         print(f"wrote {res['out']} and {res['preview']} (shape {tuple(res['shape'])}"
               + (f", acc {res['acc']}, mask: {res['mask']})" if res["acc"] else ")"))
         for name, m in res["metrics"].items():
             print(f"{name:>14}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}")
+        if res["note"]:
+            print(f"input: {res['note']}")
         if not res["metrics"]:
             print("no reference in the input: PSNR/SSIM not computed")
         return 0

@@ -17,7 +17,7 @@ untrained when the KD stage starts, and with an L1-to-target term in the feature
 best on the held-out volumes is the one to use.
 
 A candidate is ``patch=32,epochs=40,batch=16`` (``patch=none``: whole slices, as the
-KD-MRI reference trains). Each runs as notebook 06 would (:func:`kdmri.config.sr_run_config`:
+KD-MRI reference trains). Each runs as notebook 06 would (:func:`kdmri.data.sr_settings.sr_run_config`:
 same seed, the step schedule scaled to its epochs) in ``experiments/sr-select/`` (a folder
 per candidate and stage; a finished candidate is not trained again).
 """
@@ -32,8 +32,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from kdmri.config import Config, load_config, sr_run_config
+from kdmri.config import Config, load_config
 from kdmri.data import list_volumes
+from kdmri.data.sr_settings import sr_run_config
 from kdmri.errors import ConfigError, DataError
 from kdmri.evaluation import evaluate
 from kdmri.io import atomic_text
@@ -77,25 +78,42 @@ class Candidate:
 def split_training(cfg: Config, root: Path, every: int = HOLDOUT_EVERY) -> Path:
     """``root/train`` and ``root/validation`` from ``cfg``'s training volumes alone: every
     ``every``-th volume (sorted by name, starting with the third) is held out. Files are
-    linked, or copied where links are not possible. Returns ``root`` (a ``data_root``)."""
+    linked, or copied where links are not possible. The split is rebuilt at every call: a
+    link that is not of the split now (the training set changed, the data moved) is
+    removed; a real volume file that is not is never deleted but refused (DataError).
+    Returns ``root`` (a ``data_root``)."""
     files = list_volumes(cfg.train_dir)
     held = files[every - 1::every]
     if len(files) < 2 or not held:
         raise DataError(f"{cfg.train_dir}: {len(files)} training volume(s); holding some out for the "
                         f"choice needs at least {every}")
     for split, chosen in (("train", [f for f in files if f not in held]), ("validation", held)):
-        folder = root / split
-        folder.mkdir(parents=True, exist_ok=True)
-        for f in chosen:
-            link = folder / f.name
-            if link.is_symlink() and not link.exists():  # the data moved since: link again
-                link.unlink()
-            if not link.exists():
-                try:
-                    link.symlink_to(f.resolve())
-                except OSError:
-                    shutil.copy2(f, link)
+        link_volumes(chosen, root / split)
     return root
+
+
+def link_volumes(files, folder: Path) -> Path:
+    """Make ``folder`` hold exactly ``files``: ``folder/<name>`` is a link to each (a copy where
+    links are not possible); a stale or dangling link (the set or the data changed since) is
+    removed or made again, never the data it points to; a real volume file that is not in
+    ``files`` any more is an error (it is never deleted). Returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {Path(f).name: Path(f).resolve() for f in files}
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() and entry.resolve() != wanted.get(entry.name):
+            entry.unlink()  # a stale link: only the link goes, never the data
+        elif entry.name not in wanted and entry.is_file() and entry.suffix in (".h5", ".hdf5"):
+            raise DataError(f"{entry}: a volume that is not in this set any more (the training "
+                            f"set changed) and not a link; remove it, or choose another folder "
+                            f"than {folder.parent}")
+    for f in files:
+        link = folder / Path(f).name
+        if not link.exists():
+            try:
+                link.symlink_to(Path(f).resolve())
+            except OSError:
+                shutil.copy2(f, link)
+    return folder
 
 
 #: The KD-stage variants of ``--kd``: label -> ``sr_feature_target_weight``.

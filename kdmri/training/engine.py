@@ -26,9 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
-from kdmri.checkpoint import BEST, LAST, arch_of, load_checkpoint, load_model
+from kdmri.checkpoint import BEST, LAST, arch_of, load_checkpoint, load_model, load_network
 from kdmri.config import Config, check_resumable, save_config, seed_everything
 from kdmri.data.views import crop_like
 from kdmri.distill.losses import feature_loss_from_config, feature_probe
@@ -38,6 +37,9 @@ from kdmri.io import atomic_save, write_csv
 from kdmri.locks import folder_lock
 from kdmri.metrics import psnr
 from kdmri.models.blocks import ReconOutput
+from kdmri.models.features import FeatureRecorder, layer_names, record_all
+from kdmri.models.tasks import default_feature_pairs
+from kdmri.progress import progress_bar
 from kdmri.training import identity, teacher_cache
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
@@ -61,6 +63,7 @@ class StageRunner:
         self.feature_loss: nn.Module | None = None
         self.cache: torch.Tensor | None = None  # the teacher's output images (no feature term)
         self.feature_cache = None  # the teacher's images and feature targets (teacher_cache.py)
+        self.recorders: dict[str, FeatureRecorder] = {}  # forward hooks of the paired layers
 
     @property
     def experiment(self) -> Path:
@@ -72,38 +75,70 @@ class StageRunner:
     def forward(self, model: nn.Module, batch: dict, features: bool = False):
         if self.spec.arch == "sft" and model.training:
             return model(batch["input"], batch["kspace"], batch["mask"], False, branches=True)
-        return self.task.forward(model, batch, features)
+        return self._run("student", model, batch, features)
+
+    def _run(self, side: str, model: nn.Module, batch: dict, features: bool):
+        """The task's forward; with ``features``, the paired layers' outputs recorded by the
+        forward hooks (:class:`~kdmri.models.features.FeatureRecorder`) as its features."""
+        recorder = self.recorders.get(side) if features else None
+        if recorder is None:
+            return self.task.forward(model, batch, features)
+        recorder.features = {}
+        out = self.task.forward(model, batch, False)
+        return out._replace(features=recorder.features)
 
     # ---- set-up: teacher, initialisation, feature loss, teacher cache
     def load_teacher(self) -> nn.Module:
-        teacher, _ = load_model(self.spec.teacher_path(self.cfg), self.device)
-        teacher = self.strategy.prepare_frozen(teacher)
+        """``cfg.teacher_checkpoint`` (any checkpoint or state dict; network ``teacher_model``
+        or the stored arch), else the teacher stage's best checkpoint."""
+        cfg = self.cfg
+        if cfg.teacher_checkpoint:
+            teacher, _ = load_network(cfg.teacher_checkpoint, cfg.teacher_model,
+                                      cfg.teacher_model_options, self.device)
+        else:
+            teacher, _ = load_model(self.spec.teacher_path(cfg), self.device)
+        return self.freeze(teacher)
+
+    def freeze(self, teacher: nn.Module) -> nn.Module:
+        teacher = self.strategy.prepare_frozen(teacher.to(self.device))
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         return teacher
 
-    def setup(self, model: nn.Module, train_ds: Dataset) -> None:
-        """Load the teacher, initialise ``model``, build the feature loss and the cache."""
+    def setup(self, model: nn.Module, train_ds: Dataset, teacher: nn.Module | None = None) -> None:
+        """Load the teacher (or freeze the one given), initialise ``model``, build the feature
+        loss, hook its layers and compute the cache."""
         if self.spec.teacher and self.objective.uses_teacher:  # not when its terms are weighted 0
-            self.teacher = self.load_teacher()
+            self.teacher = self.freeze(teacher) if teacher is not None else self.load_teacher()
         initialise(model, self.cfg, self.spec, self.device)
         if "feature" in self.objective.names:
             self.feature_loss = self.build_feature_loss(model, train_ds)
             self.extra.append(self.feature_loss)
+            students, teachers = layer_names(self.feature_loss.pairs)
+            self.recorders = {"student": FeatureRecorder(model, students, "student").attach(),
+                              "teacher": FeatureRecorder(self.teacher, teachers, "teacher").attach()}
         if self.teacher is not None and self.cfg.teacher_cache and not self.objective.needs_teacher_features:
             # on whole slices (a patch view has .full); patches crop it as they crop the slices
             self.cache = self.teacher_outputs(getattr(train_ds, "full", train_ds))
         elif self.teacher is not None and self.cfg.teacher_cache and self.feature_loss is not None:
             self.feature_cache = teacher_cache.teacher_targets(self, train_ds, TEACHER_CACHE_LIMIT)
 
+    def close(self) -> None:
+        """Remove the forward hooks (the networks are left as they were given)."""
+        for recorder in self.recorders.values():
+            recorder.detach()
+        self.recorders = {}
+
     def build_feature_loss(self, model: nn.Module, train_ds: Dataset) -> nn.Module:
-        """The configured feature loss, wired by its own ``from_config`` (one probe pass)."""
+        """The configured feature loss, wired by its own ``from_config`` from one probe pass
+        (every layer's output shape); pairs: ``feature_pairs`` or the networks' defaults."""
         batch = to_device(next(iter(DataLoader(train_ds, batch_size=1))), self.device)
-        with torch.no_grad():
-            probe = feature_probe(self.task.forward(model, batch, True).features,
-                                  self.task.forward(self.teacher, batch, True).features)
-        return feature_loss_from_config(self.cfg, self.task.default_pairs(), probe).to(self.device)
+        with torch.no_grad(), record_all(model) as s, record_all(self.teacher) as t:
+            self.task.forward(model, batch, False)
+            self.task.forward(self.teacher, batch, False)
+        defaults = self.cfg.feature_pairs or default_feature_pairs(model, self.teacher)
+        return feature_loss_from_config(self.cfg, defaults, feature_probe(s, t)).to(self.device)
 
     @torch.no_grad()
     def teacher_outputs(self, ds: Dataset) -> torch.Tensor | None:
@@ -118,8 +153,8 @@ class StageRunner:
         # each process computes its share of the slices; the sum over processes fills them all
         size = self.strategy.per_rank_batch(self.cfg.batch_size)
         loader = DataLoader(self.strategy.shard(ds), batch_size=size, shuffle=False)
-        for batch in tqdm(self.strategy.batches(loader), total=len(loader), desc="teacher outputs",
-                          leave=False, disable=not (self.cfg.progress and self.strategy.progress())):
+        for batch in progress_bar(self.strategy.batches(loader), total=len(loader), desc="teacher outputs",
+                                  leave=False, enabled=self.cfg.progress and self.strategy.progress()):
             with self.strategy.autocast():
                 image = self.task.forward(self.teacher, batch, False).image
             if out is None:
@@ -144,7 +179,7 @@ class StageRunner:
                     image = crop_like(image, batch["crop"].cpu(), batch["target"].shape[-1])
                 return image.to(self.device)
             with torch.no_grad():
-                return self.task.forward(self.teacher, batch, features or needs_features)
+                return self._run("teacher", self.teacher, batch, features or needs_features)
 
         return run
 
@@ -236,18 +271,20 @@ class CSVLog(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per stage (``TQDM_DISABLE=1`` hides it, as in batch-executed notebooks)
-    and, when enabled, one summary line at the end of the stage."""
+    """A bar per stage, updated each epoch (:func:`kdmri.progress.progress_bar`: live, or one
+    line per epoch in the job log of a batch-executed notebook) and, when enabled, one
+    summary line at the end of the stage."""
 
     def __init__(self, desc: str, start: int, total: int, enabled: bool):
         self.desc, self.start, self.enabled = desc, start, enabled
         self.t0 = time.perf_counter()
-        self.bar = tqdm(desc=desc, initial=start, total=total, disable=not enabled, leave=False)
+        self.bar = progress_bar(desc=desc, initial=start, total=total, enabled=enabled, leave=False,
+                                per_update=True, unit="epoch")
 
     def on_epoch_end(self, state: dict) -> None:
         row = state["row"]
-        self.bar.update(1)
-        self.bar.set_postfix(train=f"{row['train_loss']:.4g}", val=f"{row['val_loss']:.4g}")
+        self.bar.set_postfix(train=f"{row['train_loss']:.4g}", val=f"{row['val_loss']:.4g}", refresh=False)
+        self.bar.update(1)  # one refresh (one line in a job log) per epoch
 
     def on_end(self, state: dict) -> None:
         self.bar.close()
@@ -312,6 +349,13 @@ def fit(runner: StageRunner, model: nn.Module, train_ds: Dataset, val_ds: Datase
     return state
 
 
+def optimiser(runner: StageRunner, model: nn.Module):
+    """Adam on the network and the loss modules, StepLR (every stage's schedule)."""
+    cfg = runner.cfg
+    optimizer = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=cfg.lr)
+    return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+
+
 def train(cfg: Config, stage: str, stop_after: int | None = None,
           strategy: Strategy | None = None, reuse: bool = True) -> Path:
     """Train ``stage`` with ``cfg``; returns the experiment folder.
@@ -358,8 +402,7 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
     train_ds, val_ds = runner.task.dataset(cfg, "train"), runner.task.dataset(cfg, "validation")
     model = runner.build_model().to(device)
     runner.setup(model, train_ds)
-    optimizer = torch.optim.Adam(list(model.parameters()) + list(runner.extra.parameters()), lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    optimizer, scheduler = optimiser(runner, model)
     if strategy.is_writer:
         save_config(cfg, out_dir / "config.yaml")
     state = {"epoch": 0, "history": [], "best": {"val_loss": math.inf, "epoch": -1},
@@ -372,11 +415,14 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
         scheduler.load_state_dict(ckpt["scheduler"])
         state.update(epoch=ckpt["epoch"], history=ckpt["history"], best=ckpt["best"])
     end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    meta = {"config": cfg.to_dict(), "stage": stage, "role": spec.role}
+    meta = {"config": cfg.to_dict(), "stage": stage, "role": spec.role, "task": runner.task.name}
     callbacks = [CheckpointWriter(out_dir, meta), CSVLog(out_dir / "train_log.csv"),
                  ProgressBar(f"{stage} {cfg.dataset} {cfg.acc}", state["epoch"], cfg.epochs,
                              cfg.progress and strategy.progress())]
-    fit(runner, model, train_ds, val_ds, optimizer, scheduler, state, end, callbacks)
+    try:
+        fit(runner, model, train_ds, val_ds, optimizer, scheduler, state, end, callbacks)
+    finally:
+        runner.close()
     if strategy.is_writer and state["epoch"] >= cfg.epochs:
         identity.record(out_dir, identity.content_key(cfg, spec), stage, cfg.epochs)
     return out_dir

@@ -40,6 +40,19 @@ BOOKKEEPING = frozenset({"progress", "notes", "experiments_root", "method", "tea
 #: Fields of the feature loss, used only by stages whose objective has a ``feature`` term.
 FEATURE_FIELDS = frozenset({"feature_loss", "at_mode", "feature_pairs", "feature_options"})
 
+#: Network fields: part of a key only when set (keys made before they existed stay valid) and
+#: only for the stages they concern (``teacher``: the teacher stage and the KD stages).
+NETWORK_FIELDS = {"student_model": "student", "student_model_options": "student",
+                  "teacher_model": "teacher", "teacher_model_options": "teacher",
+                  "teacher_checkpoint": "frozen"}
+
+
+def _network_field_used(name: str, cfg: Config, spec: StageSpec) -> bool:
+    if getattr(cfg, name) in (None, {}):
+        return False
+    role = NETWORK_FIELDS[name]
+    return spec.teacher if role == "frozen" else (spec.arch == role or (role == "teacher" and spec.teacher))
+
 
 def _weight_fields() -> set[str]:
     return {w for spec in STAGES.values() for _, w in spec.objective if isinstance(w, str)}
@@ -59,6 +72,7 @@ def stage_fields(cfg: Config, spec: StageSpec) -> dict:
         skip |= {"sft_branch_weight", "sft_imitation_weight"}
     if spec.task != "sr":
         skip |= {"sr_keep", "sr_patch"}
+    skip |= {f for f in NETWORK_FIELDS if not _network_field_used(f, cfg, spec)}
     return {k: v for k, v in sorted(cfg.to_dict().items()) if k not in skip}
 
 
@@ -94,7 +108,9 @@ def _stored_dependency(cfg: Config, spec: StageSpec, kind: str) -> str | None:
 
 def _dependencies(cfg: Config, spec: StageSpec, dependency) -> dict | None:
     deps = {}
-    if spec.teacher:
+    if spec.teacher and cfg.teacher_checkpoint:  # a teacher from any file: its bytes
+        deps["teacher"] = _file_digest(Path(cfg.teacher_checkpoint))
+    elif spec.teacher:
         deps["teacher"] = dependency(cfg, spec, "teacher")
     if spec.init_field:
         value = getattr(cfg, spec.init_field)

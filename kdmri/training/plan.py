@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdmri.config import Config, load_config, notebook_parameters, sr_enabled
+from kdmri.config import Config, load_config, notebook_parameters
+from kdmri.data.sr_settings import sr_enabled
 from kdmri.training.identity import content_key
 from kdmri.training.recipes import ABLATIONS, sft_method_configs, variant_config
 from kdmri.training.stages import SFT_METHOD, StageSpec, get_stage

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdmri.config import Config
-from kdmri.errors import ConfigError
+from kdmri.registry import Registry
 from kdmri.training.stages import get_stage
 
 
@@ -40,7 +40,8 @@ def _pairs(student: str, teacher: str, n: int = 5) -> list[list[str]]:
     return [[f"cascade{i}.{student}", f"cascade{i}.{teacher}"] for i in range(1, n + 1)]
 
 
-ABLATIONS: dict[str, Variant] = {
+ABLATIONS: Registry[Variant] = Registry("ablation")
+ABLATIONS.update({
     "neither": Variant("plain student: L1 to the target only", ("student",)),
     "imitation": Variant("imitation only: KD stage from scratch, no feature stage", ("kd",),
                          {"kd_init": "scratch"}),
@@ -60,17 +61,14 @@ ABLATIONS: dict[str, Variant] = {
     **{f"method-{m}": Variant(f"feature stage with {m}, then L1 + imitation", ("feature", "kd"),
                               {"feature_loss": m})
        for m in ("at", "fitnet", "sp", "cc", "fsp")},
-}
+})
 
 
 def register_ablation(name: str, variant: Variant) -> Variant:
     """Add a named ablation (one call from anywhere; ``variant.stages`` must be registered)."""
-    if name in ABLATIONS and ABLATIONS[name] != variant:
-        raise ValueError(f"ablation {name!r} is already registered")
     for stage in variant.stages:
         get_stage(stage)
-    ABLATIONS[name] = variant
-    return variant
+    return ABLATIONS.add(name, variant)
 
 
 #: Experiment-method prefixes of the grids: ablations, and the arms of the SFT comparison.
@@ -84,10 +82,9 @@ def ablation_method(name: str) -> str:
 
 def variant_config(cfg: Config, name: str) -> Config:
     """The config of ablation ``name``: method ``abl-<name>``, the KD-MRI teacher."""
-    if name not in ABLATIONS:
-        raise ConfigError(f"ablation {name!r}: expected one of {sorted(ABLATIONS)}")
+    changes = ABLATIONS.lookup(name).changes
     return cfg.replace(method=ablation_method(name), teacher_method=cfg.teacher_method or cfg.method,
-                       **ABLATIONS[name].changes)
+                       **changes)
 
 
 def sft_method_configs(cfg: Config, feature_loss: str) -> tuple[Config, Config]:

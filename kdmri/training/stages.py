@@ -1,4 +1,4 @@
-"""Stages described as data, in one registry.
+r"""Stages described as data, in one registry.
 
 A :class:`StageSpec` says which network a stage trains (``arch`` of a ``task``), where it
 writes (``role``; method from the config or fixed), which frozen teacher it learns from,
@@ -12,7 +12,7 @@ stage              network   init       objective (weight)
 =================  ========  =========  =========================================================
 ``teacher``        teacher   --         l1
 ``student``        student   --         l1
-``feature``        student   feature_   feature (feature_weight) + l1 (feature_target_weight);
+``feature``        student   feature\_  feature (feature_weight) + l1 (feature_target_weight);
                              init       KD-MRI attention transfer by default
 ``kd``             student   kd_init    l1 + imitation (imitation_weight)
                                         + feature (kd_feature_weight)
@@ -122,15 +122,12 @@ def get_stage(name: str) -> StageSpec:
 # ------------------------------------------------------------------ initialisers
 
 Initialiser = Callable[[nn.Module, Config, StageSpec, torch.device], None]
-INITIALISERS: dict[str, Initialiser] = {}
+INITIALISERS: Registry[Initialiser] = Registry("initialiser")
 
 
 def register_initialiser(name: str) -> Callable[[Initialiser], Initialiser]:
-    def decorator(fn: Initialiser) -> Initialiser:
-        INITIALISERS[name] = fn
-        return fn
-
-    return decorator
+    """Function decorator: register an initialiser under ``name`` (a config field's value)."""
+    return INITIALISERS.register(name)
 
 
 @register_initialiser("scratch")

@@ -6,7 +6,9 @@ reduced across processes, numeric precision and which process writes files.
   ``WORLD_SIZE > 1`` (``torchrun``); NCCL on CUDA, gloo on CPU. ``batch_size`` stays the
   *global* batch, split evenly over the processes; rank 0 alone writes files; sums (training
   losses, the validation loss) are all-reduced; the frozen teacher's output cache is
-  computed once, each process doing its share.
+  computed once, each process doing its share. The processes wait ``KDMRI_DDP_TIMEOUT``
+  seconds (default 300) for each other at start, then stop with one line naming
+  ``MASTER_ADDR``/``MASTER_PORT`` and the world size.
 
 Both visit the training slices of epoch ``e`` in the permutation ``torch.randperm(n)`` of a
 generator seeded with ``seed * 100_003 + e`` (PyTorch's ``DistributedSampler`` with that
@@ -26,16 +28,22 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
-from kdmri.errors import ConfigError
+from kdmri.config_checks import env_int, env_number
+from kdmri.errors import ConfigError, WaitTimeout
 
 #: Multiplier of the seed in the per-epoch permutation seed (kept from the first release).
 EPOCH_SEED_STRIDE = 100_003
 PRECISIONS = ("fp32", "bf16")
+#: Seconds the processes of a DDP run wait for each other to start (and for any collective),
+#: unless the environment variable :data:`DDP_TIMEOUT_ENV` says otherwise.
+DDP_TIMEOUT_S = 300.0
+DDP_TIMEOUT_ENV = "KDMRI_DDP_TIMEOUT"
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -154,27 +162,53 @@ class Distributed(Strategy):
 
         super().__init__(device, precision, channels_last, compile)
         self.dist = dist
-        try:
-            self.rank = int(os.environ["RANK"])
-            self.world_size = int(os.environ["WORLD_SIZE"])
-            self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
-        except KeyError as exc:
-            raise ConfigError(f"distributed training: environment variable {exc} is not set; "
-                              "launch with torchrun") from None
+        for name in ("RANK", "WORLD_SIZE"):
+            if name not in os.environ:
+                raise ConfigError(f"distributed training: environment variable {name!r} is not set; "
+                                  "launch with torchrun")
+        self.rank, self.world_size = env_int("RANK"), env_int("WORLD_SIZE", minimum=1)
+        self.local_rank = env_int("LOCAL_RANK", self.rank)
+        if self.rank >= self.world_size:
+            raise ConfigError(f"distributed training: RANK={self.rank} is not below "
+                              f"WORLD_SIZE={self.world_size}")
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(self.device)
         if not dist.is_initialized():
-            dist.init_process_group(backend or ("nccl" if self.device.type == "cuda" else "gloo"))
+            self._rendezvous(backend or ("nccl" if self.device.type == "cuda" else "gloo"))
+
+    def _rendezvous(self, backend: str) -> None:
+        """Join the process group, waiting at most ``KDMRI_DDP_TIMEOUT`` seconds for the peers
+        (default :data:`DDP_TIMEOUT_S`), else :class:`WaitTimeout` naming MASTER_ADDR/PORT."""
+        from torch.distributed.constants import default_pg_nccl_timeout, default_pg_timeout
+
+        seconds = env_number(DDP_TIMEOUT_ENV, DDP_TIMEOUT_S)
+        try:
+            self.dist.init_process_group(backend, timeout=timedelta(seconds=seconds))
+            # the short wait is for the start only: collectives keep torch's default timeout
+            default = default_pg_nccl_timeout if backend == "nccl" else None
+            set_timeout = getattr(self.dist.distributed_c10d, "_set_pg_timeout", None)
+            if set_timeout is not None:
+                set_timeout(default or default_pg_timeout)
+        except (RuntimeError, ValueError) as exc:
+            where = ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in ("MASTER_ADDR", "MASTER_PORT"))
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise WaitTimeout(
+                f"distributed training: rank {self.rank} of WORLD_SIZE={self.world_size} found no "
+                f"process group at {where} within {seconds:g} s ({reason}); start all "
+                f"{self.world_size} processes (torchrun), check that they reach MASTER_ADDR:MASTER_PORT, "
+                f"or unset WORLD_SIZE/RANK for one process; {DDP_TIMEOUT_ENV} sets the wait") from None
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         from torch.nn.parallel import DistributedDataParallel
 
         model = super().prepare_model(model)
         ids = [self.device.index] if self.device.type == "cuda" else None
-        # some stages leave parameters out of the loss (e.g. the feature stage never reaches
-        # the last conv of the last cascade), hence find_unused_parameters
-        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        # some stages leave parameters out of the loss (the feature stage's hooked layers never
+        # reach the last conv of the last cascade); the set is the same every step, so a static
+        # graph (DDP learns it in the first step). find_unused_parameters is not enough: it
+        # traverses from the forward's outputs, and the image output reaches every parameter.
+        return DistributedDataParallel(model, device_ids=ids, static_graph=True)
 
     def eval_model(self, net: nn.Module) -> nn.Module:
         return net.module
@@ -213,8 +247,13 @@ class Distributed(Strategy):
 
 
 def launched_distributed() -> bool:
-    """Whether this process is one of several started by torchrun (``WORLD_SIZE > 1``)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Whether this process is one of several started by torchrun (``WORLD_SIZE > 1``); the
+    launch variables must be integers (checked here, before any work)."""
+    distributed = env_int("WORLD_SIZE", 1, minimum=1) > 1
+    for name in ("RANK", "LOCAL_RANK"):
+        if name in os.environ:
+            env_int(name)
+    return distributed
 
 
 def default_strategy(cfg) -> Strategy:

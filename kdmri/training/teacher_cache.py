@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from kdmri.distill.objective import CachedTeacher
+from kdmri.progress import progress_bar
 
 
 @torch.no_grad()
@@ -36,10 +36,10 @@ def teacher_targets(runner, ds: Dataset, limit: int) -> CachedTeacher | None:
     loader = DataLoader(strategy.shard(ds), batch_size=strategy.per_rank_batch(cfg.batch_size), shuffle=False)
     image: torch.Tensor | None = None
     targets: list[torch.Tensor] = []
-    for batch in tqdm(strategy.batches(loader), total=len(loader), desc="teacher features", leave=False,
-                      disable=not (cfg.progress and strategy.progress())):
+    for batch in progress_bar(strategy.batches(loader), total=len(loader), desc="teacher features",
+                              leave=False, enabled=cfg.progress and strategy.progress()):
         with strategy.autocast():
-            out = runner.task.forward(runner.teacher, batch, True)
+            out = runner._run("teacher", runner.teacher, batch, True)  # the step's own teacher pass
             found = runner.feature_loss.teacher_targets(out.features)
         if not all(isinstance(t, torch.Tensor) for t in found):
             return None

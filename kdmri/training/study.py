@@ -1,0 +1,252 @@
+"""The study's protocol as data: the convergence rule, the epochs it picks, the runs and the
+layout of a study folder (``python -m kdmri study``; docs/RESULTS.md states it in prose).
+
+* **Selection split.** The demo's training volumes are split by volume
+  (:func:`kdmri.tools.srselect.split_training`: every third volume is held out): the
+  networks train on the rest, and the held-out *training* volumes are the engine's
+  validation set -- they pick each stage's epochs (the pilot) and its best checkpoint. They
+  are never trained on. The demo's validation slab and the domain-shift set
+  (:mod:`kdmri.datasets.shift`) are test sets only.
+* **Pilot.** Once per study, seed :data:`PILOT_SEED`, each stage kind trains at a constant
+  learning rate until :func:`converged_epoch` fires on the held-out score (or the kind's
+  cap). That epoch ``E`` fixes the kind's schedule for every seed and acceleration
+  (:func:`schedule`): ``lr_step = E`` (the learning rate drops where the constant-rate run
+  stopped improving) and ``round(E / DECAY_AT)`` epochs in all (the demo's 15-of-20 shape).
+  Fixed epochs keep the seeds comparable (the same schedule, so a seed interval measures
+  seeds, not stopping points) and make the cost known before the seeds run.
+* **Score.** Held-out PSNR (``val_psnr``) for stages selected on L1; for the feature stages,
+  which select on their objective, the objective in dB (``-10 log10 val_loss``), so one
+  threshold in dB serves both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The convergence rule: held-out score improves by less than DELTA_DB over WINDOW epochs.
+WINDOW = 10
+DELTA_DB = 0.05
+#: Where the learning rate drops in a run of the chosen length (demo: 15 of 20 epochs).
+DECAY_AT = 0.75
+PILOT_SEED = 0
+#: Epochs the pilot trains between two looks at the rule (each look resumes from model.pt).
+PILOT_CHUNK = 5
+
+#: Stage kinds the pilot sizes, with their epoch caps (the pilot's most epochs at lr 1e-3).
+CAPS: dict[str, int] = {"teacher": 40, "student": 40, "feature": 16, "kd": 30,
+                        "sft-teacher": 40, "sr-teacher": 60, "sr-student": 60,
+                        "sr-feature": 30, "sr-kd": 40}
+#: Pilot order: a kind's teacher or initialisation comes before it.
+PILOT_ORDER = tuple(CAPS)
+
+SEEDS_4X = (42, 43, 44, 45, 46)
+SEEDS_OTHER = (42, 43, 44)  # 5x, 8x; and at 4x the SFT, ablation and SR families
+ACCS = ("4x", "5x", "8x")
+TEST_SETS = ("slab", "shift")  # <data>/slab: the demo validation slab; <data>/shift
+SR_BATCH = 16
+
+#: Experiment methods of the study's extra runs.
+CONTROL = "ctl"  # plain student trained as long as the KD student's stages together
+SFT_CONTROL = "ctl-sft"  # ... as long as the SFT arms' student + feature + KD stages
+SR_CONTROL_SUFFIX = "-ctl"  # sr-keep24-ctl
+
+
+def score(row: dict, objective: bool) -> float:
+    """A held-out score in dB of one ``train_log.csv`` row (higher is better)."""
+    if objective:
+        loss = float(row["val_loss"])
+        return -10.0 * math.log10(loss) if loss > 0 else 100.0
+    return float(row["val_psnr"])
+
+
+def converged_epoch(scores: Sequence[float], window: int = WINDOW, delta_db: float = DELTA_DB
+                    ) -> int | None:
+    """The first epoch ``e`` (1-based, ``e > window``) at which the best score so far exceeds
+    the best score of the first ``e - window`` epochs by less than ``delta_db``; ``None``
+    if the rule never fires."""
+    best = -math.inf
+    running = []
+    for s in scores:
+        best = max(best, float(s))
+        running.append(best)
+    for e in range(window + 1, len(running) + 1):
+        if running[e - 1] - running[e - 1 - window] < delta_db:
+            return e
+    return None
+
+
+def schedule(chosen: int) -> tuple[int, int]:
+    """``(epochs, lr_step)`` of a study run of a kind whose pilot chose ``chosen``."""
+    return max(chosen + 1, round(chosen / DECAY_AT)), chosen
+
+
+def scaled(epochs: int) -> tuple[int, int]:
+    """``(epochs, lr_step)`` of a run of ``epochs`` (an equal-compute control): the drop at
+    :data:`DECAY_AT` of it."""
+    return epochs, max(1, round(epochs * DECAY_AT))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a study is, fixed when it starts (``<root>/study.json``); a resumed study reads
+    it back. ``params``: the params file of each acceleration (``{acc}`` filled in);
+    ``source``: the dataset folder (``train``, ``validation``, ``shift``); ``overrides``:
+    config changes for every run (tests: tiny sizes)."""
+
+    params: str = "demo_{acc}"
+    source: str | None = None  # default: datasets/demo
+    overrides: dict = field(default_factory=dict)
+    caps: dict[str, int] = field(default_factory=lambda: dict(CAPS))
+    window: int = WINDOW
+    delta_db: float = DELTA_DB
+    seeds_4x: tuple[int, ...] = SEEDS_4X
+    seeds_other: tuple[int, ...] = SEEDS_OTHER
+    accs: tuple[str, ...] = ACCS
+    families: tuple[str, ...] = ("core", "ablation", "sft", "sr")
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        tuples = {"seeds_4x", "seeds_other", "accs", "families"}
+        return cls(**{k: (tuple(v) if k in tuples else v) for k, v in data.items()})
+
+
+# ---------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training stage of the study: ``stage`` under ``changes`` (method, init...) for
+    ``epochs`` with the drop at ``lr_step``; ``evaluate``: on the test sets when done."""
+
+    stage: str
+    changes: dict = field(default_factory=dict)
+    epochs: int = 1
+    lr_step: int = 1
+    evaluate: bool = True
+    kind: str = ""  # the cost kind (stage whose step cost it has)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A group of runs trained in order in one process: ``name`` (``seed42-4x-core``),
+    ``seed``, ``acc``, the runs, the baselines evaluated, and the units it needs."""
+
+    name: str
+    seed: int
+    acc: str
+    runs: tuple[Run, ...]
+    baselines: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    pilot: bool = False
+
+
+def _run(stage: str, chosen: dict[str, int], kind: str | None = None, **changes) -> Run:
+    epochs, step = schedule(chosen[kind or stage])
+    return Run(stage, changes, epochs, step, kind=kind or stage)
+
+
+def _control(stage: str, epochs: int, kind: str, **changes) -> Run:
+    e, step = scaled(epochs)
+    return Run(stage, changes, e, step, kind=kind)
+
+
+def family_runs(family: str, chosen: dict[str, int], sr_method: str = "sr-keep24") -> tuple[Run, ...]:
+    """The runs of one family at the epochs ``chosen`` by the pilot (``{kind: E}``)."""
+    n = {k: schedule(v)[0] for k, v in chosen.items()}
+    if family == "core":
+        return (_run("teacher", chosen), _run("student", chosen),
+                Run("feature", {}, *schedule(chosen["feature"]), evaluate=False, kind="feature"),
+                _run("kd", chosen),
+                _control("student", n["feature"] + n["kd"], "student", method=CONTROL))
+    if family == "ablation":
+        return (_control("kd", n["feature"] + n["kd"], "kd", method="abl-imitation", teacher_method="kdmri",
+                         kd_init="scratch"),
+                Run("feature", {"method": "abl-attention", "teacher_method": "kdmri",
+                                "imitation_weight": 0.0},
+                    *schedule(chosen["feature"]), evaluate=False, kind="feature"),
+                _run("kd", chosen, method="abl-attention", teacher_method="kdmri", imitation_weight=0.0))
+    if family == "sft":
+        runs = [_run("sft-teacher", chosen), _run("sft-student", chosen, kind="student")]
+        arms = (("std-at_kdmri", "feature", "kd", {"teacher_method": "kdmri", "feature_init": "student"}),
+                ("sft-at_kdmri", "sft-feature", "sft-kd", {"feature_init": "sft-student"}),
+                ("mix-at_kdmri", "feature", "kd", {"teacher_method": "kdmri", "feature_init": "sft-student"}))
+        for method, feat, kd, extra in arms:
+            runs.append(Run(feat, {"method": method, **extra}, *schedule(chosen["feature"]),
+                            evaluate=False, kind="feature"))
+            runs.append(_run(kd, chosen, kind="kd", method=method, **extra))
+        runs.append(_control("student", n["student"] + n["feature"] + n["kd"], "student",
+                             method=SFT_CONTROL))
+        return tuple(runs)
+    if family == "sr":
+        out = []
+        for stage in ("sr-teacher", "sr-student", "sr-feature", "sr-kd"):
+            e, step = schedule(chosen[stage])
+            out.append(Run(stage, {"method": sr_method, "batch_size": SR_BATCH}, e, step,
+                           evaluate=stage != "sr-feature",
+                           kind=stage))
+        e, step = scaled(n["sr-feature"] + n["sr-kd"])
+        out.append(Run("sr-student", {"method": sr_method + SR_CONTROL_SUFFIX, "batch_size": SR_BATCH},
+                       e, step,
+                       kind="sr-student"))
+        return tuple(out)
+    raise ValueError(f"family {family!r}: expected core, ablation, sft or sr")
+
+
+def pilot_units(settings: Settings = Settings()) -> tuple[Unit, ...]:
+    """The pilot, in independent units (reconstruction, SFT teacher, SR) of the families run."""
+    caps = settings.caps
+
+    def pilot(name, stages):
+        runs = tuple(Run(s, {"batch_size": SR_BATCH} if s.startswith("sr-") else {}, caps[s], caps[s] + 1,
+                         False, s) for s in stages)
+        return Unit(name, PILOT_SEED, "4x", runs, pilot=True)
+    units = [pilot("pilot-kdmri", ("teacher", "student", "feature", "kd"))]
+    if "sft" in settings.families:
+        units.append(pilot("pilot-sft", ("sft-teacher",)))
+    if "sr" in settings.families:
+        units.append(pilot("pilot-sr", ("sr-teacher", "sr-student", "sr-feature", "sr-kd")))
+    return tuple(units)
+
+
+def pilot_kinds(settings: Settings) -> list[str]:
+    """The stage kinds the pilot sizes for ``settings``."""
+    return [r.stage for u in pilot_units(settings) for r in u.runs]
+
+
+def study_units(settings: Settings, chosen: dict[str, int] | None, sr_method: str = "sr-keep24"
+                ) -> list[Unit]:
+    """Every unit, pilot first, then by seed: the 4x core, its families, 5x and 8x. With
+    ``chosen`` ``None`` (before the pilot) three quarters of the caps stand in for the
+    pilot's epochs (so the runs last as long as the caps: an upper bound of the cost)."""
+    chosen = dict(chosen or {k: math.ceil(v * DECAY_AT) for k, v in settings.caps.items()})
+    units = list(pilot_units(settings))
+    seeds_4x, seeds_other = settings.seeds_4x, settings.seeds_other
+    for seed in dict.fromkeys([*seeds_other, *seeds_4x]):
+        for acc in settings.accs:
+            if seed not in (seeds_4x if acc == "4x" else seeds_other):
+                continue
+            core = f"seed{seed}-{acc}-core"
+            units.append(Unit(core, seed, acc, family_runs("core", chosen), ("zf",), ("pilot-kdmri",)))
+            if acc != "4x" or seed not in seeds_other:
+                continue
+            if "ablation" in settings.families:
+                units.append(Unit(f"seed{seed}-4x-ablation", seed, acc, family_runs("ablation", chosen),
+                                  needs=(core,)))
+            if "sft" in settings.families:
+                units.append(Unit(f"seed{seed}-4x-sft", seed, acc, family_runs("sft", chosen),
+                                  needs=(core, "pilot-sft")))
+            if "sr" in settings.families:
+                units.append(Unit(f"seed{seed}-4x-sr", seed, acc, family_runs("sr", chosen, sr_method),
+                                  ("sr-lr",), ("pilot-sr",)))
+    return units
+
+
+def experiments_root(root: Path, unit: Unit) -> Path:
+    """``<root>/pilot`` or ``<root>/seeds/seed<s>`` (:func:`kdmri.reporting.seeds.seed_root`)."""
+    return Path(root) / "pilot" if unit.pilot else Path(root) / "seeds" / f"seed{unit.seed}"

@@ -1,0 +1,122 @@
+"""The study (kdmri.training.study, kdmri.tools.study, kdmri.reporting.study) and the
+domain-shift test set (kdmri.datasets.shift)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kdmri.data import write_volume
+from kdmri.errors import ConfigError
+from kdmri.physics.masks import cartesian_mask
+from kdmri.training import study as protocol
+from kdmri.training.study import Settings
+
+
+def test_converged_epoch_fires_when_the_window_gains_less_than_delta():
+    rising = [30 + 0.1 * e for e in range(30)]  # +1 dB per 10 epochs: never converged
+    assert protocol.converged_epoch(rising, 10, 0.05) is None
+    flat_after_12 = [30 + 0.1 * min(e, 12) for e in range(30)]
+    # best at epoch e (1-based) is 30 + 0.1 * min(e - 1, 12); the gain over 10 epochs
+    # drops below 0.05 dB first at e = 23 (epochs 13..23 add nothing)
+    assert protocol.converged_epoch(flat_after_12, 10, 0.05) == 23
+    assert protocol.converged_epoch([1.0, 0.5, 0.4], 1, 0.05) == 2  # a worse epoch counts as no gain
+    assert protocol.schedule(30) == (40, 30) and protocol.scaled(40) == (40, 30)
+
+
+def test_objective_score_is_the_loss_in_db():
+    assert protocol.score({"val_loss": 0.01, "val_psnr": 1.0}, True) == pytest.approx(20.0)
+    assert protocol.score({"val_loss": 0.01, "val_psnr": 31.5}, False) == 31.5
+
+
+def test_units_cover_the_protocol_with_equal_compute_controls():
+    units = {u.name: u for u in protocol.study_units(Settings(), {k: 12 for k in protocol.CAPS})}
+    cores = [n for n in units if n.endswith("-core")]
+    assert sorted(n for n in cores if "-4x-" in n) == [f"seed{s}-4x-core" for s in range(42, 47)]
+    assert sum("-5x-" in n for n in cores) == sum("-8x-" in n for n in cores) == 3
+    for family in ("ablation", "sft", "sr"):
+        found = sorted(n for n in units if n.endswith(family) and n.startswith("seed"))
+        assert found == [f"seed{s}-4x-{family}" for s in (42, 43, 44)]
+    core = {(r.changes.get("method", "kdmri"), r.stage): r for r in units["seed42-4x-core"].runs}
+    assert core[("ctl", "student")].epochs == core[("kdmri", "feature")].epochs + core[("kdmri", "kd")].epochs
+    sft = {(r.changes.get("method", ""), r.stage): r for r in units["seed42-4x-sft"].runs}
+    plain = [core[("kdmri", s)].epochs for s in ("student", "feature", "kd")]
+    assert sft[("ctl-sft", "student")].epochs == sum(plain)
+    for unit in units.values():
+        assert all(n in units for n in unit.needs)
+
+
+def _volume(rng, n, k, size=(24, 24)):
+    yy, xx = np.meshgrid(np.linspace(-1, 1, size[0]), np.linspace(-1, 1, size[1]), indexing="ij")
+    return np.stack([np.clip(np.exp(-(yy**2 + xx**2) * (2 + k + 0.3 * i)) + 0.05 * rng.random(size), 0, 1)
+                     for i in range(n)], -1).astype(np.float32)
+
+
+def test_tiny_study_runs_resumes_and_reports(tmp_path):
+    from kdmri.reporting.study import RESULTS_MARKER, comparison_rows, write_results
+    from kdmri.tools import study
+
+    rng = np.random.default_rng(0)
+    src, root = tmp_path / "src", tmp_path / "root"
+    masks = {4: cartesian_mask((24, 24), 4, seed=0)}
+    for i in range(3):
+        write_volume(src / "train" / f"v{i}.h5", _volume(rng, 4, i), masks)
+    write_volume(src / "validation" / "val.h5", _volume(rng, 3, 1.5), masks)
+    write_volume(src / "shift" / "s.h5", _volume(rng, 2, 3), masks)
+    settings = Settings(params="ci", source=str(src),
+                        overrides={"max_train_slices": None, "max_val_slices": None},
+                        caps={k: 2 for k in protocol.CAPS}, window=1, delta_db=100.0, seeds_4x=(1, 2),
+                        seeds_other=(1, 2), accs=("4x",), families=("core", "ablation"))
+    settings = study.load_settings(root, settings)
+    with pytest.raises(ConfigError, match="other settings"):
+        study.load_settings(root, Settings())
+    first = study.run_study(root, settings, seeds=[1], in_process=True, verbose=False)
+    assert [r["unit"] for r in first] == ["pilot-kdmri", "seed1-4x-core", "seed1-4x-ablation"]
+    # the selection split: the held-out training volume is the engine's validation, never a test set
+    assert sorted(p.name for p in (root / "data" / "validation").iterdir()) == ["v2.h5"]
+    assert sorted(p.name for p in (root / "data" / "train").iterdir()) == ["v0.h5", "v1.h5"]
+    epochs = json.loads((root / "epochs.json").read_text())
+    assert epochs["teacher"]["chosen"] == 2 and epochs["teacher"]["fired"]
+    kd = root / "seeds" / "seed1" / "demo" / "acc_4x" / "kdmri_kd"
+    for test, n in (("slab", 3), ("shift", 2)):
+        assert json.loads((kd / f"test_{test}" / "report.json").read_text())["n_slices"] == n
+    # resuming runs only what is left: seed 2 (the pilot and seed 1 are done)
+    second = study.run_study(root, settings, in_process=True, verbose=False)
+    assert [r["unit"] for r in second] == ["seed2-4x-core", "seed2-4x-ablation"]
+    assert study.run_study(root, settings, in_process=True, verbose=False) == []
+    text, hours = study.plan(root, settings, 0.2)
+    assert hours == 0 and "seed2-4x-ablation        done" in text
+    table, missing = comparison_rows(root, "shift", min_seeds=2)
+    row = table.set_index("comparison").loc["KD student - equal-compute control"]
+    assert row["seeds"] == 2 and set(row["per_seed"]) == {1, 2}
+    assert any("SFT" in m for m in missing)  # the family that was not run is named
+    out = tmp_path / "RESULTS.md"
+    out.write_text(f"# protocol kept\n\n{RESULTS_MARKER}\nold results\n")
+    write_results(root, out, min_seeds=2)
+    text = out.read_text()
+    assert text.startswith("# protocol kept") and "old results" not in text
+    assert "domain-shift set" in text and "| teacher - student | 4x | 2 |" in text
+    assert (tmp_path / "results_figures" / "pilot_learning_curves.png").is_file()
+
+
+def test_shift_set_is_real_scans_in_the_demo_layout(tmp_path):
+    import h5py
+
+    from kdmri.datasets.shift import build_shift
+
+    folder = build_shift(tmp_path, accs=(4,), verbose=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["slices"] == 49 and "MIT" in manifest["licence"]
+    with h5py.File(folder / "shift_epi_t2star.h5") as fh:
+        assert fh["volfs"].shape == (96, 96, 24) and float(fh["volfs"][()].max()) == pytest.approx(1.0)
+        assert fh["mask_4x"].shape == (96, 96)
+
+
+def test_a_test_split_must_be_a_folder_name(tmp_path):
+    from kdmri.config import Config
+    from kdmri.models.tasks import get_task
+
+    with pytest.raises(ConfigError, match="test set folder"):
+        get_task("recon").dataset(Config(data_root=str(tmp_path)), "../train")
