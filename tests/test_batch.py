@@ -162,10 +162,13 @@ def test_cli_runs_papermill_records_memory_and_exits_nonzero_on_failure(setup, c
     write_nb(nbs / "02_dc_cnn.ipynb", PARAMS_CELL, "print('third', epochs)")
     runs = tmp / "runs"
     code = main(["batch", "--params", str(p1), "--notebooks", *map(str, sorted(nbs.glob("*.ipynb"))),
-                 "--out", str(runs), "--no-progress"])
+                 "--out", str(runs), "--no-progress", "--calibration-steps", "1"])
     assert code == 1
     out = capsys.readouterr().out
     assert "1 of 3 notebook runs FAILED" in out and "ValueError: boom" in out
+    # the wall time is stated with the machine's calibration, measured at start and end
+    assert "wall time: " in out and "calibration: " in out and "min on a 270 ms machine" in out
+    assert "min on a 270 ms machine" in (runs / "summary.md").read_text()
     folder = runs / "alpha" / "acc_4x"
     assert sorted(p.name for p in folder.iterdir()) == ["00_data.ipynb", "00_data.log", "01_masks.ipynb",
                                                         "01_masks.log", "02_dc_cnn.ipynb",
@@ -178,6 +181,9 @@ def test_cli_runs_papermill_records_memory_and_exits_nonzero_on_failure(setup, c
     assert "third 2" in "".join(o.get("text", "") for c in third.cells for o in c.get("outputs", []))
     results = json.loads((runs / "summary.json").read_text())
     assert [r["ok"] for r in results] == [True, False, True]
+    timing = results[0]["batch"]
+    assert timing["calibration_ms"] > 0 and timing["wall_seconds"] > 0 and timing["reference_ms"] == 270
+    assert all(r["reference_seconds"] >= 0 and r["batch"] == timing for r in results)
     assert all(r["peak_rss_mb"] and r["peak_rss_mb"] > 10 for r in results)  # the kernel's memory
 
 

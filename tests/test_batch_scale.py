@@ -218,9 +218,10 @@ def test_cost_plan_graph_hours_and_totals(tmp_path, capsys):
     assert estimates[0].hours == 0 and dependencies(jobs)[2] == [1]
     assert any("no cuda throughput" in x for x in notes)
     code = main(["batch", "--plan", "--params", str(p4), str(p8), "--notebooks", *map(str, nbs),
-                 "--throughput", str(bench), "--out", str(tmp_path / "runs")])
+                 "--throughput", str(bench), "--out", str(tmp_path / "runs"), "--calibration-steps", "1"])
     text = capsys.readouterr().out
     assert code == 0 and not (tmp_path / "runs").exists()  # nothing ran
+    assert "calibration: " in text and "states no calibration" in text  # measured, but bench.md has none
     assert "demo_8x/04_kd_mri" in text and "feature 2x32; kd 2x32" in text
     total = sum(e.hours for e in estimates)
     assert f"{costs.hours_text(total)} h" in text and "longest chain" in text

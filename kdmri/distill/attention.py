@@ -39,7 +39,13 @@ def attention_map(f: torch.Tensor, mode: str = "sample", size=None) -> torch.Ten
     _expect_4d(f, "f")
     if mode not in ATTENTION_MODES:
         raise ValueError(f"mode: expected one of {list(ATTENTION_MODES)}, got {mode!r}")
-    am = resize_map(f.pow(2).sum(dim=1), size).reshape(f.shape[0], -1)
+    return normalise_map(f.pow(2).sum(dim=1), mode, size)
+
+
+def normalise_map(am: torch.Tensor, mode: str = "sample", size=None) -> torch.Tensor:
+    """Channel-sum maps ``(B, H, W)`` -> attention maps ``(B, H*W)`` (:func:`attention_map`):
+    interpolated to ``size`` if given, flattened, L2-normalised per sample or per position."""
+    am = resize_map(am, size).reshape(am.shape[0], -1)
     return F.normalize(am, p=2, dim=1 if mode == "sample" else 0)
 
 
@@ -69,8 +75,21 @@ class AttentionKDMRILoss(FeatureLoss):
 
     def pair_loss(self, index: int, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         _check_map_pair(student, teacher, self._where(index))
-        size = student.shape[-2:]
-        diff = attention_map(student, self.mode) - attention_map(teacher, self.mode, size)
+        return self.target_loss(index, student, self.teacher_target(index, teacher))
+
+    def teacher_target(self, index: int, teacher: torch.Tensor) -> torch.Tensor:
+        """The teacher's channel-sum map ``sum_c t[:, c]**2`` ``(B, H, W)``: per sample in both
+        modes, so it can be cached; the interpolation to the student's size and the
+        normalisation (over space or over the batch) follow in :meth:`target_loss`."""
+        _expect_4d(teacher, f"{self._where(index)}: teacher")
+        return teacher.pow(2).sum(dim=1)
+
+    def target_loss(self, index: int, student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _expect_4d(student, f"{self._where(index)}: student")
+        if target.dim() != 3 or target.shape[0] != student.shape[0]:
+            raise ValueError(f"{self._where(index)}: teacher map {tuple(target.shape)} does not match "
+                             f"the student's batch: expected ({student.shape[0]}, H, W)")
+        diff = attention_map(student, self.mode) - normalise_map(target, self.mode, student.shape[-2:])
         return diff.abs().mean()
 
     def extra_repr(self) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -39,18 +39,32 @@ Term = Callable[["TermContext"], TermResult]
 TERMS: Registry[Term] = Registry("objective term")
 #: Terms that need the teacher's intermediate features (not just its output image).
 NEEDS_TEACHER_FEATURES: set[str] = set()
+#: Terms that use the frozen teacher at all (its output or its features).
+USES_TEACHER: set[str] = set()
 
 
-def register_term(name: str, teacher_features: bool = False) -> Callable[[Term], Term]:
-    """Function decorator: register an objective term under ``name``."""
+def register_term(name: str, teacher_features: bool = False, teacher: bool = False) -> Callable[[Term], Term]:
+    """Function decorator: register an objective term under ``name``; ``teacher``: it uses
+    the frozen teacher's output, ``teacher_features``: also its intermediate features."""
 
     def decorator(fn: Term) -> Term:
         TERMS.add(name, fn)
         if teacher_features:
             NEEDS_TEACHER_FEATURES.add(name)
+        if teacher or teacher_features:
+            USES_TEACHER.add(name)
         return fn
 
     return decorator
+
+
+class CachedTeacher(NamedTuple):
+    """The frozen teacher's part of a batch, looked up in a cache computed once per run: its
+    output ``image`` and, per feature-loss pair, the loss's teacher target
+    (:meth:`~kdmri.distill.registry.FeatureLoss.teacher_targets`)."""
+
+    image: torch.Tensor
+    targets: list
 
 
 @dataclass
@@ -81,7 +95,7 @@ def l1_term(ctx: TermContext) -> TermResult:
     return value, {"l1": value.item()}
 
 
-@register_term("imitation")
+@register_term("imitation", teacher=True)
 def imitation_term(ctx: TermContext) -> TermResult:
     teacher = ctx.teacher_output(features=False)
     image = teacher if isinstance(teacher, torch.Tensor) else teacher.image
@@ -93,7 +107,11 @@ def imitation_term(ctx: TermContext) -> TermResult:
 def feature_term(ctx: TermContext) -> TermResult:
     if ctx.feature_loss is None:
         raise ConfigError("objective term 'feature' needs a feature loss (cfg.feature_loss)")
-    value = ctx.feature_loss(ctx.student.features, ctx.teacher_output(features=True).features)
+    teacher = ctx.teacher_output(features=True)
+    if isinstance(teacher, CachedTeacher):
+        value = ctx.feature_loss.from_targets(ctx.student.features, teacher.targets)
+    else:
+        value = ctx.feature_loss(ctx.student.features, teacher.features)
     return value, {"feature": value.item()}
 
 
@@ -132,6 +150,12 @@ class Objective:
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.terms]
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether a term with a non-zero weight uses the frozen teacher (a KD stage whose
+        teacher terms are all weighted 0 trains without loading it)."""
+        return any(name in USES_TEACHER for name in self.names)
 
     @property
     def needs_teacher_features(self) -> bool:

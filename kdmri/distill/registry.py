@@ -171,6 +171,36 @@ class FeatureLoss(nn.Module):
         """Loss of pair ``index`` (scalar tensor)."""
         raise NotImplementedError
 
+    # ---- the teacher side on its own, so a frozen teacher's part can be computed once
+    def teacher_target(self, index: int, teacher: Any) -> Any:
+        """What pair ``index`` needs of the teacher's feature, **row ``b`` depending on
+        sample ``b`` alone** (so it may be computed once per training slice and cached):
+        the feature itself by default; a loss with a per-sample teacher transform (an
+        attention map) returns the transformed, usually far smaller, tensor."""
+        return teacher
+
+    def target_loss(self, index: int, student: Any, target: Any) -> torch.Tensor:
+        """Loss of pair ``index`` given :meth:`teacher_target` of the teacher's feature;
+        equal to :meth:`pair_loss` on the feature itself."""
+        return self.pair_loss(index, student, target)
+
+    def teacher_targets(self, teacher_feats: FeatureDict) -> list[Any]:
+        """:meth:`teacher_target` of every pair (detached), in pair order."""
+        return [self.teacher_target(i, self._gather(teacher_feats, t_key, "teacher_feats", detach=True))
+                for i, (_, t_key) in enumerate(self.pairs)]
+
+    def from_targets(self, student_feats: FeatureDict, targets: Sequence[Any]) -> torch.Tensor:
+        """The loss from precomputed :meth:`teacher_targets` (e.g. a cache): the same value
+        as ``forward(student_feats, teacher_feats)``."""
+        if len(targets) != len(self.pairs):
+            raise ValueError(f"targets: expected one per pair ({len(self.pairs)}), got {len(targets)}")
+        total = None
+        for i, ((s_key, _), target) in enumerate(zip(self.pairs, targets)):
+            s = self._gather(student_feats, s_key, "student_feats", detach=False)
+            value = self.target_loss(i, s, target)
+            total = value if total is None else total + value
+        return total / len(self.pairs)
+
     def _where(self, index: int) -> str:
         return f"{self.name or type(self).__name__} pair {index} {self.pairs[index]}"
 

@@ -40,6 +40,7 @@ from kdmri.io import atomic_text
 from kdmri.models.dccnn import build_dccnn, count_parameters
 from kdmri.physics.masks import cartesian_mask
 from kdmri.reporting.latency import fastest, measure_latency
+from kdmri.training.calibration import calibrate
 from kdmri.training.engine import StageRunner
 from kdmri.training.stages import get_stage
 from kdmri.training.strategy import SingleProcess
@@ -174,7 +175,7 @@ def run_benchmarks(sizes=((96, 96), (240, 240)), batch: int = 4, steps: int = 20
     res["parameters"] = {"teacher": nt, "student": ns, "reduction": 1 - ns / nt}
     res["machine"] = {"device": device, "cpu": platform.processor() or platform.machine(),
                       "threads": torch.get_num_threads(), "torch": torch.__version__,
-                      "python": platform.python_version()}
+                      "python": platform.python_version(), "calibration": calibrate().to_dict()}
     if device == "cuda":
         res["machine"]["gpu"] = torch.cuda.get_device_name(0)
     return res
@@ -184,7 +185,12 @@ def to_markdown(res: dict, command: str) -> str:
     m = res["machine"]
     lines = [f"# kdmri benchmarks ({m['device']})", "",
              f"Command: `{command}`  ", f"Machine: {m.get('gpu', m['cpu'])}, {m['threads']} torch "
-             f"threads, torch {m['torch']}, Python {m['python']}", "",
+             f"threads, torch {m['torch']}, Python {m['python']}  "]
+    if m.get("calibration"):  # read by the cost plan (kdmri.tools.costs) to scale to another machine
+        c = m["calibration"]
+        lines.append(f"Calibration: {c['ms']:.1f} ms/step (kdmri.training.calibration: fp32 DC-CNN teacher "
+                     f"step, 96x96, batch 4, median; {c['cpu']}, {c['threads']} threads)")
+    lines += ["",
              "## Training (batch 4, fastest of N steps, robust to other load; real stage losses, "
              "optimiser, DataLoader)", "",
              "| size | teacher slices/s | student slices/s | KD slices/s | teacher step / pure conv "

@@ -22,6 +22,13 @@ Approximate but explicit:
   (a third of its step) when teacher features are needed every step. Validation: one
   forward (a third of a step) per validation slice per epoch. Evaluation and notebook
   overhead are not counted.
+* **This machine** (CPU): the benchmark file states the calibration step of the machine
+  that measured it (:mod:`kdmri.training.calibration`; ``Calibration: <ms> ms``); the plan
+  measures the calibration here and scales every time by the ratio, so the estimate is for
+  this machine and says so.
+* **Fast paths**: a configuration with ``precision: bf16`` / ``channels_last`` / ``compile``
+  divides the step by that variant's measured speed-up over fp32 (the table of
+  ``benchmarks/fastpath.md``: teacher, student, KD columns; CPU).
 
 Hours = epochs x (training slices x s/slice + validation slices x s/slice / 3) / 3600.
 """
@@ -54,12 +61,20 @@ def _fixed(*stages: str) -> Callable:
 
 
 def _sft_grid(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
-    from kdmri.training.recipes import sft_method_configs
+    """As :func:`kdmri.runs.run_sft_comparison`: under ``sft_protocol: reference`` also the
+    two starting students and the crossed arm."""
+    from kdmri.training.recipes import sft_crossed_config, sft_method_configs
 
+    kd = _kd_cfg(cfg, p)
+    reference = cfg.sft_protocol == "reference"
     out = [(cfg, "teacher"), (cfg, "sft-teacher")]
+    if reference:
+        out += [(kd.replace(method=kd.teacher_method or kd.method), "student"), (kd, "sft-student")]
     for loss in p.get("feature_losses") or ["at_kdmri"]:
-        std, sft = sft_method_configs(_kd_cfg(cfg, p), loss)
+        std, sft = sft_method_configs(kd, loss)
         out += [(std, "feature"), (std, "kd"), (sft, "sft-feature"), (sft, "sft-kd")]
+        if reference:
+            out += [(sft_crossed_config(kd, loss), s) for s in ("feature", "kd")]
     return out
 
 
@@ -119,6 +134,7 @@ class Throughput:
     size: tuple[int, int]
     rates: dict  # {"teacher": ..., "student": ..., "kd": ...}
     source: str
+    calibration_ms: float | None = None  # the measuring machine's calibration step, if stated
 
 
 def read_throughput(paths: Sequence[str | Path] | None = None) -> list[Throughput]:
@@ -129,16 +145,19 @@ def read_throughput(paths: Sequence[str | Path] | None = None) -> list[Throughpu
     for path in map(Path, paths):
         if not path.is_file():
             raise ConfigError(f"{path}: benchmark results not found (python -m kdmri benchmark --out {path})")
-        device, in_training = None, False
+        device, in_training, calibration = None, False, None
         for line in path.read_text().splitlines():
             if m := re.match(r"#\s*kdmri benchmarks \((\w+)\)", line):
-                device = m.group(1)
+                device, calibration = m.group(1), None
+            elif m := re.match(r"Calibration:\s*([\d.]+)\s*ms", line):
+                calibration = float(m.group(1))
             elif line.startswith("## "):
                 in_training = line.startswith("## Training")
             elif in_training and device and (m := re.match(
                     r"\|\s*(\d+)x(\d+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|", line)):
                 rates = dict(zip(("teacher", "student", "kd"), map(float, m.groups()[2:])))
-                rows.append(Throughput(device, (int(m.group(1)), int(m.group(2))), rates, str(path)))
+                rows.append(Throughput(device, (int(m.group(1)), int(m.group(2))), rates, str(path),
+                                       calibration))
     if not rows:
         raise ConfigError(f"{', '.join(map(str, paths))}: no training-throughput rows "
                           "('## Training' table of `python -m kdmri benchmark`)")
@@ -170,11 +189,36 @@ class JobCost:
         return sum(s.hours for s in self.stages)
 
 
-class Estimator:
-    """Seconds per training slice of a stage at a size, from the measured rows."""
+def read_fastpath(path: str | Path | None = None) -> dict[str, dict[str, float]]:
+    """Speed-up over fp32 of each fast-path variant, ``{variant: {"teacher": x, "student": x,
+    "kd": x}}``, from the table of ``benchmarks/fastpath.md`` (``python -m kdmri fastpath``);
+    ``{}`` when the file is missing."""
+    path = Path(path) if path else project_root() / "benchmarks" / "fastpath.md"
+    if not path.is_file():
+        return {}
+    out = {}
+    cell = r"\s*[\d.]+\s*\(([\d.]+)x\)\s*"
+    for line in path.read_text().splitlines():
+        if m := re.match(rf"\|\s*([\w +]+?)\s*\|{cell}\|{cell}\|{cell}\|", line):
+            out[m.group(1)] = dict(zip(("teacher", "student", "kd"), map(float, m.groups()[1:])))
+    return out
 
-    def __init__(self, rows: list[Throughput], device: str):
+
+def fastpath_variant(cfg: Config) -> str:
+    """The name of ``cfg``'s fast-path variant as :mod:`kdmri.tools.fastpath` names it."""
+    parts = [p for p, on in (("bf16", cfg.precision == "bf16"), ("channels_last", cfg.channels_last),
+                             ("compile", cfg.compile)) if on]
+    return " + ".join(parts) or "fp32"
+
+
+class Estimator:
+    """Seconds per training slice of a stage at a size, from the measured rows; on the CPU,
+    scaled to this machine by its calibration (``calibration_ms``, measured here)."""
+
+    def __init__(self, rows: list[Throughput], device: str, calibration_ms: float | None = None,
+                 fastpath: dict[str, dict[str, float]] | None = None):
         self.notes: list[str] = []
+        self.fastpath = fastpath or {}
         chosen = [r for r in rows if r.device == device]
         if not chosen:
             have = sorted({r.device for r in rows})
@@ -184,6 +228,17 @@ class Estimator:
                               "machine and pass --throughput FILE")
         self.rows, self.device = chosen, chosen[0].device
         self._params: dict[tuple[str, str], int] = {}
+        self.scale = 1.0
+        measured = chosen[0].calibration_ms
+        if self.device == "cpu" and calibration_ms:
+            if measured:
+                self.scale = calibration_ms / measured
+                self.notes.append(f"scaled to this machine: calibration {calibration_ms:.1f} ms here, "
+                                  f"{measured:.1f} ms on the machine of {chosen[0].source} (times "
+                                  f"x {self.scale:.2f})")
+            else:
+                self.notes.append(f"{chosen[0].source} states no calibration: its machine's times, "
+                                  f"not scaled to this one (calibration {calibration_ms:.1f} ms here)")
 
     def parameters(self, task: str, arch: str) -> int:
         if (task, arch) not in self._params:
@@ -209,13 +264,28 @@ class Estimator:
         """Seconds per slice of one training step of network ``arch``."""
         row, factor = self.row(size)
         if task == "recon" and arch in ("teacher", "student"):
-            return 1.0 / (row.rates[arch] * factor)
+            return self.scale / (row.rates[arch] * factor)
         scale = self.parameters(task, arch) / self.parameters("recon", "teacher")
         note = (f"{task} {arch} network not measured: the DC-CNN teacher's time x {scale:.2f} "
                 "(parameter count)")
         if note not in self.notes:
             self.notes.append(note)
-        return scale / (row.rates["teacher"] * factor)
+        return self.scale * scale / (row.rates["teacher"] * factor)
+
+    def speedup(self, cfg: Config, column: str) -> float:
+        """The measured speed-up of ``cfg``'s fast-path variant (1 for fp32 or unmeasured)."""
+        variant = fastpath_variant(cfg)
+        if variant == "fp32" or self.device != "cpu":
+            return 1.0
+        if variant not in self.fastpath:
+            note = f"fast path {variant!r} not in benchmarks/fastpath.md: counted at fp32 speed"
+        else:
+            x = self.fastpath[variant]
+            note = (f"fast path {variant!r}: steps / the speed-ups of benchmarks/fastpath.md (teacher "
+                    f"{x['teacher']:.2f}x, student {x['student']:.2f}x, KD {x['kd']:.2f}x)")
+        if note not in self.notes:
+            self.notes.append(note)
+        return self.fastpath.get(variant, {}).get(column, 1.0)
 
     def stage_hours(self, cfg: Config, stage: str, size: tuple[int, int],
                     slices: tuple[int, int]) -> StageCost:
@@ -226,14 +296,19 @@ class Estimator:
         scfg = spec.configure(cfg)
         train = min(slices[0], scfg.max_train_slices or slices[0])
         val = min(slices[1], scfg.max_val_slices or slices[1])
-        net = self.step_seconds(spec.task, spec.arch, size)
+        column = "student" if spec.arch == "student" else "teacher"
+        net = self.step_seconds(spec.task, spec.arch, size) / self.speedup(scfg, column)
         step = net
         if spec.teacher:
             if "feature" in Objective.from_spec(spec.objective, scfg).names:
-                step += self.step_seconds(spec.task, "teacher", size) / 3
+                # the teacher's features are cached (a forward once per slice) unless on patches
+                once = 1 if spec.task == "recon" or not scfg.sr_patch else scfg.epochs
+                teacher = self.step_seconds(spec.task, "teacher", size) / self.speedup(scfg, "teacher") / 3
+                step += teacher * once / scfg.epochs
             else:
                 row, _ = self.row(size)
-                step *= row.rates["student"] / row.rates["kd"]
+                step = (self.step_seconds(spec.task, spec.arch, size) * row.rates["student"] / row.rates["kd"]
+                        / self.speedup(scfg, "kd"))
         # a random patch per slice (sr_patch) costs its share of the slice's pixels
         patch = (scfg.sr_patch ** 2 / (size[0] * size[1])) if spec.task == "sr" and scfg.sr_patch else 1.0
         seconds = scfg.epochs * (train * step * patch + val * net / 3)
@@ -252,11 +327,13 @@ def literal_defaults(info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def estimate(jobs: Sequence[Job], device: str = "cpu", throughput: Sequence[str | Path] | None = None,
-             defaults: Callable[[Path], Mapping[str, Any]] | None = None) -> tuple[list[JobCost], list[str]]:
-    """The cost of every job (plan order) and the notes on how it was estimated."""
+             defaults: Callable[[Path], Mapping[str, Any]] | None = None,
+             calibration_ms: float | None = None) -> tuple[list[JobCost], list[str]]:
+    """The cost of every job (plan order) and the notes on how it was estimated;
+    ``calibration_ms``: this machine's calibration step (CPU estimates are scaled by it)."""
     from kdmri.datasets.registry import get_dataset
 
-    est = Estimator(read_throughput(throughput), device)
+    est = Estimator(read_throughput(throughput), device, calibration_ms, read_fastpath())
     if defaults is None:
         from kdmri.tools.batch import notebook_parameters
 

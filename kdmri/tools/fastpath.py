@@ -20,6 +20,7 @@ from kdmri.io import atomic_text
 from kdmri.reporting.statistics import paired_comparison
 from kdmri.tools.benchmark import _time_stage, bench_config
 from kdmri.training import train
+from kdmri.training.calibration import calibrate
 
 VARIANTS: dict[str, dict] = {
     "fp32": {},
@@ -109,8 +110,10 @@ def register_cli(sub) -> None:
         rows = time_variants(tuple(args.size), steps=args.steps, device=args.device,
                              variants={v: VARIANTS[v] for v in args.variants})
         costs = {v: accuracy_cost(args.params, v, args.root, args.epochs) for v in args.accuracy}
+        cal = calibrate()  # the machine's speed, so these times carry to another machine
         machine = (f"{args.device}, {platform.processor() or platform.machine()}, "
-                   f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+                   f"{torch.get_num_threads()} threads, torch {torch.__version__}; calibration "
+                   f"{cal.ms:.1f} ms/step")
         text = to_markdown(rows, args.size, costs, "python -m kdmri " + " ".join(sys.argv[1:]), machine)
         print(text)
         if args.out:

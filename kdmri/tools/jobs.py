@@ -347,6 +347,9 @@ def register_cli(sub) -> None:
                    "with max(1, cores // K) torch threads (default 1: in this process)")
     p.add_argument("--plan", action="store_true",
                    help="print the job graph and the estimated compute per job; run nothing")
+    p.add_argument("--calibration-steps", type=int, default=20, metavar="N",
+                   help="local runs and --plan: time the calibration step (kdmri.training.calibration) "
+                   "N times at the start and end of the run and state the wall time with it (0: skip)")
     p.add_argument("--device-kind", default=None, choices=("cpu", "cuda"),
                    help="--plan: whose throughput to use (default: cuda with --gpus-per-job > 0 on "
                    "slurm, else cpu)")
@@ -394,7 +397,15 @@ def register_cli(sub) -> None:
         print(describe_reuse(args.params, {k: v for k, v in overrides.items() if k in FIELDS}))
         if args.plan:
             device = args.device_kind or ("cuda" if args.executor == "slurm" and args.gpus_per_job else "cpu")
-            estimates, notes = costs.estimate(jobs, device, args.throughput)
+            calibration = None
+            if device == "cpu" and args.calibration_steps > 0:  # the estimate is for this machine
+                from kdmri.training.calibration import calibrate
+
+                calibration = calibrate(args.calibration_steps,
+                                        threads=threads_per_job(args.jobs) if args.jobs > 1 else None)
+                print(calibration.line())
+            estimates, notes = costs.estimate(jobs, device, args.throughput,
+                                              calibration_ms=calibration.ms if calibration else None)
             print(costs.format_plan(estimates, notes, device))
             return 0
         if args.executor == "slurm":
@@ -406,12 +417,24 @@ def register_cli(sub) -> None:
                 print(f"{jid:>10}  {job.key}")
             print(f"{summary:>10}  summary -> {out / 'summary.md'}  (logs: {out / 'jobs' / 'slurm'})")
             return 0
-        results = run_local(jobs, out, args.jobs, kernel_name=args.kernel, overrides=overrides,
-                            progress=not args.no_progress)
-        text, path = write_summary(results, out)
+        def run():
+            return run_local(jobs, out, args.jobs, kernel_name=args.kernel, overrides=overrides,
+                             progress=not args.no_progress)
+
+        timing = None
+        if args.calibration_steps > 0:  # with the threads each notebook kernel gets
+            from kdmri.training.calibration import timed
+
+            results, timing = timed(run, threads_per_job(args.jobs) if args.jobs > 1 else None,
+                                    args.calibration_steps)
+        else:
+            results = run()
+        text, path = write_summary(results, out, timing)
         print()
         print(text)
         print(f"\nsummary written to {path}")
+        if timing is not None:
+            print("\n".join(timing.lines()))
         return _print_failures(results)
 
     p.set_defaults(func=run_command)

@@ -40,6 +40,7 @@ from kdmri.evaluation import evaluate
 from kdmri.io import atomic_text
 from kdmri.paths import experiments_dir, project_relative
 from kdmri.training import train
+from kdmri.training.calibration import RunTiming, timed
 
 #: The demo's candidates, at about the same compute per stage (slices x epochs x patch
 #: area, about 1300 whole-slice passes on the held-in volumes): whole slices as the KD-MRI
@@ -182,11 +183,14 @@ def choose(rows: list[dict]) -> dict:
     return max(rows, key=lambda r: r["teacher_holdout_psnr"])
 
 
-def table_markdown(rows: list[dict], cfg: Config, data_root: Path, command: str) -> str:
+def table_markdown(rows: list[dict], cfg: Config, data_root: Path, command: str,
+                   timing: RunTiming | None = None) -> str:
     best = choose(rows)
     held = ", ".join(p.stem for p in list_volumes(data_root / "validation"))
+    machine = [f"Machine: {timing.start.line()} at the start, {timing.end.ms:.1f} ms at the end "
+               "(the minutes below scale with it)", ""] if timing is not None else []
     lines = [f"# Super-resolution recipe for {cfg.dataset} (sr_keep {cfg.sr_keep}), chosen on training data",
-             "", f"Command: `{command}`", "",
+             "", f"Command: `{command}`", "", *machine,
              f"Training volumes held out for the choice: {held} (every {HOLDOUT_EVERY}rd volume; the "
              "validation slices were not used). Teacher and student trained on the remaining training "
              f"volumes with seed {cfg.seed}, {cfg.precision}"
@@ -242,8 +246,8 @@ def sr_select(params: str, candidates: list[str] | None = None, out: str | None 
     cands = [Candidate.parse(c) for c in (candidates or DEMO_CANDIDATES)]
     root = experiments_dir() / "sr-select" / cfg.dataset
     data_root = split_training(cfg, root / "data")
-    rows = [run_candidate(cfg, c, data_root, root / "experiments") for c in cands]
-    text = table_markdown(rows, cfg, data_root, command)
+    rows, timing = timed(lambda: [run_candidate(cfg, c, data_root, root / "experiments") for c in cands])
+    text = table_markdown(rows, cfg, data_root, command, timing)
     if kd:
         best = choose(rows)
         cand = cands[[r["candidate"] for r in rows].index(best["candidate"])]

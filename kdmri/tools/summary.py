@@ -26,17 +26,24 @@ from kdmri.errors import KDMRIError
 from kdmri.io import atomic_text
 from kdmri.locks import folder_lock
 from kdmri.paths import project_relative, project_root
+from kdmri.training.calibration import RunTiming
 
 MARKDOWN, JSON = "summary.md", "summary.json"
 
 
-def summary_row(result) -> dict:
-    """The ``summary.json`` row of a :class:`kdmri.tools.batch.Result`."""
+def summary_row(result, timing: RunTiming | None = None) -> dict:
+    """The ``summary.json`` row of a :class:`kdmri.tools.batch.Result`; with the batch's
+    ``timing`` also ``reference_seconds`` (its seconds scaled to the reference calibration)
+    and ``batch`` (the batch's wall time and calibration at start and end)."""
     job = result.job
-    return {"params": job.params, "notebook": job.notebook.name, "ok": result.ok,
-            "seconds": result.seconds, "peak_rss_mb": result.peak_rss_mb, "error": result.error,
-            "output": project_relative(job.output),
-            "params_file": project_relative(job.parameters["params_file"])}
+    row = {"params": job.params, "notebook": job.notebook.name, "ok": result.ok,
+           "seconds": result.seconds, "peak_rss_mb": result.peak_rss_mb, "error": result.error,
+           "output": project_relative(job.output),
+           "params_file": project_relative(job.parameters["params_file"])}
+    if timing is not None:
+        row["reference_seconds"] = round(result.seconds * timing.reference_ms / timing.calibration_ms, 1)
+        row["batch"] = timing.to_dict()
+    return row
 
 
 def merge_rows(earlier: Sequence[dict], rows: Sequence[dict]) -> list[dict]:
@@ -99,10 +106,14 @@ def _params_section(row: dict) -> list[str]:
     return _results_section(row["params"], cfg)
 
 
-def summary_markdown(rows: Sequence[dict]) -> str:
+def summary_markdown(rows: Sequence[dict], timing: RunTiming | None = None) -> str:
     """The run table of ``rows`` (``summary.json`` rows) and the results table of each of
-    their params files, as markdown."""
-    lines = ["# Batch summary", "",
+    their params files, as markdown; with ``timing``, the latest batch's wall time and the
+    machine's calibration (:mod:`kdmri.training.calibration`) first."""
+    lines = ["# Batch summary", ""]
+    if timing is not None:
+        lines += ["Latest batch:", "", *(f"* {line}" for line in timing.lines()), ""]
+    lines += [
              "| params | notebook | status | minutes | kernel peak RSS (MB) | output |",
              "|---|---|---|---|---|---|"]
     for r in rows:
@@ -119,13 +130,14 @@ def summary_markdown(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_summary(results: Sequence, out: Path) -> tuple[str, Path]:
+def write_summary(results: Sequence, out: Path, timing: RunTiming | None = None) -> tuple[str, Path]:
     """Merge ``results`` into ``<out>/summary.json`` and rewrite ``summary.md`` from it,
-    under ``<out>``'s lock; returns (markdown, path of summary.md)."""
+    under ``<out>``'s lock; returns (markdown, path of summary.md). ``timing``: the batch's
+    wall time with its calibration (added to its rows and stated in summary.md)."""
     out = Path(out)
     with folder_lock(out, "batch summary"):
-        rows = merge_rows(read_rows(out / JSON), [summary_row(r) for r in results])
-        text = summary_markdown(rows)
+        rows = merge_rows(read_rows(out / JSON), [summary_row(r, timing) for r in results])
+        text = summary_markdown(rows, timing)
         atomic_text(out / JSON, json.dumps(rows, indent=2) + "\n")
         atomic_text(out / MARKDOWN, text + "\n")
     return text, out / MARKDOWN

@@ -42,7 +42,7 @@ from kdmri.models.features import FeatureRecorder, layer_names, record_all
 from kdmri.models.tasks import default_feature_pairs
 from kdmri.pretrained import resolve_checkpoint
 from kdmri.progress import progress_bar
-from kdmri.training import identity
+from kdmri.training import identity, teacher_cache
 from kdmri.training.callbacks import Callback, Run, config_callbacks
 from kdmri.training.stages import StageSpec, get_stage, initialise
 from kdmri.training.strategy import Strategy, default_strategy, to_device
@@ -64,7 +64,8 @@ class StageRunner:
         self.extra = nn.ModuleList()  # trainable loss modules (e.g. FitNets regressors)
         self.teacher: nn.Module | None = None
         self.feature_loss: nn.Module | None = None
-        self.cache: torch.Tensor | None = None
+        self.cache: torch.Tensor | None = None  # the teacher's output images (no feature term)
+        self.feature_cache = None  # the teacher's images and feature targets (teacher_cache.py)
         self.recorders: dict[str, FeatureRecorder] = {}  # forward hooks of the paired layers
 
     @property
@@ -111,7 +112,7 @@ class StageRunner:
     def setup(self, model: nn.Module, train_ds: Dataset, teacher: nn.Module | None = None) -> None:
         """Load the teacher (or freeze the one given), initialise ``model``, build the feature
         loss, hook its layers and compute the cache."""
-        if self.spec.teacher:
+        if self.spec.teacher and self.objective.uses_teacher:  # not when its terms are weighted 0
             self.teacher = self.freeze(teacher) if teacher is not None else self.load_teacher()
         initialise(model, self.cfg, self.spec, self.device)
         if "feature" in self.objective.names:
@@ -123,6 +124,8 @@ class StageRunner:
         if self.teacher is not None and self.cfg.teacher_cache and not self.objective.needs_teacher_features:
             # on whole slices (a patch view has .full); patches crop it as they crop the slices
             self.cache = self.teacher_outputs(getattr(train_ds, "full", train_ds))
+        elif self.teacher is not None and self.cfg.teacher_cache and self.feature_loss is not None:
+            self.feature_cache = teacher_cache.teacher_targets(self, train_ds, TEACHER_CACHE_LIMIT)
 
     def close(self) -> None:
         """Remove the forward hooks (the networks are left as they were given)."""
@@ -143,45 +146,55 @@ class StageRunner:
     @torch.no_grad()
     def teacher_outputs(self, ds: Dataset) -> torch.Tensor | None:
         """The frozen teacher's output for every training slice, computed once (there is no
-        data augmentation, so it never changes); ``None`` if it would exceed the limit."""
+        data augmentation, so it never changes) exactly as the step would compute it: the
+        step's batches (``strategy.batches``) and batch size, under its autocast; ``None`` if
+        it would exceed the limit."""
         first = ds[0]["target"]
         if len(ds) * first.numel() * 4 > TEACHER_CACHE_LIMIT:
             return None
-        out = torch.zeros((len(ds), *first.shape))
+        out = None
         # each process computes its share of the slices; the sum over processes fills them all
-        loader = DataLoader(self.strategy.shard(ds), batch_size=max(8, self.cfg.batch_size), shuffle=False)
-        for batch in progress_bar(loader, desc="teacher outputs", leave=False,
-                                  enabled=self.cfg.progress and self.strategy.progress()):
-            b = to_device(batch, self.device)
-            out[batch["index"]] = self.task.forward(self.teacher, b, False).image.float().cpu()
+        size = self.strategy.per_rank_batch(self.cfg.batch_size)
+        loader = DataLoader(self.strategy.shard(ds), batch_size=size, shuffle=False)
+        for batch in progress_bar(self.strategy.batches(loader), total=len(loader), desc="teacher outputs",
+                                  leave=False, enabled=self.cfg.progress and self.strategy.progress()):
+            with self.strategy.autocast():
+                image = self.task.forward(self.teacher, batch, False).image
+            if out is None:
+                out = torch.zeros((len(ds), *image.shape[1:]), dtype=image.dtype)
+            out[batch["index"].cpu()] = image.cpu()
         return self.strategy.all_reduce_sum_(out)
 
     # ---- losses
-    def _teacher_fn(self, batch: dict):
+    def _teacher_fn(self, batch: dict, cached: bool = True):
+        """The teacher's part of ``batch``: from a cache on training batches (``cached``),
+        else a forward pass of the frozen teacher."""
         if self.teacher is None:
             return None
         needs_features = self.objective.needs_teacher_features
 
         def run(features: bool = False):
-            if self.cache is not None and not needs_features:
-                cached = self.cache[batch["index"].cpu()]
+            if cached and self.feature_cache is not None:
+                return teacher_cache.lookup(self.feature_cache, batch["index"], self.device)
+            if cached and self.cache is not None and not needs_features:
+                image = self.cache[batch["index"].cpu()]
                 if "crop" in batch:  # a random patch: the same window of the whole-slice output
-                    cached = crop_like(cached, batch["crop"].cpu(), batch["target"].shape[-1])
-                return cached.to(self.device)
+                    image = crop_like(image, batch["crop"].cpu(), batch["target"].shape[-1])
+                return image.to(self.device)
             with torch.no_grad():
                 return self._run("teacher", self.teacher, batch, features or needs_features)
 
         return run
 
-    def _objective(self, model: nn.Module, batch: dict):
+    def _objective(self, model: nn.Module, batch: dict, cached: bool = False):
         out = self.forward(model, batch, features="feature" in self.objective.names)
-        ctx = TermContext(self.cfg, batch, out, self._teacher_fn(batch), self.feature_loss)
+        ctx = TermContext(self.cfg, batch, out, self._teacher_fn(batch, cached), self.feature_loss)
         return out, *self.objective(ctx)
 
     def loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
-        """The stage's objective on one batch: ``(total, logs)``."""
+        """The stage's objective on one training batch: ``(total, logs)``."""
         with self.strategy.autocast():
-            return self._objective(model, batch)[1:]
+            return self._objective(model, batch, cached=True)[1:]
 
     @torch.no_grad()
     def validate(self, model: nn.Module, batch: dict) -> tuple[float, float]:
