@@ -170,5 +170,5 @@ def distil(teacher: nn.Module | str, student: nn.Module | str, train_data: Datas
     pairs_used = [tuple(p) for p in runner.feature_loss.pairs] if runner.feature_loss is not None else []
     return model, {"task": the_task.name, "method": method, "pairs": pairs_used,
                    "history": state["history"], "best": state["best"],
-                   "teacher_parameters": count_parameters(runner.teacher, trainable_only=False),
+                   "teacher_parameters": count_parameters(teacher, trainable_only=False),
                    "student_parameters": count_parameters(model)}
