@@ -15,6 +15,7 @@ from kdmri.errors import ConfigError
 from kdmri.evaluation import evaluate
 from kdmri.reporting.statistics import comparison_table
 from kdmri.training import train
+from kdmri.training.plan import ablation_stages, sft_arms
 from kdmri.training.recipes import (
     ABLATIONS,
     sft_crossed_config,
@@ -24,13 +25,15 @@ from kdmri.training.recipes import (
 )
 from kdmri.training.stages import SFT_METHOD
 
+#: Stages of the SFT comparison whose result is reported.
+FINAL_STAGES = ("student", "sft-student", "kd", "sft-kd")
+
 
 def run_ablation(cfg: Config, name: str) -> dict:
     """Train the stages of ablation ``name`` (the teacher must exist) and evaluate it."""
-    vcfg = variant_config(cfg, name)
-    for stage in ABLATIONS[name].stages:
-        train(vcfg, stage)
-    return evaluate(vcfg, ABLATIONS[name].final)
+    for stage_cfg, stage in ablation_stages(cfg, [], baseline=name):  # the one table (training.plan)
+        train(stage_cfg, stage)
+    return evaluate(variant_config(cfg, name), ABLATIONS[name].final)
 
 
 def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",), confidence: float = 0.95
@@ -40,24 +43,12 @@ def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",), confidence: fl
     starting students (``student`` with the teacher's method, ``sft-student``) and, per
     method, three arms: standard (standard teacher, standard student init), crossed
     (standard teacher, SFT student init) and SFT (SFT teacher, SFT student init)."""
-    reference = cfg.sft_protocol == "reference"
-    base = cfg.replace(method=cfg.teacher_method or cfg.method)
-    evaluate(base, "teacher")
+    evaluate(cfg.replace(method=cfg.teacher_method or cfg.method), "teacher")
     evaluate(cfg, "sft-teacher")
-    if reference:
-        train(base, "student")
-        evaluate(base, "student")
-        train(cfg, "sft-student")
-        evaluate(cfg, "sft-student")
-    for loss in feature_losses:
-        std, sft = sft_method_configs(cfg, loss)
-        arms = [(std, ("feature", "kd")), (sft, ("sft-feature", "sft-kd"))]
-        if reference:
-            arms.append((sft_crossed_config(cfg, loss), ("feature", "kd")))
-        for arm_cfg, stages in arms:
-            for stage in stages:
-                train(arm_cfg, stage)
-            evaluate(arm_cfg, stages[-1])
+    for stage_cfg, stage in sft_arms(cfg, feature_losses):  # the one table (training.plan)
+        train(stage_cfg, stage)
+        if stage in FINAL_STAGES:  # the starting students and each arm's last stage
+            evaluate(stage_cfg, stage)
     return sft_summary(cfg, feature_losses, confidence=confidence)
 
 

@@ -50,59 +50,7 @@ from kdmri.config import Config
 from kdmri.errors import ConfigError
 from kdmri.paths import project_root
 from kdmri.tools.batch import Job, dependencies
-
-
-def _kd_cfg(cfg: Config, p: Mapping) -> Config:
-    return cfg if p.get("kd_epochs") is None else cfg.replace(epochs=p["kd_epochs"])
-
-
-def _fixed(*stages: str) -> Callable:
-    return lambda cfg, p: [(cfg, s) for s in stages]
-
-
-def _sft_grid(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
-    """As :func:`kdmri.runs.run_sft_comparison`: under ``sft_protocol: reference`` also the
-    two starting students and the crossed arm."""
-    from kdmri.training.recipes import sft_crossed_config, sft_method_configs
-
-    kd = _kd_cfg(cfg, p)
-    reference = cfg.sft_protocol == "reference"
-    out = [(cfg, "teacher"), (cfg, "sft-teacher")]
-    if reference:
-        out += [(kd.replace(method=kd.teacher_method or kd.method), "student"), (kd, "sft-student")]
-    for loss in p.get("feature_losses") or ["at_kdmri"]:
-        std, sft = sft_method_configs(kd, loss)
-        out += [(std, "feature"), (std, "kd"), (sft, "sft-feature"), (sft, "sft-kd")]
-        if reference:
-            out += [(sft_crossed_config(kd, loss), s) for s in ("feature", "kd")]
-    return out
-
-
-def _super_resolution(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
-    from kdmri.data.sr_settings import sr_run_config
-
-    sr = sr_run_config(cfg, p.get("sr_epochs"), p.get("sr_max_train_slices"), p.get("sr_batch_size"))
-    return [(sr, s) for s in ("sr-teacher", "sr-student", "sr-feature", "sr-kd")]
-
-
-def _ablations(cfg: Config, p: Mapping) -> list[tuple[Config, str]]:
-    from kdmri.training.recipes import ABLATIONS, variant_config
-
-    out = [(cfg, "teacher")]
-    for name in dict.fromkeys(["neither", *(p.get("ablations") or [])]):  # "neither": the baseline
-        out += [(variant_config(_kd_cfg(cfg, p), name), s) for s in ABLATIONS[name].stages]
-    return out
-
-
-#: notebook stem -> ``stages(cfg, notebook parameters) -> [(config, stage), ...]`` it trains.
-NOTEBOOK_STAGES: dict[str, Callable[[Config, Mapping], list[tuple[Config, str]]]] = {
-    "03_teacher_student": _fixed("teacher", "student"),
-    "04_kd_mri": _fixed("teacher", "student", "feature", "kd"),
-    "05_sft_kd": _sft_grid,
-    "06_super_resolution": _super_resolution,
-    "07_ablations": _ablations,
-}
-
+from kdmri.training.plan import NOTEBOOK_STAGES
 
 # =========================================================================== inputs
 
