@@ -13,6 +13,7 @@ import pandas as pd
 from kdmri.config import Config
 from kdmri.errors import ConfigError
 from kdmri.evaluation import evaluate
+from kdmri.evaluation.evaluate import train_then_evaluate
 from kdmri.reporting.statistics import comparison_table
 from kdmri.training import train
 from kdmri.training.plan import ablation_stages, sft_arms
@@ -31,9 +32,9 @@ FINAL_STAGES = ("student", "sft-student", "kd", "sft-kd")
 
 def run_ablation(cfg: Config, name: str) -> dict:
     """Train the stages of ablation ``name`` (the teacher must exist) and evaluate it."""
-    for stage_cfg, stage in ablation_stages(cfg, [], baseline=name):  # the one table (training.plan)
-        train(stage_cfg, stage)
-    return evaluate(variant_config(cfg, name), ABLATIONS[name].final)
+    stages = [stage for _, stage in ablation_stages(cfg, [], baseline=name)]  # the one table
+    assert stages[-1] == ABLATIONS[name].final, name
+    return train_then_evaluate(variant_config(cfg, name), stages)
 
 
 def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",), confidence: float = 0.95
@@ -46,9 +47,10 @@ def run_sft_comparison(cfg: Config, feature_losses=("at_kdmri",), confidence: fl
     evaluate(cfg.replace(method=cfg.teacher_method or cfg.method), "teacher")
     evaluate(cfg, "sft-teacher")
     for stage_cfg, stage in sft_arms(cfg, feature_losses):  # the one table (training.plan)
-        train(stage_cfg, stage)
         if stage in FINAL_STAGES:  # the starting students and each arm's last stage
-            evaluate(stage_cfg, stage)
+            train_then_evaluate(stage_cfg, stage)
+        else:
+            train(stage_cfg, stage)
     return sft_summary(cfg, feature_losses, confidence=confidence)
 
 

@@ -2,7 +2,7 @@
 params file, the reuse plan (``planned_stages``), the cost estimate of ``batch --plan``
 (``kdmri.tools.costs.estimate`` over the batch's jobs) and the runner's grids
 (``kdmri.runs.run_sft_comparison``, ``run_ablations``, what notebooks 05 and 07 call) name the
-same experiment folders. Nothing trains: the runner's ``train`` and ``evaluate`` are recorded."""
+same experiment folders. Nothing trains: what the runner would train is recorded."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def _runner_folders(cfg, knobs: dict, monkeypatch) -> set[str]:
     trained: list[str] = []
     monkeypatch.setattr(runs, "train", lambda c, s: trained.append(_folder(c, s)))
     monkeypatch.setattr(runs, "evaluate", lambda *a, **k: None)
+    monkeypatch.setattr(runs, "train_then_evaluate", lambda c, stages, **k: trained.extend(
+        _folder(c, s) for s in ((stages,) if isinstance(stages, str) else stages)))
     monkeypatch.setattr(runs, "sft_summary", lambda *a, **k: None)
     monkeypatch.setattr(runs, "ablation_summary", lambda *a, **k: None)
     kd = cfg.replace(epochs=knobs["kd_epochs"]) if knobs.get("kd_epochs") else cfg

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -48,6 +49,7 @@ from kdmri.models.tasks import TASKS, Task
 from kdmri.paths import project_root
 from kdmri.pretrained import is_pretrained, pretrained_name, resolve_checkpoint
 from kdmri.progress import progress_bar
+from kdmri.training import train
 from kdmri.training.stages import STAGES, get_stage, task_method
 from kdmri.training.strategy import default_strategy, to_device
 
@@ -214,3 +216,14 @@ def _evaluate(cfg: Config, stage: str, task: Task, role: str, baseline: bool, ch
     if not baseline:  # a model card beside every evaluated checkpoint
         atomic_text(out_dir / "MODEL_CARD.md", model_card(report))
     return report
+
+
+def train_then_evaluate(cfg: Config, stages: str | Sequence[str], save_reconstructions: bool = True,
+                        split: str = "validation") -> dict:
+    """Train ``stages`` in order (a finished stage returns at once) and evaluate the last one:
+    the one train-then-evaluate step of the pipeline, the grids, the fast-path check, the SR
+    recipe choice and the study. Returns the evaluation report."""
+    stages = (stages,) if isinstance(stages, str) else tuple(stages)
+    for stage in stages:
+        train(cfg, stage)
+    return evaluate(cfg, stages[-1], save_reconstructions=save_reconstructions, split=split)

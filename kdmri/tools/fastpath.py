@@ -15,11 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdmri.config import load_config
-from kdmri.evaluation import evaluate
+from kdmri.evaluation.evaluate import train_then_evaluate
 from kdmri.io import atomic_text
 from kdmri.reporting.statistics import paired_comparison
 from kdmri.tools.benchmark import _time_stage, bench_config
-from kdmri.training import train
 from kdmri.training.calibration import calibrate
 
 VARIANTS: dict[str, dict] = {
@@ -62,8 +61,7 @@ def accuracy_cost(params: str, variant: str, root: Path | str, epochs: int | Non
             overrides["epochs"] = epochs
         cfg = load_config(params, overrides)
         for stage in stages:
-            train(cfg, stage)
-            evaluate(cfg, stage, save_reconstructions=False)
+            train_then_evaluate(cfg, stage, save_reconstructions=False)
         cfgs[name] = cfg
     for stage in stages:
         out[stage] = paired_comparison(cfgs[variant].experiment(stage), cfgs["fp32"].experiment(stage))

@@ -36,10 +36,9 @@ from kdmri.config import Config, load_config
 from kdmri.data import list_volumes
 from kdmri.data.sr_settings import sr_run_config
 from kdmri.errors import ConfigError, DataError
-from kdmri.evaluation import evaluate
+from kdmri.evaluation.evaluate import train_then_evaluate
 from kdmri.io import atomic_text
 from kdmri.paths import experiments_dir, project_relative
-from kdmri.training import train
 from kdmri.training.calibration import RunTiming, timed
 
 #: The demo's candidates, at about the same compute per stage (slices x epochs x patch
@@ -135,8 +134,7 @@ def run_candidate(cfg: Config, cand: Candidate, data_root: Path, exp_root: Path)
            "batch": cand.batch}
     t0 = time.perf_counter()
     for role in ("teacher", "student"):
-        train(run, f"sr-{role}")
-        report = evaluate(run, f"sr-{role}", save_reconstructions=False)
+        report = train_then_evaluate(run, f"sr-{role}", save_reconstructions=False)
         log = pd.read_csv(run.experiment(role) / "train_log.csv")
         row[f"{role}_train_l1"] = float(log["train_loss"].iloc[-1])
         row[f"{role}_holdout_psnr"] = float(report["metrics"]["psnr"]["mean"])
@@ -156,9 +154,7 @@ def run_kd_variants(cfg: Config, cand: Candidate, data_root: Path, exp_root: Pat
     for label, weight in KD_VARIANTS.items():
         run = base.replace(method=f"{base.method}-ftw{weight:g}", teacher_method=base.method,
                            sr_feature_target_weight=weight)
-        for stage in ("sr-feature", "sr-kd"):
-            train(run, stage)
-        report = evaluate(run, "sr-kd", save_reconstructions=False)
+        report = train_then_evaluate(run, ("sr-feature", "sr-kd"), save_reconstructions=False)
         vs_student = paired_comparison(run.experiment("kd"), base.experiment("student"))
         vs_teacher = paired_comparison(run.experiment("kd"), base.experiment("teacher"))
         rows.append({"variant": label, "weight": weight,
@@ -168,8 +164,7 @@ def run_kd_variants(cfg: Config, cand: Candidate, data_root: Path, exp_root: Pat
     # has seen the target for twice the student's epochs; a student trained that long
     long = candidate_config(cfg, Candidate(cand.patch, 2 * cand.epochs, cand.batch), data_root, exp_root)
     long = long.replace(method=f"{base.method}-x2")
-    train(long, "sr-student")
-    report = evaluate(long, "sr-student", save_reconstructions=False)
+    report = train_then_evaluate(long, "sr-student", save_reconstructions=False)
     for r in rows:
         kd = base.replace(method=f"{base.method}-ftw{r['weight']:g}").experiment("kd")
         r["kd_minus_long_student"] = paired_comparison(kd, long.experiment("student"))
