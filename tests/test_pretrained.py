@@ -3,9 +3,6 @@ hashes, local paths and a local http server (127.0.0.1; nothing leaves the machi
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,11 +14,7 @@ from kdmri.checkpoint import atomic_save
 from kdmri.errors import ConfigError, DataError
 from kdmri.fetch import sha256_of
 from kdmri.models.unet import UNet
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # no request log on stderr
-        pass
+from kdmri.tools.sitecheck import serve
 
 
 @pytest.fixture
@@ -29,15 +22,8 @@ def served(tmp_path):
     """A folder served over http on 127.0.0.1: ``(folder, base URL)``."""
     folder = tmp_path / "served"
     folder.mkdir()
-    handler = functools.partial(Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(folder) as url:
+        yield folder, url.rstrip("/")
 
 
 @pytest.fixture

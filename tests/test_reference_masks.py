@@ -5,10 +5,6 @@ be downloaded here: stand-ins satisfying the real table are served with a test m
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
-
 import numpy as np
 import pytest
 import yaml
@@ -18,13 +14,9 @@ from kdmri.errors import ConfigError, DataError
 from kdmri.fetch import sha256_of
 from kdmri.physics import reference_masks as ref
 from kdmri.physics.masks import cartesian_mask, centre_band, line_profile, phase_encode_axis
+from kdmri.tools.sitecheck import serve
 
 ALL = [(d, a) for d in ref.REFERENCE_MASKS for a in (4, 5, 8)]
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # no request log on stderr
-        pass
 
 
 def stand_in(dataset: str, acc: int) -> np.ndarray:
@@ -53,14 +45,8 @@ def mirror(tmp_path):
 
 @pytest.fixture
 def http_base(mirror):
-    handler = functools.partial(Quiet, directory=str(mirror[0]))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(mirror[0]) as url:
+        yield url.rstrip("/")
 
 
 @pytest.fixture
