@@ -272,16 +272,22 @@ def resolve_params(path: str | Path) -> Path:
     raise ConfigError(f"{path}: parameter file not found (looked in . and {params_dir()})")
 
 
+def read_yaml_mapping(path: Path, what: str = "", expected: str = "a mapping") -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` (``{}`` for an empty file); a
+    :class:`ConfigError` names ``what`` and the file when it is not valid YAML or not a mapping."""
+    where = f"{what} {path}" if what else f"{path}"
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected {expected}")
+    return data
+
+
 def read_params(path: str | Path) -> dict[str, Any]:
     """Read a params YAML into a dict (``{}`` for an empty file), with clear errors."""
-    p = resolve_params(path)
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of parameter names to values")
-    return data
+    return read_yaml_mapping(resolve_params(path), expected="a mapping of parameter names to values")
 
 
 #: Key of a params YAML holding notebook-only parameters (not Config fields), e.g.

@@ -34,8 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import yaml
-
+from kdmri.config import read_yaml_mapping
 from kdmri.errors import ConfigError
 from kdmri.fetch import cache_dir, check_sha256, fetch, local_source, verify
 
@@ -114,12 +113,7 @@ def read_manifest(path: Path | str) -> dict[str, Entry]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"manifest {path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"manifest {path}: not valid YAML ({exc})") from None
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"manifest {path}: expected a mapping with 'checkpoints' (and 'root')")
+    data = read_yaml_mapping(path, "manifest", "a mapping with 'checkpoints' (and 'root')")
     unknown = sorted(set(data) - {"root", "checkpoints"})
     if unknown:
         raise ConfigError(f"manifest {path}: unknown key(s) {unknown}; expected 'checkpoints' and 'root'")

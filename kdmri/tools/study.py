@@ -279,12 +279,12 @@ def measured(root: Path) -> float:
     return sum(float(pd.read_csv(p)["seconds"].sum()) for p in root.rglob("train_log.csv")) / 3600
 
 
-def calibrate(steps: int = 10) -> float:
-    """Seconds of one fp32 DC-CNN teacher training step at 96 x 96, batch 4 (fastest of ``steps``)."""
-    from kdmri.tools.benchmark import _time_stage, bench_config
+def calibrate() -> float:
+    """Seconds of the machine's calibration step (:func:`kdmri.training.calibration.calibrate`:
+    the fp32 DC-CNN teacher training step at 96 x 96, batch 4, median of 20)."""
+    from kdmri.training.calibration import calibrate as measure
 
-    with bench_config((96, 96), 4, "cpu") as cfg:
-        return _time_stage(cfg, "teacher", steps)
+    return measure().ms / 1e3
 
 
 def register_cli(sub) -> None:
