@@ -120,3 +120,15 @@ def test_a_test_split_must_be_a_folder_name(tmp_path):
 
     with pytest.raises(ConfigError, match="test set folder"):
         get_task("recon").dataset(Config(data_root=str(tmp_path)), "../train")
+
+
+def test_the_plan_before_the_pilot_bounds_every_choice_the_pilot_can_make():
+    """A pilot whose rule never fires chooses its cap; the plan printed before the pilot must
+    cost at least that much (it once used three quarters of the caps, 25 % too little)."""
+    settings = Settings()
+    before = protocol.study_units(settings, None)
+    at_caps = protocol.study_units(settings, dict(settings.caps))
+    epochs = lambda units: [(u.name, r.stage, r.changes.get("method"), r.epochs) for u in units for r in u.runs]
+    assert epochs(before) == epochs(at_caps)
+    teacher = next(r for u in before if u.name == "seed42-4x-core" for r in u.runs if r.stage == "teacher")
+    assert teacher.epochs == round(settings.caps["teacher"] / protocol.DECAY_AT) > settings.caps["teacher"]

@@ -222,9 +222,10 @@ def pilot_kinds(settings: Settings) -> list[str]:
 def study_units(settings: Settings, chosen: dict[str, int] | None, sr_method: str = "sr-keep24"
                 ) -> list[Unit]:
     """Every unit, pilot first, then by seed: the 4x core, its families, 5x and 8x. With
-    ``chosen`` ``None`` (before the pilot) three quarters of the caps stand in for the
-    pilot's epochs (so the runs last as long as the caps: an upper bound of the cost)."""
-    chosen = dict(chosen or {k: math.ceil(v * DECAY_AT) for k, v in settings.caps.items()})
+    ``chosen`` ``None`` (before the pilot) the caps stand in for the pilot's epochs: a pilot
+    whose rule never fires chooses its cap, so this is an upper bound of the cost (each
+    run then trains ``round(cap / DECAY_AT)`` epochs)."""
+    chosen = dict(chosen or settings.caps)
     units = list(pilot_units(settings))
     seeds_4x, seeds_other = settings.seeds_4x, settings.seeds_other
     for seed in dict.fromkeys([*seeds_other, *seeds_4x]):
