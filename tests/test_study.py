@@ -132,3 +132,22 @@ def test_the_plan_before_the_pilot_bounds_every_choice_the_pilot_can_make():
     assert epochs(before) == epochs(at_caps)
     teacher = next(r for u in before if u.name == "seed42-4x-core" for r in u.runs if r.stage == "teacher")
     assert teacher.epochs == round(settings.caps["teacher"] / protocol.DECAY_AT) > settings.caps["teacher"]
+
+
+def test_a_unit_starts_once_its_own_kinds_are_chosen_not_before(tmp_path):
+    """With two processes the 4x core starts while the SR pilot still runs: it must train at
+    the epochs its own pilot chose, and an SR unit must refuse until the SR pilot has chosen
+    (a run once failed every unit because it waited for all pilots' epochs.json)."""
+    from kdmri.tools import study
+
+    settings = Settings()
+    (tmp_path / "pilot").mkdir()
+    for kind in ("teacher", "student", "feature", "kd"):
+        (tmp_path / "pilot" / f"{kind}.json").write_text(json.dumps({"chosen": 12}))
+    units = {u.name: u for u in study.units_of(tmp_path, settings)}
+    teacher = next(r for r in units["seed42-4x-core"].runs if r.stage == "teacher")
+    assert (teacher.epochs, teacher.lr_step) == protocol.schedule(12)
+    sr_teacher = next(r for r in units["seed42-4x-sr"].runs if r.stage == "sr-teacher")
+    assert sr_teacher.epochs == protocol.schedule(settings.caps["sr-teacher"])[0]  # the cap until chosen
+    with pytest.raises(ConfigError, match="sr-feature, sr-kd, sr-student, sr-teacher yet"):
+        study.run_unit(tmp_path, settings, "seed42-4x-sr")

@@ -93,8 +93,11 @@ def run_config(base: Config, run: protocol.Run) -> Config:
 
 
 def chosen_epochs(root: Path) -> dict[str, int] | None:
-    path = root / "epochs.json"
-    return {k: v["chosen"] for k, v in json.loads(path.read_text()).items()} if path.is_file() else None
+    """The epochs the pilot chose so far, per stage kind (``<root>/pilot/<kind>.json``; a
+    unit needs only its own kinds, so the 4x core can start before the SR pilot ends);
+    ``None`` before the first pilot run ends."""
+    records = {p.stem: json.loads(p.read_text()) for p in sorted((root / "pilot").glob("*.json"))}
+    return {k: int(v["chosen"]) for k, v in records.items()} or None
 
 
 def units_of(root: Path, settings: Settings) -> list[Unit]:
@@ -150,8 +153,10 @@ def run_unit(root: Path, settings: Settings, name: str) -> dict:
     if name not in units:
         raise ConfigError(f"unit {name!r}: not a unit of the study in {root}")
     unit = units[name]
-    if not unit.pilot and chosen_epochs(root) is None:
-        raise ConfigError(f"unit {name}: the pilot has not chosen the epochs yet ({root / 'epochs.json'})")
+    missing = sorted({r.kind for r in unit.runs} - set(chosen_epochs(root) or ()))
+    if not unit.pilot and missing:
+        raise ConfigError(f"unit {name}: the pilot has not chosen the epochs of {', '.join(missing)} yet "
+                          f"(expected {root / 'pilot'}/<kind>.json; the pilot units run first)")
     base = base_config(root, settings, unit)
     t0 = time.perf_counter()
     for run in unit.runs:
@@ -255,7 +260,8 @@ def plan(root: Path, settings: Settings, calibration: float, seeds=None) -> tupl
     lines = [f"study in {root}", f"calibration: {calibration * 1000:.0f} ms per fp32 teacher step "
              "(96 x 96, batch 4)", f"training slices {n_train}, held-out (selection) slices {n_val}",
              "epochs: " + ("chosen by the pilot " + json.dumps(chosen) if chosen else
-                           "the pilot has not run: every run at its cap (an upper bound)"), ""]
+                           "the pilot has not run: every run at its cap (an upper bound)")
+             + ("; the other kinds at their caps" if chosen and set(chosen) != set(settings.caps) else ""), ""]
     total = 0.0
     for unit in units_of(root, settings):
         if not unit.pilot and seeds is not None and unit.seed not in seeds:

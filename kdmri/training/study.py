@@ -222,10 +222,10 @@ def pilot_kinds(settings: Settings) -> list[str]:
 def study_units(settings: Settings, chosen: dict[str, int] | None, sr_method: str = "sr-keep24"
                 ) -> list[Unit]:
     """Every unit, pilot first, then by seed: the 4x core, its families, 5x and 8x. With
-    ``chosen`` ``None`` (before the pilot) the caps stand in for the pilot's epochs: a pilot
+    a kind missing from ``chosen`` (its pilot has not ended) its cap stands in for the pilot's epochs: a pilot
     whose rule never fires chooses its cap, so this is an upper bound of the cost (each
     run then trains ``round(cap / DECAY_AT)`` epochs)."""
-    chosen = dict(chosen or settings.caps)
+    chosen = {**settings.caps, **(chosen or {})}
     units = list(pilot_units(settings))
     seeds_4x, seeds_other = settings.seeds_4x, settings.seeds_other
     for seed in dict.fromkeys([*seeds_other, *seeds_4x]):
