@@ -54,10 +54,13 @@ def _volume(rng, n, k, size=(24, 24)):
                      for i in range(n)], -1).astype(np.float32)
 
 
-def test_tiny_study_runs_resumes_and_reports(tmp_path):
-    from kdmri.reporting.study import RESULTS_MARKER, comparison_rows, write_results
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory):
+    """A tiny study (two seeds, 4x core and ablation, 24 x 24 volumes) run to the end: seed 1
+    first, then a resumed run for the rest."""
     from kdmri.tools import study
 
+    tmp_path = tmp_path_factory.mktemp("study")
     rng = np.random.default_rng(0)
     src, root = tmp_path / "src", tmp_path / "root"
     masks = {4: cartesian_mask((24, 24), 4, seed=0)}
@@ -70,10 +73,19 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path):
                         caps={k: 2 for k in protocol.CAPS}, window=1, delta_db=100.0, seeds_4x=(1, 2),
                         seeds_other=(1, 2), accs=("4x",), families=("core", "ablation"))
     settings = study.load_settings(root, settings)
+    first = study.run_study(root, settings, seeds=[1], in_process=True, verbose=False)
+    second = study.run_study(root, settings, in_process=True, verbose=False)
+    return {"tmp": tmp_path, "root": root, "settings": settings, "first": first, "second": second}
+
+
+def test_tiny_study_runs_resumes_and_reports(tiny_study):
+    from kdmri.reporting.study import RESULTS_MARKER, comparison_rows, write_results
+    from kdmri.tools import study
+
+    tmp_path, root, settings = tiny_study["tmp"], tiny_study["root"], tiny_study["settings"]
     with pytest.raises(ConfigError, match="other settings"):
         study.load_settings(root, Settings())
-    first = study.run_study(root, settings, seeds=[1], in_process=True, verbose=False)
-    assert [r["unit"] for r in first] == ["pilot-kdmri", "seed1-4x-core", "seed1-4x-ablation"]
+    assert [r["unit"] for r in tiny_study["first"]] == ["pilot-kdmri", "seed1-4x-core", "seed1-4x-ablation"]
     # the selection split: the held-out training volume is the engine's validation, never a test set
     assert sorted(p.name for p in (root / "data" / "validation").iterdir()) == ["v2.h5"]
     assert sorted(p.name for p in (root / "data" / "train").iterdir()) == ["v0.h5", "v1.h5"]
@@ -83,8 +95,7 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path):
     for test, n in (("slab", 3), ("shift", 2)):
         assert json.loads((kd / f"test_{test}" / "report.json").read_text())["n_slices"] == n
     # resuming runs only what is left: seed 2 (the pilot and seed 1 are done)
-    second = study.run_study(root, settings, in_process=True, verbose=False)
-    assert [r["unit"] for r in second] == ["seed2-4x-core", "seed2-4x-ablation"]
+    assert [r["unit"] for r in tiny_study["second"]] == ["seed2-4x-core", "seed2-4x-ablation"]
     assert study.run_study(root, settings, in_process=True, verbose=False) == []
     text, hours = study.plan(root, settings, 0.2)
     assert hours == 0 and "seed2-4x-ablation        done" in text
@@ -99,6 +110,44 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path):
     assert text.startswith("# protocol kept") and "old results" not in text
     assert "domain-shift set" in text and "| teacher - student | 4x | 2 |" in text
     assert (tmp_path / "results_figures" / "pilot_learning_curves.png").is_file()
+
+
+def test_publish_writes_verified_checkpoints_a_manifest_and_the_summary(tiny_study, tmp_path):
+    """study-publish: every evaluated role of one seed as a verified, loadable checkpoint whose
+    manifest figures are what evaluating it again gives; nothing written when a seed is unfinished."""
+    import kdmri.pretrained as pretrained
+    from kdmri.config import load_config
+    from kdmri.errors import DataError
+    from kdmri.evaluation.evaluate import evaluate
+    from kdmri.tools.publish import mean_metrics, publish
+
+    root, settings = tiny_study["root"], tiny_study["settings"]
+    out, manifest = tmp_path / "pkg" / "study", tmp_path / "pkg" / "manifest.yaml"
+    names = publish(root, 1, out, manifest, commit="abc")
+    assert sorted(names) == sorted(f"study-4x-{e}" for e in (
+        "kdmri_teacher", "kdmri_student", "kdmri_kd", "ctl_student", "abl-imitation_kd", "abl-attention_kd"))
+    entries = pretrained.read_manifest(manifest)
+    kd = entries["study-4x-kdmri_kd"]
+    assert kd.stage == "kd" and kd.seed == 1 and kd.commit == "abc" and kd.url == "study/study-4x-kdmri_kd.pt"
+    assert set(kd.metrics) == {"slab", "shift"} and "PSNR" in kd.card
+    model = pretrained.load("study-4x-kdmri_kd", manifests=[manifest])
+    assert sum(p.numel() for p in model.parameters()) > 0
+    # the manifest's figure is what evaluating the published file on the test set gives
+    cfg = load_config(kd.config["params"], {**settings.overrides, **kd.config["changes"],
+                                            "data_root": settings.source, "experiments_root": str(tmp_path / "e")})
+    again = tmp_path / "again"
+    evaluate(cfg, kd.stage, checkpoint=pretrained.path("study-4x-kdmri_kd", [manifest]),
+             save_reconstructions=False, split="shift", out=again)
+    assert mean_metrics(again)["psnr"] == pytest.approx(kd.metrics["shift"]["psnr"], abs=1e-4)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["published_seed"] == 1 and "study-4x-kdmri_kd" in summary["curves"]
+    assert {r["seed"] for r in summary["tests"]["slab"]["values"]} == {1, 2}
+    # a second publish needs --force; a seed that is not a study seed is one clear error
+    with pytest.raises(DataError, match="--force"):
+        publish(root, 1, out, manifest)
+    with pytest.raises(ConfigError, match="seed 7: not a seed"):
+        publish(root, 7, tmp_path / "x", tmp_path / "x.yaml")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.yaml").exists()
 
 
 def test_shift_set_is_real_scans_in_the_demo_layout(tmp_path):

@@ -18,6 +18,10 @@ files named by ``$KDMRI_MANIFESTS`` (separated by :data:`os.pathsep`), then thos
         command: python -m kdmri train ...         # how, at which commit,
         commit: 900b24e...                         # and the model card text
         card: "..."
+        stage: student                             # optional: the stage evaluating it,
+        acc: 4x                                    # its acceleration and seed,
+        seed: 42
+        metrics: {slab: {psnr: 31.2, ssim: 0.93}}  # and its figures per test set
 
 A URL is downloaded once into ``<cache>/pretrained/`` (:func:`kdmri.fetch.cache_dir`) through
 :func:`kdmri.fetch.fetch` (temporary file, sha256 checked, then renamed); a path -- such as
@@ -47,7 +51,8 @@ PREFIX = "pretrained:"
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _FIELDS = {"url": str, "sha256": str, "size": int, "config": (str, dict), "command": str,
-           "commit": str, "card": str, "description": str}
+           "commit": str, "card": str, "description": str, "stage": str, "acc": str, "seed": int,
+           "metrics": dict}
 _REQUIRED = ("url", "sha256")
 
 
@@ -66,6 +71,10 @@ class Entry:
     commit: str | None = None
     card: str | None = None
     description: str | None = None
+    stage: str | None = None  # the stage that evaluates it (teacher, student, kd, sr-teacher...)
+    acc: str | None = None
+    seed: int | None = None
+    metrics: dict | None = None  # {test set: {psnr, ssim, nmse}} measured when published
 
     @property
     def is_remote(self) -> bool:

@@ -22,6 +22,7 @@ from kdmri.tools import (
     jobs,
     notebook_cli,
     pipeline,
+    publish,
     site,
     srselect,
     study,
@@ -86,6 +87,7 @@ COMMANDS = (
     export.register_cli,
     srselect.register_cli,
     study.register_cli,
+    publish.register_cli,
     commands.register_figures,
     site.register_cli,
 )
