@@ -134,7 +134,8 @@ def test_publish_writes_verified_checkpoints_a_manifest_and_the_summary(tiny_stu
     assert sum(p.numel() for p in model.parameters()) > 0
     # the manifest's figure is what evaluating the published file on the test set gives
     cfg = load_config(kd.config["params"], {**settings.overrides, **kd.config["changes"],
-                                            "data_root": settings.source, "experiments_root": str(tmp_path / "e")})
+                                            "data_root": settings.source,
+                                            "experiments_root": str(tmp_path / "e")})
     again = tmp_path / "again"
     evaluate(cfg, kd.stage, checkpoint=pretrained.path("study-4x-kdmri_kd", [manifest]),
              save_reconstructions=False, split="shift", out=again)
@@ -177,7 +178,9 @@ def test_the_plan_before_the_pilot_bounds_every_choice_the_pilot_can_make():
     settings = Settings()
     before = protocol.study_units(settings, None)
     at_caps = protocol.study_units(settings, dict(settings.caps))
-    epochs = lambda units: [(u.name, r.stage, r.changes.get("method"), r.epochs) for u in units for r in u.runs]
+
+    def epochs(units):
+        return [(u.name, r.stage, r.changes.get("method"), r.epochs) for u in units for r in u.runs]
     assert epochs(before) == epochs(at_caps)
     teacher = next(r for u in before if u.name == "seed42-4x-core" for r in u.runs if r.stage == "teacher")
     assert teacher.epochs == round(settings.caps["teacher"] / protocol.DECAY_AT) > settings.caps["teacher"]
@@ -200,3 +203,125 @@ def test_a_unit_starts_once_its_own_kinds_are_chosen_not_before(tmp_path):
     assert sr_teacher.epochs == protocol.schedule(settings.caps["sr-teacher"])[0]  # the cap until chosen
     with pytest.raises(ConfigError, match="sr-feature, sr-kd, sr-student, sr-teacher yet"):
         study.run_unit(tmp_path, settings, "seed42-4x-sr")
+
+
+# ---------------------------------------------------------------- the report's findings
+
+
+def _curve(kind, model, seed, scores, selected, lr_step=float("nan"), acc="4x"):
+    return [{"kind": kind, "acc": acc, "model": model, "seed": seed, "epoch": e, "score": s,
+             "score_name": "val_psnr", "lr_step": lr_step, "selected": selected}
+            for e, s in enumerate(scores, 1)]
+
+
+def test_flatness_is_the_protocols_gain_at_the_selected_epoch():
+    """By hand: the gain at epoch 25 over 10 epochs is best(1..25) - best(1..15)."""
+    import pandas as pd
+
+    from kdmri.reporting.study import flatness, flatness_markdown
+
+    plateau = [30 + 0.1 * min(e, 12) for e in range(30)]  # flat from epoch 13 on
+    rising = [30 + 0.1 * e for e in range(30)]  # +1 dB per 10 epochs
+    assert protocol.window_gain(plateau, 25, 10) == pytest.approx(0.0)
+    assert protocol.window_gain(rising, 25, 10) == pytest.approx((30 + 2.4) - (30 + 1.4))
+    assert protocol.window_gain(rising, 14, 10) == pytest.approx(1.0)
+    assert np.isnan(protocol.window_gain(rising, 10, 10))  # no window of 10 before epoch 10
+    assert protocol.converged_epoch(plateau) == 23  # the rule is the same gain
+    curves = pd.DataFrame(_curve("teacher", "kdmri_teacher", 1, plateau, 25, lr_step=20)
+                          + _curve("teacher", "kdmri_teacher", 2, rising, 25, lr_step=20)
+                          + _curve("student", "kdmri_student", 1, plateau, 25, lr_step=5)
+                          + _curve("student", "kdmri_student", 2, plateau, 23, lr_step=5)
+                          + _curve("kd", "kdmri_kd", 1, rising, 8))
+    table = flatness(curves, 10, 0.05).set_index("model")
+    teacher = table.loc["kdmri_teacher"]
+    assert teacher["seeds"] == 2 and teacher["selected"] == "25"
+    assert teacher["gain_mean"] == pytest.approx(0.5) and teacher["gain_max"] == pytest.approx(1.0)
+    assert teacher["verdict"] == "still rising (1 of 2 seeds)" and teacher["drop_in_window"] == 2
+    student = table.loc["kdmri_student"]
+    assert student["verdict"] == "flat (< 0.05 dB)" and student["selected"] == "23-25"
+    assert student["drop_in_window"] == 0 and student["gain_max"] == pytest.approx(0.0)
+    assert table.loc["kdmri_kd", "verdict"].startswith("undetermined")
+    text = "\n".join(flatness_markdown(flatness(curves, 10, 0.05), 10))
+    assert ("| teacher | 4x | kdmri_teacher | 2 | 25 | 0.500 | 1.000 | 2 | still rising (1 of 2 seeds) |"
+            in text)
+
+
+def test_study_report_draws_the_findings_checks_flatness_and_states_the_cost(tiny_study):
+    import pandas as pd
+
+    from kdmri.reporting.study import (
+        RESULTS_MARKER,
+        flatness,
+        pilot_curves,
+        run_curves,
+        run_records,
+        write_results,
+    )
+    from kdmri.tools import study
+    from kdmri.training.calibration import Calibration
+
+    tmp_path, root, settings = tiny_study["tmp"], tiny_study["root"], tiny_study["settings"]
+    # a start records its calibration (appended), measured or given
+    assert study.run_study(root, settings, in_process=True, verbose=False, calibration=0.25) == []
+    cal = Calibration(ms=312.5, cpu="test CPU", threads=1, steps=20, torch="x")
+    records = study.record_calibration(root, cal)
+    assert [r["ms"] for r in records[-2:]] == [250.0, 312.5] and records[-1]["source"] == "measured"
+    # the curves: every finished run, the protocol's score (the objective in dB for the feature stage)
+    curves, unfinished = run_curves(run_records(root, settings))
+    assert unfinished == [] and set(curves["seed"]) == {1, 2}
+    exp = root / "seeds" / "seed1" / "demo" / "acc_4x"
+    feature = pd.read_csv(exp / "kdmri_feature" / "train_log.csv")
+    mine = curves[(curves["model"] == "kdmri_feature") & (curves["seed"] == 1)]
+    assert list(mine["score"]) == pytest.approx([-10 * np.log10(v) for v in feature["val_loss"]])
+    # flatness by hand on the teacher's logs (the tiny study's window is 1 epoch)
+    gains = []
+    for seed in (1, 2):
+        log = pd.read_csv(root / "seeds" / f"seed{seed}" / "demo" / "acc_4x" / "kdmri_teacher"
+                          / "train_log.csv")
+        sel = int(log["epoch"][log["val_loss"].idxmin()])
+        gains.append(log["val_psnr"][:sel].max() - log["val_psnr"][:sel - 1].max())
+    row = flatness(curves, settings.window, settings.delta_db).set_index("model").loc["kdmri_teacher"]
+    assert row["gain_mean"] == pytest.approx(np.mean(gains)) and row["gain_max"] == pytest.approx(max(gains))
+    assert row["verdict"] == "flat (< 100 dB)"  # the tiny study's threshold
+    still = flatness(curves, settings.window, 1e-6).set_index("model").loc["kdmri_teacher", "verdict"]
+    assert still.startswith("still rising")  # every gain above a tiny threshold
+    pilot = pilot_curves(root)
+    assert list(pilot["kind"].unique()) == ["teacher", "student", "feature", "kd"]  # the pilot's order
+    out = tmp_path / "RESULTS_findings.md"
+    out.write_text(f"# protocol\n\n{RESULTS_MARKER}\n")
+    write_results(root, out, min_seeds=2)
+    text = out.read_text()
+    for name in ("psnr_vs_acc.png", "psnr_per_model_4x.png", "learning_curves.png",
+                 "pilot_learning_curves.png"):
+        assert (tmp_path / "results_figures" / name).stat().st_size > 1000
+        assert f"(results_figures/{name})" in text
+    assert "### Convergence" in text and "| teacher | 4x | kdmri_teacher | 2 |" in text
+    assert "| teacher | 4x | pilot | 1 | 2 |" in text
+    assert "| 4x core | 2 |" in text and "| 312 | test CPU | 1 | measured |" in text
+    assert "Measured training time: **" in text
+
+
+def test_notebook_08_draws_the_published_findings(tiny_study, tmp_path, capsys):
+    """Notebook 08's section, from a summary.json that study-publish wrote from the tiny study;
+    without one, one line saying how to publish."""
+    from matplotlib.figure import Figure
+
+    from kdmri.reporting.study import published_findings, show_published_findings
+    from kdmri.tools.publish import publish
+
+    assert show_published_findings(tmp_path / "none.json") is None
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "study-publish" in said[0]
+    out = tmp_path / "pkg" / "study"
+    publish(tiny_study["root"], 1, out, tmp_path / "pkg" / "manifest.yaml", commit="abc", min_seeds=2)
+    found = published_findings(out / "summary.json")
+    assert set(found["values"]["test"]) == {"slab", "shift"} and set(found["values"]["seed"]) == {1, 2}
+    assert len(found["figures"]) == 3 and all(isinstance(f, Figure) for f in found["figures"])
+    assert [len(f.axes) for f in found["figures"][:2]] == [2, 2]  # one panel per test set
+    text = found["markdown"]
+    for label in ("demo validation slab", "domain-shift set"):
+        section = text.split(label)[1]
+        assert "| teacher - student | 4x | 2 |" in section and "seed spread |" in section
+    assert "| kd | 4x | kdmri_kd | 2 |" in text and "The pilot's flatness" in text
+    assert set(found["curves"]["seed"]) == {1}  # the published seed's curves
+    assert show_published_findings(out / "summary.json")["markdown"] == text

@@ -6,6 +6,14 @@ that evaluated both sides on the test set (``<experiment>/test_<set>/metrics.csv
 over seeds of the per-seed mean slice difference, its 95 % t interval over seeds and the
 verdict. The fraction of the teacher - student gap that KD recovers is the ratio of the two
 mean differences (no interval: a ratio of two noisy means). Nothing here selects anything.
+
+Convergence: every run's held-out curve (:func:`run_curves`; the protocol's score,
+:func:`kdmri.training.study.score`) and the pilot's (:func:`pilot_curves`), and their
+*flatness* (:func:`flatness`): the protocol's rule (:func:`kdmri.training.study.window_gain`,
+0.05 dB over 10 epochs) applied at the epoch each run selected. Cost: the epochs' seconds,
+each unit's recorded wall time and the calibrations recorded at each start (:func:`cost_markdown`).
+The figures are :mod:`kdmri.reporting.studyfigs`; notebook 08 draws the same from the
+published ``summary.json`` (:func:`published_findings`).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import pandas as pd
 
 from kdmri.paths import experiment_dir
 from kdmri.reporting.seeds import seed_comparison, seed_root
+from kdmri.training import study as protocol
 
 DATASET = "demo"
 TEST_LABELS = {"slab": "demo validation slab (MNI152 template, 16 slices)",
@@ -103,6 +112,199 @@ def model_values(root: Path | str, test: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["seed", "acc", "model", "psnr"])
 
 
+def all_model_values(root: Path | str) -> pd.DataFrame:
+    """:func:`model_values` of every test set, with a ``test`` column (the figures' input)."""
+    frames = [model_values(root, test).assign(test=test) for test in TEST_LABELS]
+    return pd.concat(frames, ignore_index=True)[["test", "seed", "acc", "model", "psnr"]]
+
+
+# ---------------------------------------------------------------- convergence
+
+
+def study_settings(root: Path | str) -> protocol.Settings | None:
+    """The settings of the study in ``root`` (``study.json``), ``None`` when there is none."""
+    path = Path(root) / "study.json"
+    return protocol.Settings.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+def run_records(root: Path | str, settings: protocol.Settings, seed: int | None = None) -> list[dict]:
+    """One record per run of the study's seed units (of ``seed`` when given), trained or not:
+    ``{"unit", "run", "cfg", "experiment"}`` (the run's experiment folder)."""
+    from kdmri.tools.study import base_config, run_config, units_of
+    from kdmri.training.stages import get_stage
+
+    root = Path(root)
+    out = []
+    for unit in units_of(root, settings):
+        if unit.pilot or (seed is not None and unit.seed != seed):
+            continue
+        base = base_config(root, settings, unit)
+        for run in unit.runs:
+            cfg = run_config(base, run)
+            stage = get_stage(run.stage)
+            out.append({"unit": unit, "run": run, "cfg": cfg,
+                        "experiment": stage.experiment(stage.configure(cfg))})
+    return out
+
+
+def run_curves(records: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """The held-out curve of every finished run of ``records`` (:func:`run_records`): one row
+    per epoch with the stage kind, acc, model (experiment folder), seed, the protocol's score
+    (``val_psnr``, or the objective in dB for the stages selected on it), the run's
+    ``lr_step`` and its selected epoch (:func:`kdmri.training.study.selected_epoch`).
+    Returns ``(curves, unfinished)``: the runs whose log is shorter than their epochs."""
+    from kdmri.reporting.studyfigs import CURVE_COLUMNS
+    from kdmri.training.stages import get_stage
+
+    rows, unfinished = [], []
+    for rec in records:
+        unit, run, exp = rec["unit"], rec["run"], rec["experiment"]
+        log = exp / "train_log.csv"
+        frame = pd.read_csv(log) if log.is_file() else pd.DataFrame()
+        if len(frame) < run.epochs:
+            if len(frame):
+                unfinished.append(f"{unit.name} {exp.name}: {len(frame)} of {run.epochs} epochs")
+            continue
+        objective = get_stage(run.stage).validate == "objective"
+        selected = protocol.selected_epoch(frame)
+        rows += [{"kind": run.kind, "acc": unit.acc, "model": exp.name, "seed": unit.seed,
+                  "epoch": int(r["epoch"]), "score": protocol.score(r, objective),
+                  "score_name": protocol.SCORE_NAMES[objective], "lr_step": run.lr_step,
+                  "selected": selected} for r in frame.to_dict("records")]
+    return pd.DataFrame(rows, columns=list(CURVE_COLUMNS)), unfinished
+
+
+def pilot_curves(root: Path | str) -> pd.DataFrame:
+    """The pilot's held-out curves (``<root>/pilot/<kind>.json``), in :func:`run_curves`' columns:
+    model ``pilot``, no learning-rate drop (NaN), the rule's chosen epoch as ``selected``."""
+    from kdmri.reporting.studyfigs import CURVE_COLUMNS
+
+    rows = []
+    order = {k: i for i, k in enumerate(protocol.PILOT_ORDER)}
+    paths = sorted(Path(root, "pilot").glob("*.json"), key=lambda p: (order.get(p.stem, len(order)), p.stem))
+    for path in paths:
+        r = json.loads(path.read_text())
+        rows += [{"kind": path.stem, "acc": "4x", "model": "pilot", "seed": protocol.PILOT_SEED,
+                  "epoch": e, "score": float(v), "score_name": r["score"], "lr_step": float("nan"),
+                  "selected": int(r["chosen"])} for e, v in enumerate(r["scores"], 1)]
+    return pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
+
+
+def flatness(curves: pd.DataFrame, window: int = protocol.WINDOW, delta_db: float = protocol.DELTA_DB
+             ) -> pd.DataFrame:
+    """Is each run flat at its selected epoch? Per run, the protocol's gain there
+    (:func:`kdmri.training.study.window_gain`: best score up to the selected epoch minus the
+    best up to ``window`` epochs earlier); per (kind, acc, model), over seeds: the selected
+    epochs, the mean and max gain, how many windows contain the learning-rate drop, and the
+    verdict: ``flat (< delta dB)`` when every seed's gain is below ``delta_db``, ``still
+    rising`` (with how many seeds) when any is not, ``undetermined`` when a run selected an
+    epoch within the first ``window`` (no window before it)."""
+    runs = []
+    for (kind, acc, model, seed), c in curves.groupby(["kind", "acc", "model", "seed"], sort=False):
+        c = c.sort_values("epoch")
+        sel, step = int(c["selected"].iloc[0]), c["lr_step"].iloc[0]
+        runs.append({"kind": kind, "acc": acc, "model": model, "seed": seed, "selected": sel,
+                     "gain": protocol.window_gain(list(c["score"]), sel, window),
+                     "drop_in_window": bool(pd.notna(step) and sel - window <= step < sel)})
+    rows = []
+    groups = pd.DataFrame(runs).groupby(["kind", "acc", "model"], sort=False) if runs else ()
+    for (kind, acc, model), g in groups:
+        gains = g["gain"].dropna()
+        rising = int((gains >= delta_db).sum())
+        if rising:
+            verdict = f"still rising ({rising} of {len(g)} seeds)"
+        elif len(gains) < len(g):
+            verdict = f"undetermined (selected at or before epoch {window} in {len(g) - len(gains)} seeds)"
+        else:
+            verdict = f"flat (< {delta_db:g} dB)"
+        low, high = int(g["selected"].min()), int(g["selected"].max())
+        rows.append({"kind": kind, "acc": acc, "model": model, "seeds": len(g),
+                     "selected": str(low) if low == high else f"{low}-{high}",
+                     "gain_mean": float(gains.mean()) if len(gains) else float("nan"),
+                     "gain_max": float(gains.max()) if len(gains) else float("nan"),
+                     "drop_in_window": int(g["drop_in_window"].sum()), "verdict": verdict})
+    return pd.DataFrame(rows, columns=["kind", "acc", "model", "seeds", "selected", "gain_mean", "gain_max",
+                                       "drop_in_window", "verdict"])
+
+
+def flatness_markdown(table: pd.DataFrame, window: int = protocol.WINDOW, pilot: bool = False) -> list[str]:
+    """:func:`flatness` as a markdown table (every row, rising ones included)."""
+    if table.empty:
+        return ["No finished run yet."]
+    epoch = "chosen epoch (rule or cap)" if pilot else "selected epoch(s)"
+    lines = [f"| stage kind | acc | model | seeds | {epoch} | gain over the {window} epochs before, "
+             "mean (dB) | max (dB) | windows with the lr drop | verdict |", "|---" * 9 + "|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['kind']} | {r['acc']} | {r['model']} | {r['seeds']} | {r['selected']} | "
+                     f"{r['gain_mean']:.3f} | {r['gain_max']:.3f} | "
+                     f"{'-' if pilot else r['drop_in_window']} | {r['verdict']} |")
+    return lines
+
+
+# ---------------------------------------------------------------- cost
+
+
+def unit_family(name: str) -> str:
+    """``pilot-kdmri`` -> ``pilot``; ``seed42-4x-core`` -> ``4x core``."""
+    if name.startswith("pilot"):
+        return "pilot"
+    _, acc, family = name.split("-", 2)
+    return f"{acc} {family}"
+
+
+def read_calibrations(root: Path | str) -> list[dict]:
+    """The calibrations recorded at each start of the study (``<root>/calibrations.json``)."""
+    path = Path(root) / "calibrations.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def cost_markdown(root: Path | str) -> list[str]:
+    """The measured cost: training hours (the epochs' seconds), each kind of unit's recorded
+    wall time, and the calibrations recorded at each start."""
+    root = Path(root)
+    seconds = {"pilot": 0.0, "seeds": 0.0}
+    logs = list(root.rglob("train_log.csv"))
+    for path in logs:
+        part = "pilot" if path.relative_to(root).parts[0] == "pilot" else "seeds"
+        seconds[part] += float(pd.read_csv(path)["seconds"].sum())
+    total = sum(seconds.values()) / 3600
+    lines = [f"Measured training time: **{total:.2f} h** over {len(logs)} stages (the sum of the "
+             f"epochs' seconds in every train_log.csv: training and held-out validation; test-set "
+             f"evaluations not included): pilot {seconds['pilot'] / 3600:.2f} h, seeds "
+             f"{seconds['seeds'] / 3600:.2f} h. One process each; units ran `--jobs` at a time, so "
+             "this is process time, not elapsed time.", ""]
+    units = [json.loads(p.read_text()) for p in sorted((root / "units").glob("*.json"))]
+    if units:
+        frame = pd.DataFrame({"family": [unit_family(u["unit"]) for u in units],
+                              "seconds": [float(u.get("seconds_this_session", float("nan"))) for u in units]})
+        lines += ["Wall time of the finished units (`units/<unit>.json`, `seconds_this_session`: the "
+                  "wall time of the session that finished the unit, test-set evaluations included; a "
+                  "unit interrupted and resumed counts only its last session, so these are lower "
+                  "bounds; the sum over sessions is not recorded):", "",
+                  "| units | done | sum (h) | mean per unit (min) | max (min) |", "|---|---|---|---|---|"]
+        for family, g in frame.groupby("family", sort=False):
+            lines.append(f"| {family} | {len(g)} | {g['seconds'].sum() / 3600:.2f} | "
+                         f"{g['seconds'].mean() / 60:.1f} | {g['seconds'].max() / 60:.1f} |")
+        lines.append("")
+    cals = read_calibrations(root)
+    if cals:
+        lines += ["Calibration measured at each start of the study (`calibrations.json`; the fp32 "
+                  "DC-CNN teacher training step at 96 x 96, batch 4, median of 20: "
+                  "`kdmri.training.calibration`):", "",
+                  "| started (UTC) | calibration (ms) | CPU | torch threads | source |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {c['time']} | {c['ms']:.0f} | {c.get('cpu', '?')} | {c.get('threads') or '-'} | "
+                  f"{c.get('source', '?')} |" for c in cals]
+    else:
+        lines += ["No calibration recorded in this study folder (`calibrations.json` is written at "
+                  "each start of `python -m kdmri study` from this version on; a study started before "
+                  "has none: the plan it printed at start states the calibration it used)."]
+    return lines + [""]
+
+
+# ---------------------------------------------------------------- markdown
+
+
 def _markdown(table: pd.DataFrame) -> list[str]:
     if table.empty:
         return ["No comparison has enough seeds yet."]
@@ -117,10 +319,54 @@ def _markdown(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def test_markdown(test: str, values: pd.DataFrame, table: pd.DataFrame, missing: list[str] = ()) -> list[str]:
+    """One test set's results: the per-model means over seeds, every comparison with its
+    interval and verdict, the fraction of the gap KD recovers, the rows that lack seeds."""
+    lines = [f"### {TEST_LABELS.get(test, test)}", ""]
+    if len(values):
+        means = values.groupby(["acc", "model"])["psnr"].agg(["count", "mean", "std"]).round(3)
+        lines += ["Per model: mean PSNR over the test slices, mean and std over seeds.", "",
+                  "| acc | model | seeds | mean (dB) | std (dB) |", "|---|---|---|---|---|"]
+        lines += [f"| {acc} | {m} | {int(r['count'])} | {r['mean']:.2f} | {r['std']:.3f} |"
+                  for (acc, m), r in means.iterrows()]
+        lines.append("")
+    lines += _markdown(table) + [""]
+    gaps = gap_recovered(table)
+    if gaps:
+        lines += ["Fraction of the teacher - student gap recovered by KD (ratio of the mean "
+                  "differences): " + ", ".join(f"{acc} {g:.2f}" for acc, g in sorted(gaps.items())), ""]
+    if missing:
+        lines += ["Not enough seeds yet:", *[f"* {m}" for m in missing], ""]
+    return lines
+
+
+def convergence_markdown(curves: pd.DataFrame, pilot: pd.DataFrame, unfinished: list[str],
+                         window: int = protocol.WINDOW, delta_db: float = protocol.DELTA_DB) -> list[str]:
+    """The flatness of every finished run at its selected epoch, and of the pilot's curves at
+    the epoch its rule chose (:func:`flatness`)."""
+    lines = ["### Convergence: are the curves flat where the runs stopped?", "",
+             f"The protocol's rule applied at the epoch each run selected (lowest held-out loss, what "
+             f"`best_model.pt` holds): the best held-out score up to that epoch minus the best up to "
+             f"{window} epochs earlier; **flat** when it is below {delta_db:g} dB for every seed. "
+             "Score: held-out PSNR, the objective in dB for the feature stages. A window that contains "
+             "the learning-rate drop includes the drop's step.", ""]
+    lines += flatness_markdown(flatness(curves, window, delta_db), window) + [""]
+    if unfinished:
+        lines += ["Not finished (left out above):", *[f"* {u}" for u in unfinished], ""]
+    if len(pilot):
+        lines += ["The pilot (seed 0, 4x, constant learning rate) at the epoch its rule chose, or "
+                  "its cap where the rule did not fire:", ""]
+        lines += flatness_markdown(flatness(pilot, window, delta_db), window, pilot=True) + [""]
+    return lines
+
+
 def results_markdown(root: Path | str, figures: Path | None = None, min_seeds: int = 3) -> str:
-    """The results section: the chosen epochs, measured cost, per-model means and every
-    comparison on each test set; figures written to ``figures`` when given."""
+    """The results section: the chosen epochs, the convergence of every run, the measured
+    cost, per-model means and every comparison on each test set; figures written to
+    ``figures`` when given."""
     root = Path(root)
+    settings = study_settings(root)
+    window, delta = (settings.window, settings.delta_db) if settings else (protocol.WINDOW, protocol.DELTA_DB)
     seeds = ", ".join(map(str, study_seeds(root))) or "none yet"
     lines = [f"Study folder: `{root}`; seeds evaluated: {seeds}.", ""]
     epochs = root / "epochs.json"
@@ -132,35 +378,106 @@ def results_markdown(root: Path | str, figures: Path | None = None, min_seeds: i
             fired = "yes" if r["fired"] else "no (cap)"
             lines.append(f"| {kind} | {r['chosen']} | {fired} | {r['cap']} | {r['trained']} |")
         lines.append("")
-    logs = list(root.rglob("train_log.csv"))
-    hours = sum(float(pd.read_csv(p)["seconds"].sum()) for p in logs) / 3600
-    lines += [f"Measured training time: {hours:.2f} h over {len(logs)} stages (sum of the epochs' "
-              "seconds).", ""]
-    for test, title in TEST_LABELS.items():
+    curves, unfinished = run_curves(run_records(root, settings)) if settings else (pd.DataFrame(), [])
+    pilot = pilot_curves(root)
+    if settings:
+        lines += convergence_markdown(curves, pilot, unfinished, window, delta)
+    lines += ["### Cost", ""] + cost_markdown(root)
+    for test in TEST_LABELS:
         table, missing = comparison_rows(root, test, min_seeds=min_seeds)
-        values = model_values(root, test)
-        lines += [f"### {title}", ""]
-        if len(values):
-            means = values.groupby(["acc", "model"])["psnr"].agg(["count", "mean", "std"]).round(3)
-            lines += ["Per model: mean PSNR over the test slices, mean and std over seeds.", "",
-                      "| acc | model | seeds | mean (dB) | std (dB) |", "|---|---|---|---|---|"]
-            lines += [f"| {acc} | {m} | {int(r['count'])} | {r['mean']:.2f} | {r['std']:.3f} |"
-                      for (acc, m), r in means.iterrows()]
-            lines.append("")
-        lines += _markdown(table) + [""]
-        gaps = gap_recovered(table)
-        if gaps:
-            lines += ["Fraction of the teacher - student gap recovered by KD (ratio of the mean "
-                      "differences): "
-                      + ", ".join(f"{acc} {g:.2f}" for acc, g in sorted(gaps.items())), ""]
-        if missing:
-            lines += ["Not enough seeds yet:", *[f"* {m}" for m in missing], ""]
-        if figures is not None and len(values):
-            from kdmri.reporting.studyfigs import save_study_figures
+        lines += test_markdown(test, model_values(root, test), table, missing)
+    if figures is not None:
+        from kdmri.reporting.studyfigs import save_study_figures
 
-            for name in save_study_figures(values, table, root, Path(figures), test):
-                lines += [f"![{name}]({Path(figures).name}/{name})", ""]
+        names = save_study_figures(all_model_values(root), curves, pilot, Path(figures))
+        if names:
+            lines += ["### Figures", ""]
+        for name in names:
+            lines += [f"![{name}]({Path(figures).name}/{name})", ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the published findings
+
+
+def findings_frames(summary: dict) -> dict:
+    """The frames of a published ``summary.json`` (:mod:`kdmri.tools.publish`): ``values``
+    (with a ``test`` column), ``comparisons`` and ``missing`` per test set, ``curves`` of the
+    published seed's runs, ``flatness`` and ``pilot_flatness`` (over every seed)."""
+    from kdmri.reporting.studyfigs import CURVE_COLUMNS
+
+    tests = summary.get("tests", {})
+    values = pd.DataFrame([{**r, "test": t} for t, d in tests.items() for r in d["values"]],
+                          columns=["test", "seed", "acc", "model", "psnr"])
+    curves = pd.DataFrame([{"kind": c["kind"], "acc": c["acc"], "model": c["model"], "seed": c["seed"],
+                            "epoch": e, "score": v, "score_name": c["score"], "lr_step": c["lr_step"],
+                            "selected": c["selected"]}
+                           for c in summary.get("curves", {}).values() if "kind" in c
+                           for e, v in enumerate(c["values"], 1)], columns=list(CURVE_COLUMNS))
+    return {"values": values, "curves": curves,
+            "comparisons": {t: pd.DataFrame(d["comparisons"]) for t, d in tests.items()},
+            "missing": {t: d.get("missing", []) for t, d in tests.items()},
+            "flatness": pd.DataFrame(summary.get("flatness", [])),
+            "pilot_flatness": pd.DataFrame(summary.get("pilot_flatness", []))}
+
+
+def published_findings(path: Path | str | None = None) -> dict | None:
+    """The study's findings from the published ``summary.json`` (default
+    ``kdmri/pretrained/study/summary.json``): its frames (:func:`findings_frames`), the
+    figures (PSNR against acceleration, PSNR per 4x model with the seeds, the published
+    seed's learning curves) and the markdown (every comparison with its interval and verdict
+    on both test sets, the flatness tables); ``None`` when nothing is published."""
+    from kdmri.reporting.studyfigs import learning_curves, psnr_per_model, psnr_vs_acceleration
+    from kdmri.tools.publish import SUMMARY
+
+    path = Path(path) if path is not None else SUMMARY
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    frames = findings_frames(summary)
+    values, figures = frames["values"], []
+    if len(values):
+        figures.append(psnr_vs_acceleration(values))
+        if "4x" in set(values["acc"]):
+            figures.append(psnr_per_model(values, "4x"))
+    if len(frames["curves"]):
+        figures.append(learning_curves(frames["curves"], f"seed {summary.get('published_seed')}: "
+                                       "held-out score per epoch"))
+    lines = [f"Published seed {summary.get('published_seed')}; measured training time "
+             f"{summary.get('measured_hours', float('nan')):.2f} h.", ""]
+    for test, table in frames["comparisons"].items():
+        lines += test_markdown(test, values[values["test"] == test], table, frames["missing"][test])
+    for key, pilot in (("flatness", False), ("pilot_flatness", True)):
+        if len(frames[key]):
+            lines += [("The pilot's" if pilot else "Every run's") + " flatness at its "
+                      + ("chosen" if pilot else "selected") + " epoch:", ""]
+            lines += flatness_markdown(frames[key], summary.get("window", protocol.WINDOW), pilot) + [""]
+    return {**frames, "figures": figures, "markdown": "\n".join(lines)}
+
+
+def not_published_line(path: Path | str | None = None) -> str:
+    """One line: nothing is published, and how to publish."""
+    from kdmri.paths import project_root
+    from kdmri.tools.publish import SUMMARY
+
+    path = Path(path) if path else SUMMARY
+    shown = path.relative_to(project_root()) if path.is_relative_to(project_root()) else path
+    return (f"No study results published yet ({shown} does not exist): run the study (`make study`), "
+            "then `python -m kdmri study-publish --root <study root> --seed 42`.")
+
+
+def show_published_findings(path: Path | str | None = None) -> dict | None:
+    """Notebook 08: display :func:`published_findings`, or print :func:`not_published_line`."""
+    from IPython.display import Markdown, display
+
+    found = published_findings(path)
+    if found is None:
+        print(not_published_line(path))
+        return None
+    for fig in found["figures"]:
+        display(fig)
+    display(Markdown(found["markdown"]))
+    return found
 
 
 #: The line in docs/RESULTS.md below which ``study-report`` rewrites the file.

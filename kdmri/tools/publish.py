@@ -78,8 +78,8 @@ def mean_metrics(folder: Path) -> dict[str, float]:
 
 def published_runs(root: Path, settings: protocol.Settings, seed: int) -> list[dict]:
     """One record per evaluated run of ``seed``: unit, run, config, experiment folder, name."""
-    from kdmri.tools.study import base_config, is_done, run_config, units_of
-    from kdmri.training.stages import get_stage
+    from kdmri.reporting.study import run_records
+    from kdmri.tools.study import is_done, units_of
 
     units = [u for u in units_of(root, settings) if not u.pilot and u.seed == seed]
     if not units:
@@ -89,23 +89,14 @@ def published_runs(root: Path, settings: protocol.Settings, seed: int) -> list[d
     if unfinished:
         raise DataError(f"{root}: seed {seed} is not finished ({', '.join(unfinished)}); "
                         "publish a seed once every unit of it is done")
-    out = []
-    for unit in units:
-        base = base_config(root, settings, unit)
-        for run in unit.runs:
-            if not run.evaluate:
-                continue
-            cfg = run_config(base, run)
-            stage = get_stage(run.stage)
-            exp = stage.experiment(stage.configure(cfg))
-            out.append({"unit": unit, "run": run, "cfg": cfg, "experiment": exp,
-                        "name": checkpoint_name(unit.acc, exp.name)})
-    return out
+    return [{**rec, "name": checkpoint_name(rec["unit"].acc, rec["experiment"].name)}
+            for rec in run_records(root, settings, seed) if rec["run"].evaluate]
 
 
 def _card(record: dict, metrics: dict) -> str:
     unit, run = record["unit"], record["run"]
-    figures = "; ".join(f"{test}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}" for test, m in metrics.items())
+    figures = "; ".join(f"{test}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}"
+                        for test, m in metrics.items())
     return (f"The kdmri study's {record['experiment'].name} at {unit.acc} (seed {unit.seed}, unit "
             f"{unit.name}): stage {run.stage}, {run.epochs} epochs, learning-rate drop at {run.lr_step}, "
             "trained on the demo dataset (MNI152 template, 96 x 96, kdmri's Cartesian masks), the "
@@ -140,13 +131,25 @@ def write_checkpoint(source: Path, dest: Path) -> None:
         torch.save({"model": state, **keep, "config": config}, tmp)
 
 
-def summary(root: Path, records: list[dict], seed: int) -> dict:
-    """The study's results for the notebooks and docs (see the module docstring)."""
-    from kdmri.reporting.study import TEST_LABELS, comparison_rows, gap_recovered, model_values
+def summary(root: Path, records: list[dict], seed: int, settings: protocol.Settings | None = None,
+            min_seeds: int = 3) -> dict:
+    """The study's results for the notebooks and docs (see the module docstring); a
+    comparison needs ``min_seeds`` seeds (as in ``study-report``)."""
+    from kdmri.reporting.study import (
+        TEST_LABELS,
+        comparison_rows,
+        flatness,
+        gap_recovered,
+        model_values,
+        pilot_curves,
+        read_calibrations,
+        run_curves,
+        run_records,
+    )
 
     tests = {}
     for test in TEST_LABELS:
-        table, missing = comparison_rows(root, test)
+        table, missing = comparison_rows(root, test, min_seeds=min_seeds)
         rows = []
         for r in table.to_dict("records"):
             r["per_seed"] = {str(k): v for k, v in r["per_seed"].items()}
@@ -154,27 +157,32 @@ def summary(root: Path, records: list[dict], seed: int) -> dict:
         tests[test] = {"label": TEST_LABELS[test], "values": model_values(root, test).to_dict("records"),
                        "comparisons": rows, "gap_recovered": gap_recovered(table), "missing": missing}
     curves = {}
+    frame, _ = run_curves(records)
     for rec in records:
-        log = rec["experiment"] / "train_log.csv"
-        if log.is_file():
-            frame = pd.read_csv(log)
-            column = "val_psnr" if "val_psnr" in frame else "val_loss"
-            curves[rec["name"]] = {"score": column, "values": [round(float(v), 4) for v in frame[column]],
-                                   "lr_step": rec["run"].lr_step, "selected": _selected_epoch(frame)}
+        run = frame[(frame["model"] == rec["experiment"].name) & (frame["acc"] == rec["unit"].acc)]
+        if len(run):
+            curves[rec["name"]] = {"score": run["score_name"].iloc[0],
+                                   "values": [round(float(v), 4) for v in run["score"]],
+                                   "lr_step": rec["run"].lr_step, "selected": int(run["selected"].iloc[0]),
+                                   "kind": rec["run"].kind, "acc": rec["unit"].acc, "seed": rec["unit"].seed,
+                                   "model": rec["experiment"].name}
+    settings = settings or protocol.Settings()
+    every, _ = run_curves(run_records(root, settings))
     epochs = json.loads((root / "epochs.json").read_text()) if (root / "epochs.json").is_file() else {}
     logs = list(root.rglob("train_log.csv"))
     return {"published_seed": seed, "tests": tests, "curves": curves,
-            "epochs": {k: {f: v[f] for f in ("chosen", "fired", "cap", "trained")} for k, v in epochs.items()},
-            "measured_hours": round(sum(float(pd.read_csv(p)["seconds"].sum()) for p in logs) / 3600, 3)}
-
-
-def _selected_epoch(frame: pd.DataFrame) -> int:
-    """The epoch of the lowest held-out loss (the one ``best_model.pt`` holds)."""
-    return int(frame.loc[frame["val_loss"].idxmin(), "epoch"]) if "val_loss" in frame else int(frame["epoch"].iloc[-1])
+            "epochs": {k: {f: v[f] for f in ("chosen", "fired", "cap", "trained")}
+                       for k, v in epochs.items()},
+            "measured_hours": round(sum(float(pd.read_csv(p)["seconds"].sum()) for p in logs) / 3600, 3),
+            "window": settings.window, "delta_db": settings.delta_db,
+            "flatness": flatness(every, settings.window, settings.delta_db).to_dict("records"),
+            "pilot_flatness": flatness(pilot_curves(root), settings.window,
+                                       settings.delta_db).to_dict("records"),
+            "calibrations": read_calibrations(root)}
 
 
 def publish(root: Path | str, seed: int, out: Path | str = PUBLISHED, manifest: Path | str = MANIFEST,
-            commit: str | None = None, force: bool = False) -> list[str]:
+            commit: str | None = None, force: bool = False, min_seeds: int = 3) -> list[str]:
     """Publish seed ``seed`` of the study in ``root`` into ``out`` and ``manifest``; the names."""
     import yaml
 
@@ -191,7 +199,8 @@ def publish(root: Path | str, seed: int, out: Path | str = PUBLISHED, manifest: 
     commit = commit or _commit()
     metrics_of = {}
     for rec in records:  # every figure first: a missing evaluation leaves nothing half-written
-        metrics_of[rec["name"]] = {t: mean_metrics(rec["experiment"] / f"test_{t}") for t in protocol.TEST_SETS}
+        metrics_of[rec["name"]] = {t: mean_metrics(rec["experiment"] / f"test_{t}")
+                                   for t in protocol.TEST_SETS}
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.pt"):
         old.unlink()
@@ -212,29 +221,37 @@ def publish(root: Path | str, seed: int, out: Path | str = PUBLISHED, manifest: 
             "config": {"params": settings.params.format(acc=unit.acc), "changes": changes,
                        "epochs": run.epochs, "lr_step": run.lr_step},
             "command": (f"python -m kdmri study --root ROOT --unit {shlex.quote(unit.name)}  (this run: "
-                        f"python -m kdmri train --stage {run.stage} --params {settings.params.format(acc=unit.acc)} "
+                        f"python -m kdmri train --stage {run.stage} "
+                        f"--params {settings.params.format(acc=unit.acc)} "
                         f"--seed {unit.seed} {sets}, on the study's data split)"),
             "commit": commit, "metrics": metrics_of[name], "card": _card(rec, metrics_of[name])}
     text = MANIFEST_HEAD + yaml.safe_dump({"root": ".", "checkpoints": entries}, sort_keys=False, width=100)
     atomic_text(manifest, text)
-    atomic_text(out / "summary.json", json.dumps(summary(root, records, seed), indent=1, default=float))
+    atomic_text(out / "summary.json",
+                json.dumps(summary(root, records, seed, settings, min_seeds), indent=1, default=float))
     return list(entries)
 
 
 def register_cli(sub) -> None:
     p = sub.add_parser("study-publish", help="publish one seed of the study: its checkpoints into "
                        "kdmri/pretrained/study/ and the package manifest, with the study's summary")
-    p.add_argument("--root", default=None, help="study folder (default $KDMRI_STUDY_ROOT, else experiments/study)")
-    p.add_argument("--seed", type=int, default=42, help="the seed whose checkpoints are published (default 42)")
-    p.add_argument("--out", type=Path, default=PUBLISHED, help="checkpoint folder (default kdmri/pretrained/study)")
-    p.add_argument("--manifest", type=Path, default=MANIFEST, help="manifest to write (default the package's)")
+    p.add_argument("--root", default=None,
+                   help="study folder (default $KDMRI_STUDY_ROOT, else experiments/study)")
+    p.add_argument("--seed", type=int, default=42,
+                   help="the seed whose checkpoints are published (default 42)")
+    p.add_argument("--out", type=Path, default=PUBLISHED,
+                   help="checkpoint folder (default kdmri/pretrained/study)")
+    p.add_argument("--manifest", type=Path, default=MANIFEST,
+                   help="manifest to write (default the package's)")
     p.add_argument("--commit", default=None, help="the commit the study's code was at (default: git HEAD)")
     p.add_argument("--force", action="store_true", help="replace checkpoints published before")
+    p.add_argument("--min-seeds", type=int, default=3, help="seeds a comparison of the summary needs")
 
     def run(args) -> int:
         from kdmri.tools.study import study_root
 
-        names = publish(study_root(args.root), args.seed, args.out, args.manifest, args.commit, args.force)
+        names = publish(study_root(args.root), args.seed, args.out, args.manifest, args.commit, args.force,
+                        args.min_seeds)
         print(f"published {len(names)} checkpoints into {args.out} and {args.manifest}")
         return 0
 

@@ -18,6 +18,7 @@ Layout of ``<root>`` (``--root``, else ``$KDMRI_STUDY_ROOT``, else ``experiments
                           model.pt, best_model.pt, train_log.csv, config.yaml,
                           test_slab/ and test_shift/ (metrics.csv, report.json)
     units/<unit>.json     what each finished unit ran and took; logs/<unit>.log
+    calibrations.json     the calibration of each start of the study (appended, never rewritten)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from kdmri.paths import datasets_dir, project_root
 from kdmri.tools.srselect import link_volumes, split_training
 from kdmri.training import study as protocol
 from kdmri.training import train
+from kdmri.training.calibration import Calibration, calibrate, cpu_model
 from kdmri.training.study import Settings, Unit
 
 ROOT_ENV = "KDMRI_STUDY_ROOT"
@@ -131,7 +133,7 @@ def run_pilot_run(root: Path, settings: Settings, cfg: Config, run: protocol.Run
         train(cfg, run.stage, stop_after=len(history) + protocol.PILOT_CHUNK)
         history = _history(cfg, run.stage)
     record = {"chosen": fired or run.epochs, "fired": fired is not None, "cap": run.epochs,
-              "trained": len(history), "score": "objective dB" if objective else "val_psnr",
+              "trained": len(history), "score": protocol.SCORE_NAMES[objective],
               "scores": [round(s, 4) for s in scores]}
     atomic_text(root / "pilot" / f"{run.stage}.json", json.dumps(record, indent=2))
     return record
@@ -201,13 +203,34 @@ def _start_process(root: Path, name: str, threads: int):
     return poll
 
 
+def record_calibration(root: Path, calibration) -> list[dict]:
+    """Append this start's calibration to ``<root>/calibrations.json`` (time, ms, cpu,
+    threads, and whether it was measured or given with ``--calibration``); every record."""
+    from datetime import datetime, timezone
+
+    path = root / "calibrations.json"
+    records = json.loads(path.read_text()) if path.is_file() else []
+    entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if isinstance(calibration, Calibration):
+        entry.update(ms=calibration.ms, cpu=calibration.cpu, threads=calibration.threads, source="measured")
+    else:
+        entry.update(ms=round(float(calibration) * 1000, 2), cpu=cpu_model(), threads=None, source="given")
+    records.append(entry)
+    atomic_text(path, json.dumps(records, indent=1))
+    return records
+
+
 def run_study(root: Path, settings: Settings, seeds=None, jobs: int = 1, in_process: bool = False,
-              verbose: bool = True) -> list[dict]:
+              verbose: bool = True, calibration=None) -> list[dict]:
     """Every unit not yet done (of ``seeds``, with the pilot), ``jobs`` processes at a time
-    (``in_process``: one after another in this process, for tests)."""
+    (``in_process``: one after another in this process, for tests). ``calibration`` (a
+    :class:`~kdmri.training.calibration.Calibration`, or seconds given by the user) is
+    recorded first (:func:`record_calibration`)."""
     from kdmri.tools.graph import schedule
     from kdmri.tools.jobs import threads_per_job
 
+    if calibration is not None:
+        record_calibration(root, calibration)
     prepare_data(root, settings)
     todo = [u for u in units_of(root, settings)
             if not is_done(root, u.name) and (u.pilot or seeds is None or u.seed in seeds)]
@@ -261,7 +284,8 @@ def plan(root: Path, settings: Settings, calibration: float, seeds=None) -> tupl
              "(96 x 96, batch 4)", f"training slices {n_train}, held-out (selection) slices {n_val}",
              "epochs: " + ("chosen by the pilot " + json.dumps(chosen) if chosen else
                            "the pilot has not run: every run at its cap (an upper bound)")
-             + ("; the other kinds at their caps" if chosen and set(chosen) != set(settings.caps) else ""), ""]
+             + ("; the other kinds at their caps" if chosen and set(chosen) != set(settings.caps)
+                else ""), ""]
     total = 0.0
     for unit in units_of(root, settings):
         if not unit.pilot and seeds is not None and unit.seed not in seeds:
@@ -285,14 +309,6 @@ def measured(root: Path) -> float:
     return sum(float(pd.read_csv(p)["seconds"].sum()) for p in root.rglob("train_log.csv")) / 3600
 
 
-def calibrate() -> float:
-    """Seconds of the machine's calibration step (:func:`kdmri.training.calibration.calibrate`:
-    the fp32 DC-CNN teacher training step at 96 x 96, batch 4, median of 20)."""
-    from kdmri.training.calibration import calibrate as measure
-
-    return measure().ms / 1e3
-
-
 def register_cli(sub) -> None:
     p = sub.add_parser("study", help="the demo protocol trained to convergence over seeds "
                        "(docs/RESULTS.md): plan, run, resume")
@@ -313,11 +329,15 @@ def register_cli(sub) -> None:
             run_unit(root, settings, args.unit)
             return 0
         prepare_data(root, settings)
-        text, _ = plan(root, settings, args.calibration or calibrate(), args.seeds)
+        # the machine's calibration step (kdmri.training.calibration: the fp32 DC-CNN teacher
+        # training step at 96 x 96, batch 4, median of 20), recorded by run_study
+        calibration = args.calibration or calibrate()
+        seconds = calibration if args.calibration else calibration.ms / 1e3
+        text, _ = plan(root, settings, seconds, args.seeds)
         print(text, flush=True)
         if args.plan:
             return 0
-        results = run_study(root, settings, args.seeds, max(1, args.jobs))
+        results = run_study(root, settings, args.seeds, max(1, args.jobs), calibration=calibration)
         print(f"measured training time so far: {measured(root):.2f} h", flush=True)
         return 0 if all(r["ok"] for r in results) else 1
 

@@ -54,6 +54,11 @@ SFT_CONTROL = "ctl-sft"  # ... as long as the SFT arms' student + feature + KD s
 SR_CONTROL_SUFFIX = "-ctl"  # sr-keep24-ctl
 
 
+#: The name of the held-out score (:func:`score`) of a stage selected on L1 (False) or on its
+#: objective (True).
+SCORE_NAMES = {False: "val_psnr", True: "objective dB"}
+
+
 def score(row: dict, objective: bool) -> float:
     """A held-out score in dB of one ``train_log.csv`` row (higher is better)."""
     if objective:
@@ -62,20 +67,33 @@ def score(row: dict, objective: bool) -> float:
     return float(row["val_psnr"])
 
 
+def window_gain(scores: Sequence[float], epoch: int, window: int = WINDOW) -> float:
+    """The rule's gain at ``epoch`` (1-based): the best score of the first ``epoch`` epochs
+    minus the best of the first ``epoch - window``; NaN when ``epoch <= window`` (no window
+    of that length before it) or ``epoch`` is past the scores."""
+    if not window < epoch <= len(scores):
+        return math.nan
+    return max(map(float, scores[:epoch])) - max(map(float, scores[:epoch - window]))
+
+
 def converged_epoch(scores: Sequence[float], window: int = WINDOW, delta_db: float = DELTA_DB
                     ) -> int | None:
     """The first epoch ``e`` (1-based, ``e > window``) at which the best score so far exceeds
-    the best score of the first ``e - window`` epochs by less than ``delta_db``; ``None``
-    if the rule never fires."""
-    best = -math.inf
-    running = []
-    for s in scores:
-        best = max(best, float(s))
-        running.append(best)
-    for e in range(window + 1, len(running) + 1):
-        if running[e - 1] - running[e - 1 - window] < delta_db:
+    the best score of the first ``e - window`` epochs by less than ``delta_db``
+    (:func:`window_gain`); ``None`` if the rule never fires."""
+    for e in range(window + 1, len(scores) + 1):
+        if window_gain(scores, e, window) < delta_db:
             return e
     return None
+
+
+def selected_epoch(log) -> int:
+    """The epoch a run selected: lowest held-out ``val_loss`` of its ``train_log.csv`` (a
+    DataFrame), the one ``best_model.pt`` holds (the first of equal losses, as the engine
+    keeps only a strictly lower one); the last epoch for a log without ``val_loss``."""
+    if "val_loss" in log:
+        return int(log.loc[log["val_loss"].idxmin(), "epoch"])
+    return int(log["epoch"].iloc[-1])
 
 
 def schedule(chosen: int) -> tuple[int, int]:
