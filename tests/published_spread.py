@@ -19,32 +19,20 @@ VARIANTS = {"this CPU": {}, "ONEDNN_MAX_CPU_ISA=AVX2": {"ONEDNN_MAX_CPU_ISA": "A
                                                                     "ATEN_CPU_CAPABILITY": "default"}}
 
 
-def deviations(names=None) -> dict[str, dict[str, float]]:
+def deviations() -> dict[str, dict[str, float]]:
     """``{name: {"slab psnr": d, ...}}``: |re-evaluated - manifest| in this process."""
     import kdmri.pretrained as pretrained
-    from kdmri.config import load_config
     from kdmri.datasets.demo import build_demo_data
-    from kdmri.evaluation.evaluate import evaluate
-    from kdmri.tools.publish import mean_metrics
+    from kdmri.tools.publish import reevaluate
 
     published = {n: e for n, e in pretrained.read_manifest(pretrained.MANIFEST).items() if e.metrics}
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        build_demo_data(tmp / "datasets")
-        for name in names or sorted(published):
-            e = published[name]
-            cfg = load_config(e.config["params"], {**e.config["changes"], "data_root": str(tmp / "datasets" / "demo"),
-                                                   "experiments_root": str(tmp / "e"), "seed": e.seed,
-                                                   "max_val_slices": None, "progress": False})
-            row = {}
-            for test, split in (("slab", "validation"), ("shift", "shift")):
-                evaluate(cfg, e.stage, checkpoint=pretrained.path(name), save_reconstructions=False,
-                         split=split, out=tmp / name / test)
-                got = mean_metrics(tmp / name / test)
-                for k in ("psnr", "ssim"):
-                    row[f"{test} {k}"] = abs(got[k] - e.metrics[test][k])
-            out[name] = row
+        build_demo_data(Path(tmp) / "datasets")
+        for name, e in sorted(published.items()):
+            found = reevaluate(e, Path(tmp) / "datasets" / "demo", Path(tmp) / name)
+            out[name] = {f"{t} {k}": abs(m[k] - e.metrics[t][k])
+                         for t, m in found.items() for k in ("psnr", "ssim")}
     return out
 
 

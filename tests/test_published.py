@@ -12,10 +12,8 @@ from __future__ import annotations
 import pytest
 
 import kdmri.pretrained as pretrained
-from kdmri.config import load_config
-from kdmri.evaluation.evaluate import evaluate
 from kdmri.reporting.study import COMPARISONS
-from kdmri.tools.publish import checkpoint_name, mean_metrics
+from kdmri.tools.publish import TEST_SPLITS, checkpoint_name, reevaluate
 
 #: Largest allowed difference of a re-evaluated mean PSNR from the manifest's (dB). Evaluation
 #: runs in float32: across kernel paths the figures moved by at most 1e-6 dB (the manifest's
@@ -24,8 +22,6 @@ from kdmri.tools.publish import checkpoint_name, mean_metrics
 TOLERANCE_DB = 1e-3
 #: ... and of the mean SSIM.
 TOLERANCE_SSIM = 1e-5
-#: Test set -> the split evaluate reads (the slab is the demo's validation folder).
-SPLITS = {"slab": "validation", "shift": "shift"}
 
 PUBLISHED = {n: e for n, e in pretrained.read_manifest(pretrained.MANIFEST).items() if e.metrics}
 
@@ -53,7 +49,7 @@ def test_one_seed_of_every_role_of_every_comparison_is_published():
     assert set(PUBLISHED) == expected_names()
     assert len({e.seed for e in PUBLISHED.values()}) == 1
     for name, e in PUBLISHED.items():
-        assert set(e.metrics) == set(SPLITS), name
+        assert set(e.metrics) == set(TEST_SPLITS), name
         assert e.commit and e.command and e.card and e.stage and e.acc, name
         assert e.size < 8 * 2**20, f"{name}: {e.size} bytes"
 
@@ -62,13 +58,8 @@ def test_one_seed_of_every_role_of_every_comparison_is_published():
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_a_published_checkpoint_reproduces_its_manifest_figures(name, demo_data, tmp_path):
     entry = PUBLISHED[name]
-    path = pretrained.path(name)  # verifies the sha256
-    cfg = load_config(entry.config["params"], {**entry.config["changes"], "data_root": str(demo_data),
-                                               "experiments_root": str(tmp_path), "seed": entry.seed,
-                                               "max_val_slices": None, "progress": False})
-    for test, split in SPLITS.items():
-        evaluate(cfg, entry.stage, checkpoint=path, save_reconstructions=False, split=split, out=tmp_path / test)
-        got, stated = mean_metrics(tmp_path / test), entry.metrics[test]
+    for test, got in reevaluate(entry, demo_data, tmp_path).items():
+        stated = entry.metrics[test]
         assert abs(got["psnr"] - stated["psnr"]) <= TOLERANCE_DB, (
             f"{name} on {test}: PSNR {got['psnr']:.4f} dB here, {stated['psnr']:.4f} in the manifest")
         assert abs(got["ssim"] - stated["ssim"]) <= TOLERANCE_SSIM, (name, test, got, stated)

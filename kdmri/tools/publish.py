@@ -256,3 +256,31 @@ def register_cli(sub) -> None:
         return 0
 
     p.set_defaults(func=run)
+
+
+#: Study test set -> the folder ``evaluate`` reads under a demo dataset (the slab is its validation).
+TEST_SPLITS = {"slab": "validation", "shift": "shift"}
+
+
+def reevaluate(entry, data_root: Path | str, out: Path | str) -> dict[str, dict[str, float]]:
+    """Evaluate published checkpoint ``entry`` (:class:`kdmri.pretrained.Entry`, sha256 verified)
+    on both study test sets of the demo dataset at ``data_root`` (every slice), writing into
+    ``out/<test>``; ``{test: mean metrics}``, comparable with ``entry.metrics``."""
+    import kdmri.pretrained as pretrained
+    from kdmri.config import load_config
+    from kdmri.evaluation.evaluate import evaluate
+
+    if not entry.stage or not isinstance(entry.config, dict) or "params" not in entry.config:
+        raise ConfigError(f"pretrained {entry.name!r} ({entry.manifest}): expected 'stage' and a 'config' "
+                          "with 'params' (a study checkpoint written by study-publish)")
+    path = pretrained.path(entry.name, [entry.manifest])
+    cfg = load_config(entry.config["params"], {**entry.config.get("changes", {}), "data_root": str(data_root),
+                                               "experiments_root": str(Path(out) / "experiments"),
+                                               "seed": entry.seed or 0, "max_val_slices": None,
+                                               "progress": False})
+    found = {}
+    for test, split in TEST_SPLITS.items():
+        evaluate(cfg, entry.stage, checkpoint=path, save_reconstructions=False, split=split,
+                 out=Path(out) / test)
+        found[test] = mean_metrics(Path(out) / test)
+    return found
