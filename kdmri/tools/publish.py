@@ -78,8 +78,7 @@ def mean_metrics(folder: Path) -> dict[str, float]:
 
 def published_runs(root: Path, settings: protocol.Settings, seed: int) -> list[dict]:
     """One record per evaluated run of ``seed``: unit, run, config, experiment folder, name."""
-    from kdmri.tools.study import base_config, is_done, run_config, units_of
-    from kdmri.training.stages import get_stage
+    from kdmri.tools.study import is_done, units_of
 
     units = [u for u in units_of(root, settings) if not u.pilot and u.seed == seed]
     if not units:
@@ -89,6 +88,15 @@ def published_runs(root: Path, settings: protocol.Settings, seed: int) -> list[d
     if unfinished:
         raise DataError(f"{root}: seed {seed} is not finished ({', '.join(unfinished)}); "
                         "publish a seed once every unit of it is done")
+    return evaluated_runs(root, settings, units)
+
+
+def evaluated_runs(root: Path, settings: protocol.Settings, units) -> list[dict]:
+    """One record per run of ``units`` that the study evaluates: unit, run, config,
+    experiment folder, published name."""
+    from kdmri.tools.study import base_config, run_config
+    from kdmri.training.stages import get_stage
+
     out = []
     for unit in units:
         base = base_config(root, settings, unit)
@@ -163,7 +171,10 @@ def summary(root: Path, records: list[dict], seed: int) -> dict:
                                    "lr_step": rec["run"].lr_step, "selected": _selected_epoch(frame)}
     epochs = json.loads((root / "epochs.json").read_text()) if (root / "epochs.json").is_file() else {}
     logs = list(root.rglob("train_log.csv"))
-    return {"published_seed": seed, "tests": tests, "curves": curves,
+    settings = json.loads((root / "study.json").read_text()) if (root / "study.json").is_file() else None
+    if settings:
+        settings["source"] = None  # this machine's folder; a reader uses its own demo data
+    return {"published_seed": seed, "settings": settings, "tests": tests, "curves": curves,
             "epochs": {k: {f: v[f] for f in ("chosen", "fired", "cap", "trained")} for k, v in epochs.items()},
             "measured_hours": round(sum(float(pd.read_csv(p)["seconds"].sum()) for p in logs) / 3600, 3)}
 
