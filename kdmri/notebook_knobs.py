@@ -23,6 +23,9 @@ NOTEBOOK_DEFAULTS: dict[str, Any] = {
     "ablations": ["neither", "imitation", "attention", "both"],
     "sr_epochs": None, "sr_max_train_slices": None, "sr_batch_size": None,
     "metric_level": "slice", "figures_dir": None,
+    # notebooks 03-07: 'study' shows the study's published converged models, 'none' trains them
+    # at the study's schedule (kdmri.reporting.converged)
+    "pretrained": "study",
 }
 
 

@@ -127,15 +127,17 @@ def study_settings(root: Path | str) -> protocol.Settings | None:
     return protocol.Settings.from_dict(json.loads(path.read_text())) if path.is_file() else None
 
 
-def run_records(root: Path | str, settings: protocol.Settings, seed: int | None = None) -> list[dict]:
-    """One record per run of the study's seed units (of ``seed`` when given), trained or not:
-    ``{"unit", "run", "cfg", "experiment"}`` (the run's experiment folder)."""
+def run_records(root: Path | str, settings: protocol.Settings, seed: int | None = None,
+                units=None) -> list[dict]:
+    """One record per run of the study's seed units (of ``seed`` when given; ``units``: these
+    units instead), trained or not: ``{"unit", "run", "cfg", "experiment"}`` (the run's
+    experiment folder)."""
     from kdmri.tools.study import base_config, run_config, units_of
     from kdmri.training.stages import get_stage
 
     root = Path(root)
     out = []
-    for unit in units_of(root, settings):
+    for unit in units_of(root, settings) if units is None else units:
         if unit.pilot or (seed is not None and unit.seed != seed):
             continue
         base = base_config(root, settings, unit)

@@ -78,7 +78,6 @@ def mean_metrics(folder: Path) -> dict[str, float]:
 
 def published_runs(root: Path, settings: protocol.Settings, seed: int) -> list[dict]:
     """One record per evaluated run of ``seed``: unit, run, config, experiment folder, name."""
-    from kdmri.reporting.study import run_records
     from kdmri.tools.study import is_done, units_of
 
     units = [u for u in units_of(root, settings) if not u.pilot and u.seed == seed]
@@ -89,8 +88,16 @@ def published_runs(root: Path, settings: protocol.Settings, seed: int) -> list[d
     if unfinished:
         raise DataError(f"{root}: seed {seed} is not finished ({', '.join(unfinished)}); "
                         "publish a seed once every unit of it is done")
+    return evaluated_runs(root, settings, units)
+
+
+def evaluated_runs(root: Path, settings: protocol.Settings, units) -> list[dict]:
+    """One record per run of ``units`` that the study evaluates (:func:`kdmri.reporting.study.run_records`
+    with the published name)."""
+    from kdmri.reporting.study import run_records
+
     return [{**rec, "name": checkpoint_name(rec["unit"].acc, rec["experiment"].name)}
-            for rec in run_records(root, settings, seed) if rec["run"].evaluate]
+            for rec in run_records(root, settings, units=units) if rec["run"].evaluate]
 
 
 def _card(record: dict, metrics: dict) -> str:
@@ -170,7 +177,10 @@ def summary(root: Path, records: list[dict], seed: int, settings: protocol.Setti
     every, _ = run_curves(run_records(root, settings))
     epochs = json.loads((root / "epochs.json").read_text()) if (root / "epochs.json").is_file() else {}
     logs = list(root.rglob("train_log.csv"))
-    return {"published_seed": seed, "tests": tests, "curves": curves,
+    stored = json.loads((root / "study.json").read_text()) if (root / "study.json").is_file() else None
+    if stored:
+        stored["source"] = None  # this machine's folder; a reader uses its own demo data
+    return {"published_seed": seed, "settings": stored, "tests": tests, "curves": curves,
             "epochs": {k: {f: v[f] for f in ("chosen", "fired", "cap", "trained")}
                        for k, v in epochs.items()},
             "measured_hours": round(sum(float(pd.read_csv(p)["seconds"].sum()) for p in logs) / 3600, 3),

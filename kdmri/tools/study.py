@@ -186,6 +186,51 @@ def is_done(root: Path, name: str) -> bool:
     return (root / "units" / f"{name}.json").is_file()
 
 
+def with_needs(units: list[Unit], names) -> set[str]:
+    """``names`` and every unit they need, transitively (a :class:`ConfigError` names an
+    unknown unit)."""
+    index = {u.name: u for u in units}
+    out, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in index:
+            raise ConfigError(f"unit {name!r}: not a unit of the study (units: {', '.join(index)})")
+        if name not in out:
+            out.add(name)
+            todo.extend(index[name].needs)
+    return out
+
+
+def seed_pilot(root: Path, settings: Settings, epochs: dict[str, dict], source: str) -> list[str]:
+    """Record pilot epochs chosen elsewhere (another study's ``epochs.json``, e.g. the
+    published ``summary.json``) as this study's pilot, so that no pilot runs: writes
+    ``<root>/pilot/<kind>.json`` for every kind in ``epochs`` (``{kind: {"chosen": E, ...}}``),
+    marks each pilot unit whose kinds are all seeded as done, and ``epochs.json`` once every
+    kind is. A kind this study's pilot already chose differently is an error. Returns the
+    kinds seeded."""
+    seeded = []
+    for kind in protocol.pilot_kinds(settings):
+        if kind not in epochs:
+            continue
+        chosen = int(epochs[kind]["chosen"])
+        path = root / "pilot" / f"{kind}.json"
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if int(old["chosen"]) != chosen:
+                raise ConfigError(f"{path}: this study's pilot chose {old['chosen']} epochs for {kind}, "
+                                  f"{source} says {chosen}; use another --root")
+        else:
+            record = {k: epochs[kind][k] for k in ("chosen", "fired", "cap", "trained") if k in epochs[kind]}
+            atomic_text(path, json.dumps({**record, "chosen": chosen, "seeded_from": source}, indent=2))
+        seeded.append(kind)
+    for unit in protocol.pilot_units(settings):
+        if all(r.stage in seeded for r in unit.runs) and not is_done(root, unit.name):
+            atomic_text(root / "units" / f"{unit.name}.json",
+                        json.dumps({"unit": unit.name, "ok": True, "seeded_from": source}, indent=2))
+    _write_epochs(root, settings)
+    return seeded
+
+
 def _start_process(root: Path, name: str, threads: int):
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(project_root()), os.environ.get("PYTHONPATH")]))}
@@ -221,9 +266,10 @@ def record_calibration(root: Path, calibration) -> list[dict]:
 
 
 def run_study(root: Path, settings: Settings, seeds=None, jobs: int = 1, in_process: bool = False,
-              verbose: bool = True, calibration=None) -> list[dict]:
-    """Every unit not yet done (of ``seeds``, with the pilot), ``jobs`` processes at a time
-    (``in_process``: one after another in this process, for tests). ``calibration`` (a
+              verbose: bool = True, calibration=None, only=None) -> list[dict]:
+    """Every unit not yet done (of ``seeds``, with the pilot; of ``only``, a collection of unit
+    names, when given), ``jobs`` processes at a time (``in_process``: one after another in
+    this process, for tests and notebooks). ``calibration`` (a
     :class:`~kdmri.training.calibration.Calibration`, or seconds given by the user) is
     recorded first (:func:`record_calibration`)."""
     from kdmri.tools.graph import schedule
@@ -233,7 +279,8 @@ def run_study(root: Path, settings: Settings, seeds=None, jobs: int = 1, in_proc
         record_calibration(root, calibration)
     prepare_data(root, settings)
     todo = [u for u in units_of(root, settings)
-            if not is_done(root, u.name) and (u.pilot or seeds is None or u.seed in seeds)]
+            if not is_done(root, u.name) and (u.pilot or seeds is None or u.seed in seeds)
+            and (only is None or u.name in only)]
     index = {u.name: i for i, u in enumerate(todo)}
     edges = [[index[n] for n in u.needs if n in index] for u in todo]
     threads = threads_per_job(jobs)
@@ -276,8 +323,9 @@ def epoch_cost(kind: str, batch: int, n_train: int, n_val: int) -> float:
     return math.ceil(n_train / batch) * step + val
 
 
-def plan(root: Path, settings: Settings, calibration: float, seeds=None) -> tuple[str, float]:
-    """The cost plan as text and its total in hours (units not yet done, of ``seeds``)."""
+def plan(root: Path, settings: Settings, calibration: float, seeds=None, only=None) -> tuple[str, float]:
+    """The cost plan as text and its total in hours (units not yet done, of ``seeds``; of
+    ``only``, a collection of unit names, when given)."""
     n_train, n_val = train_slices(root, settings)
     chosen = chosen_epochs(root)
     lines = [f"study in {root}", f"calibration: {calibration * 1000:.0f} ms per fp32 teacher step "
@@ -289,6 +337,8 @@ def plan(root: Path, settings: Settings, calibration: float, seeds=None) -> tupl
     total = 0.0
     for unit in units_of(root, settings):
         if not unit.pilot and seeds is not None and unit.seed not in seeds:
+            continue
+        if only is not None and unit.name not in only:
             continue
         cost = sum(r.epochs * epoch_cost(r.kind, int(r.changes.get("batch_size", 4)), n_train, n_val)
                    for r in unit.runs) * calibration
