@@ -109,11 +109,15 @@ def test_comparison_table_reads_the_rows_of_the_acceleration_on_both_sets():
 
 
 def test_learning_curves_mark_the_selected_epoch_and_the_drop():
-    fig = converged.learning_curves({"teacher": {"values": [20.0, 25.0, 26.0, 25.5], "lr_step": 2,
-                                                 "selected": 3}})
-    ax = fig.axes[0]
-    assert len(ax.lines) == 3  # the curve, the selected epoch, the learning-rate drop
-    assert ax.lines[1].get_xdata()[0] == 3 and ax.lines[2].get_xdata()[0] == 2.5
+    from kdmri.reporting.study import curves_frame
+    from kdmri.reporting.studyfigs import learning_curves
+
+    record = {"kind": "teacher", "acc": "4x", "model": "kdmri_teacher", "seed": 42, "score": "val_psnr",
+              "values": [20.0, 25.0, 26.0, 25.5], "lr_step": 2, "selected": 3}
+    ax = learning_curves(curves_frame([record])).axes[0]
+    curve, selected, drop = ax.lines[:3]  # then the legend's two markers
+    assert list(curve.get_ydata()) == record["values"]
+    assert (selected.get_xdata()[0], selected.get_ydata()[0]) == (3, 26.0) and drop.get_xdata()[0] == 2
 
 
 def test_none_trains_the_family_of_one_seed_at_the_seeded_epochs(published, tmp_path, capsys):

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from kdmri.config import Config, load_config
 from kdmri.errors import ConfigError, DataError
@@ -77,7 +75,7 @@ class Model:
     figures: dict = field(default_factory=dict)  # {test: {psnr, ssim, nmse}}
     published: dict | None = None
     parameters: int | None = None
-    curve: dict | None = None  # {"values": [...], "lr_step": int, "selected": int}
+    curve: dict | None = None  # a summary.json curve record (kdmri.reporting.study.curves_frame)
 
 
 @dataclass
@@ -216,8 +214,9 @@ def _trained_models(cfg: Config, names: dict[str, str], records: list[dict], ent
             model.figures[test] = mean_metrics(report_dir(folder, test))
         model.parameters = json.loads((report_dir(folder, "slab") / "report.json").read_text())["parameters"]
         log = pd.read_csv(folder / "train_log.csv")
-        model.curve = {"values": [float(v) for v in log["val_psnr"]], "lr_step": rec["run"].lr_step,
-                       "selected": int(log.loc[log["val_loss"].idxmin(), "epoch"])}
+        model.curve = {"kind": rec["run"].kind, "acc": rec["unit"].acc, "seed": rec["unit"].seed,
+                       "model": exp, "score": "val_psnr", "values": [float(v) for v in log["val_psnr"]],
+                       "lr_step": rec["run"].lr_step, "selected": protocol.selected_epoch(log)}
         models.append(model)
     return models
 
@@ -255,32 +254,6 @@ def comparison_table(summary: dict | None, labels: Iterable[str], acc: str) -> p
             rows.append([label, test, r["seeds"], round(r["difference"], 3),
                          f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]", r["verdict"]])
     return pd.DataFrame(rows, columns=columns)
-
-
-def learning_curves(curves: dict[str, dict], title: str = "held-out PSNR per epoch") -> Figure:
-    """Held-out PSNR per epoch of ``{label: {"values", "lr_step", "selected"}}`` (the study's
-    ``summary.json`` curves): the selected epoch circled, the learning-rate drop dashed."""
-    from kdmri.reporting.figures import grid
-
-    if not curves:
-        raise ValueError("curves: expected at least one learning curve")
-    fig, axes = grid(1, 1, panel=6.0, height=3.4)
-    ax = axes[0, 0]
-    for label, c in curves.items():
-        epochs = list(range(1, len(c["values"]) + 1))
-        line, = ax.plot(epochs, c["values"], marker=".", ms=3, label=label)
-        if c.get("selected") and 1 <= c["selected"] <= len(epochs):
-            ax.plot(c["selected"], c["values"][c["selected"] - 1], "o", mfc="none", ms=10,
-                    color=line.get_color())
-        if c.get("lr_step") and c["lr_step"] < len(epochs):
-            ax.axvline(c["lr_step"] + 0.5, ls="--", lw=0.8, color=line.get_color())
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("held-out PSNR [dB]")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"{title} (o = selected epoch, -- = learning-rate drop)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return fig
 
 
 def reconstructions(models: Sequence[Model]) -> dict:
@@ -394,15 +367,17 @@ def _show(cfg: Config, shown: list[Model], summary: dict | None, summary_path: P
     from kdmri.reporting import plots
     from kdmri.reporting.reports import to_markdown
     from kdmri.reporting.saving import save_figure
+    from kdmri.reporting.study import curves_frame
+    from kdmri.reporting.studyfigs import learning_curves
 
     table = model_table(shown)
     comp = comparison_table(summary, comparisons, cfg.acc)
     gaps = {t: (summary or {}).get("tests", {}).get(t, {}).get("gap_recovered", {}).get(cfg.acc)
             for t in TESTS} if gap else {}
     figures = {"reconstructions": plots.reconstruction_figure(reconstructions(shown))}
-    curves = {m.experiment: m.curve for m in shown if m.curve}
-    if curves:
-        figures["learning_curves"] = learning_curves(curves)
+    curves = curves_frame(m.curve for m in shown if m.curve)
+    if len(curves):
+        figures["learning_curves"] = learning_curves(curves, "held-out score per epoch of the models shown")
     for name, fig in figures.items():
         save_figure(fig, f"converged_{name}")
     result = Converged(source, shown, table, comp, gaps, figures, summary_path if summary else None)

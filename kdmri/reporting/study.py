@@ -402,20 +402,26 @@ def results_markdown(root: Path | str, figures: Path | None = None, min_seeds: i
 # ---------------------------------------------------------------- the published findings
 
 
+def curves_frame(curves) -> pd.DataFrame:
+    """The rows (:data:`kdmri.reporting.studyfigs.CURVE_COLUMNS`) of curve records as
+    ``summary.json`` stores them: ``{kind, acc, model, seed, score, values, lr_step, selected}``."""
+    from kdmri.reporting.studyfigs import CURVE_COLUMNS
+
+    return pd.DataFrame([{"kind": c["kind"], "acc": c["acc"], "model": c["model"], "seed": c["seed"],
+                          "epoch": e, "score": v, "score_name": c["score"], "lr_step": c["lr_step"],
+                          "selected": c["selected"]}
+                         for c in curves if "kind" in c for e, v in enumerate(c["values"], 1)],
+                        columns=list(CURVE_COLUMNS))
+
+
 def findings_frames(summary: dict) -> dict:
     """The frames of a published ``summary.json`` (:mod:`kdmri.tools.publish`): ``values``
     (with a ``test`` column), ``comparisons`` and ``missing`` per test set, ``curves`` of the
     published seed's runs, ``flatness`` and ``pilot_flatness`` (over every seed)."""
-    from kdmri.reporting.studyfigs import CURVE_COLUMNS
-
     tests = summary.get("tests", {})
     values = pd.DataFrame([{**r, "test": t} for t, d in tests.items() for r in d["values"]],
                           columns=["test", "seed", "acc", "model", "psnr"])
-    curves = pd.DataFrame([{"kind": c["kind"], "acc": c["acc"], "model": c["model"], "seed": c["seed"],
-                            "epoch": e, "score": v, "score_name": c["score"], "lr_step": c["lr_step"],
-                            "selected": c["selected"]}
-                           for c in summary.get("curves", {}).values() if "kind" in c
-                           for e, v in enumerate(c["values"], 1)], columns=list(CURVE_COLUMNS))
+    curves = curves_frame(summary.get("curves", {}).values())
     return {"values": values, "curves": curves,
             "comparisons": {t: pd.DataFrame(d["comparisons"]) for t, d in tests.items()},
             "missing": {t: d.get("missing", []) for t, d in tests.items()},
