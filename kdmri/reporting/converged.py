@@ -33,6 +33,7 @@ import pandas as pd
 
 from kdmri.config import Config, load_config
 from kdmri.errors import ConfigError, DataError
+from kdmri.tools.publish import TEST_SPLITS as TESTS  # test set -> evaluate's split on the demo data
 from kdmri.training import study as protocol
 
 #: The accelerations the study trains each family at (docs/RESULTS.md).
@@ -41,7 +42,6 @@ FAMILY_ACCS: dict[str, tuple[str, ...]] = {"core": protocol.ACCS, "ablation": ("
 #: Values of the notebooks' ``pretrained`` parameter that train the family here.
 TRAIN_VALUES = (None, "none")
 STUDY = "study"
-TESTS = {"slab": "validation", "shift": "shift"}  # test set -> evaluate's split on the demo data
 PUBLISH_HINT = ("publish them with `python -m kdmri study-publish --root <study folder> --seed 42` "
                 "once the study has run (docs/RESULTS.md), or name a manifest with $KDMRI_MANIFESTS")
 
@@ -115,26 +115,13 @@ def _published_models(cfg: Config, names: dict[str, str], entries: dict, manifes
     return models
 
 
-def _evaluation_config(cfg: Config, params: str, changes: dict, overrides: dict, seed: int | None) -> Config:
-    """The config evaluating a study model on ``cfg``'s demo data: the study's params file
-    and changes, every validation slice (not the notebook's ``max_val_slices``)."""
-    return load_config(params, {**overrides, **changes, "data_root": str(cfg.data_path),
-                                "experiments_root": str(cfg.experiments_path), "device": cfg.device,
-                                "progress": False, "max_val_slices": None,
-                                **({"seed": seed} if seed is not None else {})})
-
-
-def _evaluate_published(model: Model) -> None:
-    from kdmri.evaluation.evaluate import evaluate, report_dir
-    from kdmri.tools.publish import mean_metrics
+def _evaluate_published(model: Model, entry, data_root: Path, overrides: dict) -> None:
+    from kdmri.tools.publish import evaluation_config, reevaluate
 
     folder = model.cfg.experiment(model.name, "pretrained")
-    for test, split in TESTS.items():
-        out = report_dir(folder, f"{test}")
-        report = evaluate(model.cfg, model.stage, checkpoint=model.checkpoint, save_reconstructions=False,
-                          split=split, out=out)
-        model.figures[test] = mean_metrics(out)
-        model.parameters = report["parameters"]
+    model.cfg = evaluation_config(entry, data_root, model.cfg.experiments_path, overrides, model.cfg.device)
+    model.figures = reevaluate(entry, data_root, folder, overrides, model.cfg.device)
+    model.parameters = json.loads((folder / "test_slab" / "report.json").read_text())["parameters"]
 
 
 def ensure_shift(cfg: Config) -> Path:
@@ -334,10 +321,7 @@ def converged_results(cfg: Config, family: str, pretrained: str | None = STUDY,
         overrides = ((summary or {}).get("settings") or {}).get("overrides") or {}
         shown = _published_models(cfg, names, entries, manifests)
         for m in shown:
-            item = entries[m.name]
-            m.cfg = _evaluation_config(cfg, item.config["params"], item.config.get("changes") or {},
-                                       overrides, item.seed)
-            _evaluate_published(m)
+            _evaluate_published(m, entries[m.name], cfg.data_path, overrides)
             m.curve = (summary or {}).get("curves", {}).get(m.name)
         source = STUDY
     else:

@@ -272,25 +272,35 @@ def register_cli(sub) -> None:
 TEST_SPLITS = {"slab": "validation", "shift": "shift"}
 
 
-def reevaluate(entry, data_root: Path | str, out: Path | str) -> dict[str, dict[str, float]]:
-    """Evaluate published checkpoint ``entry`` (:class:`kdmri.pretrained.Entry`, sha256 verified)
-    on both study test sets of the demo dataset at ``data_root`` (every slice), writing into
-    ``out/<test>``; ``{test: mean metrics}``, comparable with ``entry.metrics``."""
-    import kdmri.pretrained as pretrained
+def evaluation_config(entry, data_root: Path | str, experiments_root: Path | str, overrides=None,
+                      device: str | None = None):
+    """The config that evaluates published study checkpoint ``entry`` on the demo dataset at
+    ``data_root``: its params file and changes (and the study's ``overrides``), every slice."""
     from kdmri.config import load_config
-    from kdmri.evaluation.evaluate import evaluate
 
     if not entry.stage or not isinstance(entry.config, dict) or "params" not in entry.config:
         raise ConfigError(f"pretrained {entry.name!r} ({entry.manifest}): expected 'stage' and a 'config' "
                           "with 'params' (a study checkpoint written by study-publish)")
+    return load_config(entry.config["params"], {
+        **(overrides or {}), **(entry.config.get("changes") or {}), "data_root": str(data_root),
+        "experiments_root": str(experiments_root), "seed": entry.seed or 0, "max_val_slices": None,
+        "progress": False, **({"device": device} if device else {})})
+
+
+def reevaluate(entry, data_root: Path | str, out: Path | str, overrides=None,
+               device: str | None = None) -> dict[str, dict[str, float]]:
+    """Evaluate published checkpoint ``entry`` (:class:`kdmri.pretrained.Entry`, sha256 verified)
+    on both study test sets of the demo dataset at ``data_root`` (every slice), writing into
+    ``out/test_<test>`` (:func:`kdmri.evaluation.evaluate.report_dir`: ``metrics.csv``,
+    ``report.json``); ``{test: mean metrics}``, comparable with ``entry.metrics``."""
+    import kdmri.pretrained as pretrained
+    from kdmri.evaluation.evaluate import evaluate, report_dir
+
+    cfg = evaluation_config(entry, data_root, Path(out) / "experiments", overrides, device)
     path = pretrained.path(entry.name, [entry.manifest])
-    cfg = load_config(entry.config["params"], {**entry.config.get("changes", {}), "data_root": str(data_root),
-                                               "experiments_root": str(Path(out) / "experiments"),
-                                               "seed": entry.seed or 0, "max_val_slices": None,
-                                               "progress": False})
     found = {}
     for test, split in TEST_SPLITS.items():
-        evaluate(cfg, entry.stage, checkpoint=path, save_reconstructions=False, split=split,
-                 out=Path(out) / test)
-        found[test] = mean_metrics(Path(out) / test)
+        folder = report_dir(out, test)
+        evaluate(cfg, entry.stage, checkpoint=path, save_reconstructions=False, split=split, out=folder)
+        found[test] = mean_metrics(folder)
     return found
