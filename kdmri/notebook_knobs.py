@@ -24,7 +24,7 @@ NOTEBOOK_DEFAULTS: dict[str, Any] = {
     "sr_epochs": None, "sr_max_train_slices": None, "sr_batch_size": None,
     "metric_level": "slice", "figures_dir": None,
     # notebooks 03-07: 'study' shows the study's published converged models, 'none' trains them
-    # at the study's schedule (kdmri.reporting.converged)
+    # at the study's schedule (kdmri.tools.converged)
     "pretrained": "study",
 }
 

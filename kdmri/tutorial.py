@@ -4,8 +4,9 @@ Configuration (:func:`notebook_config`: Config defaults < the ``params_file`` YA
 notebook's parameters cell, ``None`` values deferring), data (:func:`ensure_data`,
 :func:`validation_slice`), models (:func:`trained_model`, :func:`forward`,
 :func:`attention_maps`, :func:`feature_loss_value`) and results (:func:`reconstructions`,
-:func:`results_for`, :func:`slice_differences`, :func:`markdown`; the study's converged models:
-:func:`kdmri.reporting.converged.converged_results`), each a thin layer over the package.
+:func:`results_for`, :func:`slice_differences`, :func:`markdown`; the study's converged
+models: :func:`kdmri.tools.converged.converged_results`, imported by the notebooks), each a
+thin layer over the package.
 The notebook files' conventions and tools are :mod:`kdmri.tools.notebooks` (docs/NOTEBOOKS.md).
 """
 
@@ -24,7 +25,6 @@ from kdmri.data.sr_settings import sr_enabled, sr_method, sr_run_config, sr_stat
 from kdmri.errors import ConfigError, DataError
 from kdmri.notebook_knobs import notebook_knobs  # noqa: F401  (what notebooks call)
 from kdmri.paths import project_root
-from kdmri.reporting.converged import converged_results  # noqa: F401  (notebooks 03-07)
 from kdmri.reporting.saving import save_figure, set_figures_dir  # noqa: F401
 
 # Without ipywidgets tqdm.auto falls back to text bars; its warning about that is noise here.

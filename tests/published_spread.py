@@ -23,7 +23,7 @@ def deviations() -> dict[str, dict[str, float]]:
     """``{name: {"slab psnr": d, ...}}``: |re-evaluated - manifest| in this process."""
     import kdmri.pretrained as pretrained
     from kdmri.datasets.demo import build_demo_data
-    from kdmri.tools.publish import reevaluate
+    from kdmri.reporting.published import reevaluate
 
     published = {n: e for n, e in pretrained.read_manifest(pretrained.MANIFEST).items() if e.metrics}
     out = {}

@@ -1,4 +1,4 @@
-"""The study's converged results in notebooks 03-07 (kdmri.reporting.converged): a tiny study
+"""The study's converged results in notebooks 03-07 (kdmri.tools.converged): a tiny study
 published into a temporary folder stands in for the package's published checkpoints."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from test_study import tiny_study  # noqa: F401  (the module-scoped tiny study f
 import kdmri.pretrained as pretrained
 from kdmri.config import load_config
 from kdmri.errors import ConfigError, DataError
-from kdmri.reporting import converged
-from kdmri.tools.publish import publish
+from kdmri.reporting.published import publish
+from kdmri.tools import converged
 from kdmri.training import study as protocol
 
 
@@ -109,7 +109,7 @@ def test_comparison_table_reads_the_rows_of_the_acceleration_on_both_sets():
 
 
 def test_learning_curves_mark_the_selected_epoch_and_the_drop():
-    from kdmri.reporting.study import curves_frame
+    from kdmri.reporting.published import curves_frame
     from kdmri.reporting.studyfigs import learning_curves
 
     record = {"kind": "teacher", "acc": "4x", "model": "kdmri_teacher", "seed": 42, "score": "val_psnr",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 import kdmri.pretrained as pretrained
+from kdmri.reporting.published import TEST_SPLITS, checkpoint_name, reevaluate
 from kdmri.reporting.study import COMPARISONS
-from kdmri.tools.publish import TEST_SPLITS, checkpoint_name, reevaluate
 
 #: Largest allowed difference of a re-evaluated mean PSNR from the manifest's (dB). Evaluation
 #: runs in float32: across kernel paths the figures moved by at most 1e-6 dB (the manifest's

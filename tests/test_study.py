@@ -117,7 +117,7 @@ def test_publish_writes_verified_checkpoints_a_manifest_and_the_summary(tiny_stu
     manifest figures are what evaluating it again gives; nothing written when a seed is unfinished."""
     import kdmri.pretrained as pretrained
     from kdmri.errors import DataError
-    from kdmri.tools.publish import publish, reevaluate
+    from kdmri.reporting.published import publish, reevaluate
 
     root, settings = tiny_study["root"], tiny_study["settings"]
     out, manifest = tmp_path / "pkg" / "study", tmp_path / "pkg" / "manifest.yaml"
@@ -301,8 +301,7 @@ def test_notebook_08_draws_the_published_findings(tiny_study, tmp_path, capsys):
     without one, one line saying how to publish."""
     from matplotlib.figure import Figure
 
-    from kdmri.reporting.study import published_findings, show_published_findings
-    from kdmri.tools.publish import publish
+    from kdmri.reporting.published import publish, published_findings, show_published_findings
 
     assert show_published_findings(tmp_path / "none.json") is None
     said = capsys.readouterr().out.strip().splitlines()

@@ -44,6 +44,9 @@ from kdmri.fetch import cache_dir, check_sha256, fetch, local_source, verify
 
 #: The package's manifest: the checkpoints this repository publishes.
 MANIFEST = Path(__file__).with_name("manifest.yaml")
+#: Folder of the study's published checkpoints and its ``summary.json`` (kdmri.reporting.published).
+STUDY_FOLDER = MANIFEST.parent / "study"
+STUDY_SUMMARY = STUDY_FOLDER / "summary.json"
 #: Environment variable naming more manifest files (separated by ``os.pathsep``).
 MANIFEST_ENV = "KDMRI_MANIFESTS"
 #: Prefix of a checkpoint given by name: ``pretrained:NAME``.
@@ -210,5 +213,5 @@ def card(name: str, manifests: Iterable[Path | str] | None = None) -> str:
     return entry(name, manifests).card_text()
 
 
-__all__ = ["MANIFEST", "MANIFEST_ENV", "PREFIX", "Entry", "card", "entries", "entry", "is_pretrained",
-           "load", "manifest_files", "path", "read_manifest", "resolve_checkpoint"]
+__all__ = ["MANIFEST", "MANIFEST_ENV", "PREFIX", "STUDY_FOLDER", "STUDY_SUMMARY", "Entry", "card", "entries",
+           "entry", "is_pretrained", "load", "manifest_files", "path", "read_manifest", "resolve_checkpoint"]

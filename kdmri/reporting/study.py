@@ -13,7 +13,7 @@ Convergence: every run's held-out curve (:func:`run_curves`; the protocol's scor
 0.05 dB over 10 epochs) applied at the epoch each run selected. Cost: the epochs' seconds,
 each unit's recorded wall time and the calibrations recorded at each start (:func:`cost_markdown`).
 The figures are :mod:`kdmri.reporting.studyfigs`; notebook 08 draws the same from the
-published ``summary.json`` (:func:`published_findings`).
+published ``summary.json`` (:func:`kdmri.reporting.published.published_findings`).
 """
 
 from __future__ import annotations
@@ -132,8 +132,8 @@ def run_records(root: Path | str, settings: protocol.Settings, seed: int | None 
     """One record per run of the study's seed units (of ``seed`` when given; ``units``: these
     units instead), trained or not: ``{"unit", "run", "cfg", "experiment"}`` (the run's
     experiment folder)."""
-    from kdmri.tools.study import base_config, run_config, units_of
     from kdmri.training.stages import get_stage
+    from kdmri.training.study import base_config, run_config, units_of
 
     root = Path(root)
     out = []
@@ -400,92 +400,6 @@ def results_markdown(root: Path | str, figures: Path | None = None, min_seeds: i
 
 
 # ---------------------------------------------------------------- the published findings
-
-
-def curves_frame(curves) -> pd.DataFrame:
-    """The rows (:data:`kdmri.reporting.studyfigs.CURVE_COLUMNS`) of curve records as
-    ``summary.json`` stores them: ``{kind, acc, model, seed, score, values, lr_step, selected}``."""
-    from kdmri.reporting.studyfigs import CURVE_COLUMNS
-
-    return pd.DataFrame([{"kind": c["kind"], "acc": c["acc"], "model": c["model"], "seed": c["seed"],
-                          "epoch": e, "score": v, "score_name": c["score"], "lr_step": c["lr_step"],
-                          "selected": c["selected"]}
-                         for c in curves if "kind" in c for e, v in enumerate(c["values"], 1)],
-                        columns=list(CURVE_COLUMNS))
-
-
-def findings_frames(summary: dict) -> dict:
-    """The frames of a published ``summary.json`` (:mod:`kdmri.tools.publish`): ``values``
-    (with a ``test`` column), ``comparisons`` and ``missing`` per test set, ``curves`` of the
-    published seed's runs, ``flatness`` and ``pilot_flatness`` (over every seed)."""
-    tests = summary.get("tests", {})
-    values = pd.DataFrame([{**r, "test": t} for t, d in tests.items() for r in d["values"]],
-                          columns=["test", "seed", "acc", "model", "psnr"])
-    curves = curves_frame(summary.get("curves", {}).values())
-    return {"values": values, "curves": curves,
-            "comparisons": {t: pd.DataFrame(d["comparisons"]) for t, d in tests.items()},
-            "missing": {t: d.get("missing", []) for t, d in tests.items()},
-            "flatness": pd.DataFrame(summary.get("flatness", [])),
-            "pilot_flatness": pd.DataFrame(summary.get("pilot_flatness", []))}
-
-
-def published_findings(path: Path | str | None = None) -> dict | None:
-    """The study's findings from the published ``summary.json`` (default
-    ``kdmri/pretrained/study/summary.json``): its frames (:func:`findings_frames`), the
-    figures (PSNR against acceleration, PSNR per 4x model with the seeds, the published
-    seed's learning curves) and the markdown (every comparison with its interval and verdict
-    on both test sets, the flatness tables); ``None`` when nothing is published."""
-    from kdmri.reporting.studyfigs import learning_curves, psnr_per_model, psnr_vs_acceleration
-    from kdmri.tools.publish import SUMMARY
-
-    path = Path(path) if path is not None else SUMMARY
-    if not path.is_file():
-        return None
-    summary = json.loads(path.read_text())
-    frames = findings_frames(summary)
-    values, figures = frames["values"], []
-    if len(values):
-        figures.append(psnr_vs_acceleration(values))
-        if "4x" in set(values["acc"]):
-            figures.append(psnr_per_model(values, "4x"))
-    if len(frames["curves"]):
-        figures.append(learning_curves(frames["curves"], f"seed {summary.get('published_seed')}: "
-                                       "held-out score per epoch"))
-    lines = [f"Published seed {summary.get('published_seed')}; measured training time "
-             f"{summary.get('measured_hours', float('nan')):.2f} h.", ""]
-    for test, table in frames["comparisons"].items():
-        lines += test_markdown(test, values[values["test"] == test], table, frames["missing"][test])
-    for key, pilot in (("flatness", False), ("pilot_flatness", True)):
-        if len(frames[key]):
-            lines += [("The pilot's" if pilot else "Every run's") + " flatness at its "
-                      + ("chosen" if pilot else "selected") + " epoch:", ""]
-            lines += flatness_markdown(frames[key], summary.get("window", protocol.WINDOW), pilot) + [""]
-    return {**frames, "figures": figures, "markdown": "\n".join(lines)}
-
-
-def not_published_line(path: Path | str | None = None) -> str:
-    """One line: nothing is published, and how to publish."""
-    from kdmri.paths import project_root
-    from kdmri.tools.publish import SUMMARY
-
-    path = Path(path) if path else SUMMARY
-    shown = path.relative_to(project_root()) if path.is_relative_to(project_root()) else path
-    return (f"No study results published yet ({shown} does not exist): run the study (`make study`), "
-            "then `python -m kdmri study-publish --root <study root> --seed 42`.")
-
-
-def show_published_findings(path: Path | str | None = None) -> dict | None:
-    """Notebook 08: display :func:`published_findings`, or print :func:`not_published_line`."""
-    from IPython.display import Markdown, display
-
-    found = published_findings(path)
-    if found is None:
-        print(not_published_line(path))
-        return None
-    for fig in found["figures"]:
-        display(fig)
-    display(Markdown(found["markdown"]))
-    return found
 
 
 #: The line in docs/RESULTS.md below which ``study-report`` rewrites the file.

@@ -43,35 +43,25 @@ from kdmri.tools.srselect import link_volumes, split_training
 from kdmri.training import study as protocol
 from kdmri.training import train
 from kdmri.training.calibration import Calibration, calibrate, cpu_model
-from kdmri.training.study import Settings, Unit
+from kdmri.training.study import (  # noqa: F401  (the study folder's reading, re-exported for the CLI and tests)
+    ROOT_ENV,
+    Settings,
+    Unit,
+    base_config,
+    chosen_epochs,
+    is_done,
+    load_settings,
+    run_config,
+    study_root,
+    units_of,
+)
 
-ROOT_ENV = "KDMRI_STUDY_ROOT"
 #: Seconds per training step of each stage kind, in units of the calibration step (the fp32
 #: DC-CNN teacher at 96 x 96, batch 4), measured with bf16 + channels-last in one process
 #: (2026, this 2-core machine under load, 1 thread; docs/RESULTS.md). SR: 32 x 32 patches, batch 16.
 STEP_COST: dict[str, float] = {"teacher": 0.37, "student": 0.29, "feature": 0.42, "kd": 0.21,
                                "sft-teacher": 0.74, "sr-teacher": 0.12, "sr-student": 0.07,
                                "sr-feature": 0.12, "sr-kd": 0.08}
-
-
-def study_root(root: str | Path | None = None) -> Path:
-    """``root``, else ``$KDMRI_STUDY_ROOT``, else ``experiments/study`` (absolute)."""
-    value = root or os.environ.get(ROOT_ENV) or str(project_root() / "experiments" / "study")
-    return Path(value).expanduser().resolve()
-
-
-def load_settings(root: Path, settings: Settings | None = None) -> Settings:
-    """The study's settings: ``<root>/study.json`` when it exists (a different ``settings``
-    is an error), else ``settings`` (default :class:`Settings`), written there."""
-    path = root / "study.json"
-    if path.is_file():
-        stored = Settings.from_dict(json.loads(path.read_text()))
-        if settings is not None and settings != stored:
-            raise ConfigError(f"{path}: this study was started with other settings; use another --root")
-        return stored
-    settings = settings or Settings()
-    atomic_text(path, json.dumps(settings.to_dict(), indent=2))
-    return settings
 
 
 def prepare_data(root: Path, settings: Settings) -> Path:
@@ -82,28 +72,6 @@ def prepare_data(root: Path, settings: Settings) -> Path:
     link_volumes(list_volumes(source / "validation"), data / "slab")
     link_volumes(list_volumes(source / "shift"), data / "shift")
     return data
-
-
-def base_config(root: Path, settings: Settings, unit: Unit) -> Config:
-    return load_config(settings.params.format(acc=unit.acc),
-                       {"progress": False, **settings.overrides, "data_root": str(root / "data"),
-                        "experiments_root": str(protocol.experiments_root(root, unit)), "seed": unit.seed})
-
-
-def run_config(base: Config, run: protocol.Run) -> Config:
-    return base.replace(**run.changes, epochs=run.epochs, lr_step=run.lr_step)
-
-
-def chosen_epochs(root: Path) -> dict[str, int] | None:
-    """The epochs the pilot chose so far, per stage kind (``<root>/pilot/<kind>.json``; a
-    unit needs only its own kinds, so the 4x core can start before the SR pilot ends);
-    ``None`` before the first pilot run ends."""
-    records = {p.stem: json.loads(p.read_text()) for p in sorted((root / "pilot").glob("*.json"))}
-    return {k: int(v["chosen"]) for k, v in records.items()} or None
-
-
-def units_of(root: Path, settings: Settings) -> list[Unit]:
-    return protocol.study_units(settings, chosen_epochs(root))
 
 
 # ---------------------------------------------------------------- running
@@ -180,10 +148,6 @@ def run_unit(root: Path, settings: Settings, name: str) -> dict:
                        for r in unit.runs]}
     atomic_text(root / "units" / f"{name}.json", json.dumps(record, indent=2))
     return record
-
-
-def is_done(root: Path, name: str) -> bool:
-    return (root / "units" / f"{name}.json").is_file()
 
 
 def with_needs(units: list[Unit], names) -> set[str]:

@@ -21,10 +21,17 @@ layout of a study folder (``python -m kdmri study``; docs/RESULTS.md states it i
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kdmri.config import Config, load_config
+from kdmri.errors import ConfigError
+from kdmri.io import atomic_text
+from kdmri.paths import project_root
 
 #: The convergence rule: held-out score improves by less than DELTA_DB over WINDOW epochs.
 WINDOW = 10
@@ -269,3 +276,55 @@ def study_units(settings: Settings, chosen: dict[str, int] | None, sr_method: st
 def experiments_root(root: Path, unit: Unit) -> Path:
     """``<root>/pilot`` or ``<root>/seeds/seed<s>`` (:func:`kdmri.reporting.seeds.seed_root`)."""
     return Path(root) / "pilot" if unit.pilot else Path(root) / "seeds" / f"seed{unit.seed}"
+
+
+# ---------------------------------------------------------------- the study folder
+
+
+ROOT_ENV = "KDMRI_STUDY_ROOT"
+
+
+def study_root(root: str | Path | None = None) -> Path:
+    """``root``, else ``$KDMRI_STUDY_ROOT``, else ``experiments/study`` (absolute)."""
+    value = root or os.environ.get(ROOT_ENV) or str(project_root() / "experiments" / "study")
+    return Path(value).expanduser().resolve()
+
+
+def load_settings(root: Path, settings: Settings | None = None) -> Settings:
+    """The study's settings: ``<root>/study.json`` when it exists (a different ``settings``
+    is an error), else ``settings`` (default :class:`Settings`), written there."""
+    path = root / "study.json"
+    if path.is_file():
+        stored = Settings.from_dict(json.loads(path.read_text()))
+        if settings is not None and settings != stored:
+            raise ConfigError(f"{path}: this study was started with other settings; use another --root")
+        return stored
+    settings = settings or Settings()
+    atomic_text(path, json.dumps(settings.to_dict(), indent=2))
+    return settings
+
+
+def base_config(root: Path, settings: Settings, unit: Unit) -> Config:
+    return load_config(settings.params.format(acc=unit.acc),
+                       {"progress": False, **settings.overrides, "data_root": str(root / "data"),
+                        "experiments_root": str(experiments_root(root, unit)), "seed": unit.seed})
+
+
+def run_config(base: Config, run: Run) -> Config:
+    return base.replace(**run.changes, epochs=run.epochs, lr_step=run.lr_step)
+
+
+def chosen_epochs(root: Path) -> dict[str, int] | None:
+    """The epochs the pilot chose so far, per stage kind (``<root>/pilot/<kind>.json``; a
+    unit needs only its own kinds, so the 4x core can start before the SR pilot ends);
+    ``None`` before the first pilot run ends."""
+    records = {p.stem: json.loads(p.read_text()) for p in sorted((root / "pilot").glob("*.json"))}
+    return {k: int(v["chosen"]) for k, v in records.items()} or None
+
+
+def units_of(root: Path, settings: Settings) -> list[Unit]:
+    return study_units(settings, chosen_epochs(root))
+
+
+def is_done(root: Path, name: str) -> bool:
+    return (root / "units" / f"{name}.json").is_file()

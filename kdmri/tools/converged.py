@@ -1,4 +1,4 @@
-"""The study's converged results at the end of notebooks 03-07 (``nb.converged_results``).
+"""The study's converged results at the end of notebooks 03-07 (``kdmri.tools.converged.converged_results``).
 
 The notebooks train short live runs to show the process; the study (docs/RESULTS.md) trains
 the demo protocol to convergence over seeds and publishes one seed's checkpoints
@@ -33,7 +33,7 @@ import pandas as pd
 
 from kdmri.config import Config, load_config
 from kdmri.errors import ConfigError, DataError
-from kdmri.tools.publish import TEST_SPLITS as TESTS  # test set -> evaluate's split on the demo data
+from kdmri.reporting.published import TEST_SPLITS as TESTS  # test set -> evaluate's split on the demo data
 from kdmri.training import study as protocol
 
 #: The accelerations the study trains each family at (docs/RESULTS.md).
@@ -75,7 +75,7 @@ class Model:
     figures: dict = field(default_factory=dict)  # {test: {psnr, ssim, nmse}}
     published: dict | None = None
     parameters: int | None = None
-    curve: dict | None = None  # a summary.json curve record (kdmri.reporting.study.curves_frame)
+    curve: dict | None = None  # a summary.json curve record (kdmri.reporting.published.curves_frame)
 
 
 @dataclass
@@ -116,7 +116,7 @@ def _published_models(cfg: Config, names: dict[str, str], entries: dict, manifes
 
 
 def _evaluate_published(model: Model, entry, data_root: Path, overrides: dict) -> None:
-    from kdmri.tools.publish import evaluation_config, reevaluate
+    from kdmri.reporting.published import evaluation_config, reevaluate
 
     folder = model.cfg.experiment(model.name, "pretrained")
     model.cfg = evaluation_config(entry, data_root, model.cfg.experiments_path, overrides, model.cfg.device)
@@ -149,9 +149,9 @@ def train_family(cfg: Config, family: str, summary: dict, source: str, jobs: int
     """Train ``family`` at ``cfg.acc`` for ``cfg.seed`` at the study's schedule in
     ``<experiments_root>/study/seed<seed>`` (:mod:`kdmri.tools.study`; the pilot's epochs
     seeded from ``summary``, so no pilot runs); says the cost first. Returns the study root,
-    its settings and the records (:func:`kdmri.tools.publish.evaluated_runs`) of its units."""
+    its settings and the records (:func:`kdmri.reporting.published.evaluated_runs`) of its units."""
+    from kdmri.reporting.published import evaluated_runs
     from kdmri.tools import study
-    from kdmri.tools.publish import evaluated_runs
 
     stored = dict(summary.get("settings") or {})
     base = protocol.Settings.from_dict(stored) if stored else protocol.Settings()
@@ -184,7 +184,7 @@ def train_family(cfg: Config, family: str, summary: dict, source: str, jobs: int
 def _trained_models(cfg: Config, names: dict[str, str], records: list[dict], entries: dict) -> list[Model]:
     from kdmri.checkpoint import BEST
     from kdmri.evaluation.evaluate import report_dir
-    from kdmri.tools.publish import mean_metrics
+    from kdmri.reporting.published import mean_metrics
 
     by_name = {r["name"]: r for r in records}
     models = []
@@ -349,9 +349,9 @@ def _formatted(table: pd.DataFrame) -> pd.DataFrame:
 def _show(cfg: Config, shown: list[Model], summary: dict | None, summary_path: Path,
           comparisons: Sequence[str], gap: bool, source: str, show: bool) -> Converged:
     from kdmri.reporting import plots
+    from kdmri.reporting.published import curves_frame
     from kdmri.reporting.reports import to_markdown
     from kdmri.reporting.saving import save_figure
-    from kdmri.reporting.study import curves_frame
     from kdmri.reporting.studyfigs import learning_curves
 
     table = model_table(shown)
