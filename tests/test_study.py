@@ -237,8 +237,10 @@ def test_flatness_is_the_protocols_gain_at_the_selected_epoch():
     assert student["drop_in_window"] == 0 and student["gain_max"] == pytest.approx(0.0)
     assert table.loc["kdmri_kd", "verdict"].startswith("undetermined")
     text = "\n".join(flatness_markdown(flatness(curves, 10, 0.05), 10))
-    assert ("| teacher | 4x | kdmri_teacher | 2 | 25 | 0.500 | 1.000 | 2 | still rising (1 of 2 seeds) |"
-            in text)
+    assert ("| teacher | 4x | kdmri_teacher | 2 | 25 | 0.500 | 1.000 | 2 | still rising (1 of 2 seeds) | "
+            "1.000 | still rising (1 of 2 seeds) |" in text)
+    # at the run's end (30 epochs): the plateau is flat, the rising curve gained 1 dB
+    assert student["end_verdict"] == "flat (< 0.05 dB)" and teacher["end_gain_max"] == pytest.approx(1.0)
 
 
 def test_study_report_draws_the_findings_checks_flatness_and_states_the_cost(tiny_study):

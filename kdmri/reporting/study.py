@@ -200,13 +200,17 @@ def flatness(curves: pd.DataFrame, window: int = protocol.WINDOW, delta_db: floa
     epochs, the mean and max gain, how many windows contain the learning-rate drop, and the
     verdict: ``flat (< delta dB)`` when every seed's gain is below ``delta_db``, ``still
     rising`` (with how many seeds) when any is not, ``undetermined`` when a run selected an
-    epoch within the first ``window`` (no window before it)."""
+    epoch within the first ``window`` (no window before it). And the same rule at each run's
+    last epoch (``end_gain_max``, ``end_verdict``): would training longer have helped? A
+    run selected just after its learning-rate drop is "rising" at the selected epoch (the
+    drop's step is in the window) and can still be flat at its end."""
     runs = []
     for (kind, acc, model, seed), c in curves.groupby(["kind", "acc", "model", "seed"], sort=False):
         c = c.sort_values("epoch")
         sel, step = int(c["selected"].iloc[0]), c["lr_step"].iloc[0]
         runs.append({"kind": kind, "acc": acc, "model": model, "seed": seed, "selected": sel,
                      "gain": protocol.window_gain(list(c["score"]), sel, window),
+                     "end_gain": protocol.window_gain(list(c["score"]), len(c), window),
                      "drop_in_window": bool(pd.notna(step) and sel - window <= step < sel)})
     rows = []
     groups = pd.DataFrame(runs).groupby(["kind", "acc", "model"], sort=False) if runs else ()
@@ -219,14 +223,20 @@ def flatness(curves: pd.DataFrame, window: int = protocol.WINDOW, delta_db: floa
             verdict = f"undetermined (selected at or before epoch {window} in {len(g) - len(gains)} seeds)"
         else:
             verdict = f"flat (< {delta_db:g} dB)"
+        ends = g["end_gain"].dropna()
+        end_rising = int((ends >= delta_db).sum())
+        end_verdict = (f"still rising ({end_rising} of {len(g)} seeds)" if end_rising
+                       else f"flat (< {delta_db:g} dB)" if len(ends) == len(g) else "undetermined")
         low, high = int(g["selected"].min()), int(g["selected"].max())
         rows.append({"kind": kind, "acc": acc, "model": model, "seeds": len(g),
                      "selected": str(low) if low == high else f"{low}-{high}",
                      "gain_mean": float(gains.mean()) if len(gains) else float("nan"),
                      "gain_max": float(gains.max()) if len(gains) else float("nan"),
-                     "drop_in_window": int(g["drop_in_window"].sum()), "verdict": verdict})
+                     "drop_in_window": int(g["drop_in_window"].sum()), "verdict": verdict,
+                     "end_gain_max": float(ends.max()) if len(ends) else float("nan"),
+                     "end_verdict": end_verdict})
     return pd.DataFrame(rows, columns=["kind", "acc", "model", "seeds", "selected", "gain_mean", "gain_max",
-                                       "drop_in_window", "verdict"])
+                                       "drop_in_window", "verdict", "end_gain_max", "end_verdict"])
 
 
 def flatness_markdown(table: pd.DataFrame, window: int = protocol.WINDOW, pilot: bool = False) -> list[str]:
@@ -235,11 +245,13 @@ def flatness_markdown(table: pd.DataFrame, window: int = protocol.WINDOW, pilot:
         return ["No finished run yet."]
     epoch = "chosen epoch (rule or cap)" if pilot else "selected epoch(s)"
     lines = [f"| stage kind | acc | model | seeds | {epoch} | gain over the {window} epochs before, "
-             "mean (dB) | max (dB) | windows with the lr drop | verdict |", "|---" * 9 + "|"]
+             "mean (dB) | max (dB) | windows with the lr drop | verdict | gain over the run's last "
+             f"{window} epochs, max (dB) | verdict at the end |", "|---" * 11 + "|"]
     for _, r in table.iterrows():
         lines.append(f"| {r['kind']} | {r['acc']} | {r['model']} | {r['seeds']} | {r['selected']} | "
                      f"{r['gain_mean']:.3f} | {r['gain_max']:.3f} | "
-                     f"{'-' if pilot else r['drop_in_window']} | {r['verdict']} |")
+                     f"{'-' if pilot else r['drop_in_window']} | {r['verdict']} | "
+                     f"{r['end_gain_max']:.3f} | {r['end_verdict']} |")
     return lines
 
 
@@ -351,7 +363,9 @@ def convergence_markdown(curves: pd.DataFrame, pilot: pd.DataFrame, unfinished: 
              f"`best_model.pt` holds): the best held-out score up to that epoch minus the best up to "
              f"{window} epochs earlier; **flat** when it is below {delta_db:g} dB for every seed. "
              "Score: held-out PSNR, the objective in dB for the feature stages. A window that contains "
-             "the learning-rate drop includes the drop's step.", ""]
+             "the learning-rate drop includes the drop's step. The last two columns apply the same "
+             "rule at each run's last epoch: flat there means more epochs at the final learning rate "
+             "would not have helped.", ""]
     lines += flatness_markdown(flatness(curves, window, delta_db), window) + [""]
     if unfinished:
         lines += ["Not finished (left out above):", *[f"* {u}" for u in unfinished], ""]
