@@ -77,3 +77,16 @@ def tiny_cfg(tiny_data, tmp_path):
 
     return Config(dataset="tiny", acc="4x", data_root=str(tiny_data), epochs=2, batch_size=2,
                   lr_step=1, lr_gamma=0.5, experiments_root=str(tmp_path / "exp"), progress=False)
+
+
+@pytest.fixture
+def own_manifests_only(tmp_path_factory, monkeypatch):
+    """The package's manifest replaced by an empty one, so that a test's own manifests (a tiny
+    study published under the package's names, say) are the only ones read."""
+    import kdmri.pretrained as pretrained
+
+    empty = tmp_path_factory.mktemp("no-package-manifest") / "manifest.yaml"
+    empty.write_text("checkpoints: {}\n")
+    monkeypatch.setattr(pretrained, "MANIFEST", empty)
+    monkeypatch.delenv(pretrained.MANIFEST_ENV, raising=False)
+    return empty

@@ -16,6 +16,11 @@ from kdmri.tools import converged
 from kdmri.training import study as protocol
 
 
+@pytest.fixture(autouse=True)
+def _own_manifests(own_manifests_only):
+    """The tiny study is published under the package's names: the package manifest is left out."""
+
+
 @pytest.fixture(scope="module")
 def published(tiny_study, tmp_path_factory):  # noqa: F811
     """Seed 1 of the tiny study published into a temporary package folder."""

@@ -27,7 +27,7 @@ def served(tmp_path):
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
+def env(tmp_path, monkeypatch, own_manifests_only):
     cache = tmp_path / "cache"
     monkeypatch.setenv("KDMRI_CACHE", str(cache))
     monkeypatch.delenv(pretrained.MANIFEST_ENV, raising=False)
@@ -53,8 +53,8 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-def test_the_package_manifest_reads_and_lists_no_checkpoint_yet(env):
-    assert pretrained.read_manifest(pretrained.MANIFEST) == {}
+def test_with_no_manifest_entry_an_unknown_name_says_so(env):
+    assert pretrained.read_manifest(pretrained.MANIFEST) == {}  # the package's, emptied by `env`
     with pytest.raises(ConfigError, match=r"pretrained 'nope': unknown checkpoint; known: none yet"):
         pretrained.load("nope")
 

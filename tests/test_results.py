@@ -65,6 +65,11 @@ def root(tmp_path):
 
 
 def test_collect_reports_has_slice_and_volume_metrics(root):
+    # an evaluation on another test set (test_<set>/, other slices) is not a validation result
+    # (notebook 08 once paired a shift-set evaluation with a validation one and failed)
+    teacher = root / "demo" / "acc_4x" / "kdmri_teacher"
+    (teacher / "test_shift").mkdir()
+    (teacher / "test_shift" / "report.json").write_text((teacher / "report.json").read_text())
     reports = rp.collect_reports(root)
     assert len(reports) == 13
     row = reports[(reports["method"] == "kdmri") & (reports["role"] == "zf")

@@ -112,7 +112,8 @@ def test_tiny_study_runs_resumes_and_reports(tiny_study):
     assert (tmp_path / "results_figures" / "pilot_learning_curves.png").is_file()
 
 
-def test_publish_writes_verified_checkpoints_a_manifest_and_the_summary(tiny_study, tmp_path):
+def test_publish_writes_verified_checkpoints_a_manifest_and_the_summary(tiny_study, tmp_path,
+                                                                        own_manifests_only):
     """study-publish: every evaluated role of one seed as a verified, loadable checkpoint whose
     manifest figures are what evaluating it again gives; nothing written when a seed is unfinished."""
     import kdmri.pretrained as pretrained

@@ -36,12 +36,18 @@ def mean_std(mean: float, std: float, digits: int) -> str:
 
 
 def collect_reports(root: Path | str) -> pd.DataFrame:
-    """One row per ``report.json`` below ``root``: dataset, acc, method, role, label, n_slices,
-    parameters, ``<metric>_mean`` / ``<metric>_std`` (per slice), ``volume_<metric>_mean`` /
-    ``volume_<metric>_std`` (per volume, KD-MRI style), ``experiment`` folder."""
+    """One row per validation ``report.json`` below ``root``: dataset, acc, method, role, label,
+    n_slices, parameters, ``<metric>_mean`` / ``<metric>_std`` (per slice),
+    ``volume_<metric>_mean`` / ``volume_<metric>_std`` (per volume, KD-MRI style),
+    ``experiment`` folder. Evaluations on other test sets (``<experiment>/test_<set>/``,
+    :func:`kdmri.evaluation.evaluate.report_dir`) are other slices and are left out."""
+    from kdmri.evaluation.evaluate import TEST_PREFIX
+
     root = Path(root)
     rows = []
     for path in sorted(root.rglob("report.json")):
+        if path.parent.name.startswith(TEST_PREFIX):
+            continue
         try:
             rep = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
