@@ -67,12 +67,30 @@ def _relative_errors(a: dict, b: dict) -> dict[str, float]:
     return {k: float((a[k] - v).norm() / v.norm()) for k, v in b.items() if k not in skip}
 
 
+def _history_difference(a: list[dict], b: list[dict]) -> float:
+    """The largest relative difference of the train and validation losses, epoch by epoch."""
+    return max(abs(r1[k] - r2[k]) / abs(r2[k]) for r1, r2 in zip(a, b, strict=True)
+               for k in ("train_loss", "val_loss"))
+
+
+#: DDP's distance from the one-process run may be at most this many times the distance that
+#: other convolution kernels alone put between two one-process runs of the same seed (the
+#: floor, measured in the test). Measured (weights / losses, relative): on an Intel Xeon with
+#: AVX-512 DDP was below 1e-5; on an AMD EPYC with AVX2 the KD stage was 1.2e-3 / 5e-5 with a
+#: floor of 3.0e-3 (the L1 terms' sign flips and Adam amplify rounding), the teacher 3e-7
+#: with a floor of 1.7e-4. A 10 % change of the learning rate moves the weights by 2e-2.
+FLOOR_FACTOR = 2.0
+
+
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")  # mkldnn.flags says it
 def test_two_processes_reproduce_one_and_resume_exactly(even_data, tmp_path):
     torch.set_num_threads(1)
     exp = tmp_path / "exp"
-    single = _cfg(even_data, exp, "single")
+    single, kernels = _cfg(even_data, exp, "single"), _cfg(even_data, exp, "kernels")
     for stage in ("teacher", "kd"):
         train(single.replace(kd_init="scratch"), stage, reuse=False)
+        with torch.backends.mkldnn.flags(enabled=False):  # the floor: other conv kernels, same seed
+            train(kernels.replace(kd_init="scratch"), stage, reuse=False)
     writes = tmp_path / "writes"
     writes.mkdir()
     ddp, killed = _cfg(even_data, exp, "ddp"), _cfg(even_data, exp, "killed")
@@ -84,12 +102,15 @@ def test_two_processes_reproduce_one_and_resume_exactly(even_data, tmp_path):
     for stage in ("teacher", "kd"):
         one = load_checkpoint(single.experiment(stage) / LAST)
         two = load_checkpoint(ddp.experiment(stage) / LAST)
+        other = load_checkpoint(kernels.experiment(stage) / LAST)
+        floor = max(_relative_errors(other["model"], one["model"]).values())
+        assert floor > 0  # the other kernels do round differently (else the floor says nothing)
         errors = _relative_errors(two["model"], one["model"])
         worst = max(errors, key=errors.get)
-        assert errors[worst] < 1e-5, f"{stage}: {worst} differs by {errors[worst]:.2e} (relative)"
-        for r1, r2 in zip(one["history"], two["history"], strict=True):
-            for key in ("train_loss", "val_loss"):
-                assert r2[key] == pytest.approx(r1[key], rel=1e-5), (stage, key, r1, r2)
+        assert errors[worst] <= max(1e-5, FLOOR_FACTOR * floor), \
+            f"{stage}: {worst} differs by {errors[worst]:.2e} (relative); other kernels: {floor:.2e}"
+        history_floor = _history_difference(other["history"], one["history"])
+        assert _history_difference(two["history"], one["history"]) <= max(1e-5, FLOOR_FACTOR * history_floor)
         assert two["config"]["batch_size"] == 4  # the global batch is recorded
     # killed after epoch 1 and resumed: the same weights as the uninterrupted 2-process run
     resumed = load_checkpoint(killed.experiment("teacher") / LAST)

@@ -19,12 +19,15 @@ from kdmri.tools.jobs import SlurmOptions, submit_slurm
 
 @pytest.fixture
 def sbatch(tmp_path, monkeypatch):
-    """A fake `sbatch` on PATH that records every script it is given."""
+    """A fake `sbatch` on PATH that records every script it is given, and the `srun` that
+    submitit looks for before it submits (a fresh machine has neither)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "sbatch").write_text("#!/bin/sh\necho \"$1\" >> \"$0.files\"\n"
                                     "echo \"Submitted batch job $$\"\n")
-    (bin_dir / "sbatch").chmod(0o755)
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    for name in ("sbatch", "srun"):
+        (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return bin_dir / "sbatch.files"
 

@@ -244,6 +244,37 @@ def test_flatness_is_the_protocols_gain_at_the_selected_epoch():
     assert student["end_verdict"] == "flat (< 0.05 dB)" and teacher["end_gain_max"] == pytest.approx(1.0)
 
 
+def test_final_lr_gain_leaves_out_the_drops_step():
+    """A curve that jumps at its learning-rate drop and is level after it is rising by the end
+    rule (its last 10 epochs hold the jump) and flat at the final rate; one still climbing
+    after the drop is rising by both; a long final phase gives the end rule's own window."""
+    import pandas as pd
+
+    from kdmri.reporting.study import flatness, flatness_markdown
+
+    jump = [30 + 0.01 * e for e in range(30)] + [31.0] * 10  # drop after epoch 30, level after
+    climb = [30 + 0.01 * e for e in range(30)] + [31 + 0.02 * e for e in range(10)]
+    assert protocol.window_gain(jump, 40, 10) == pytest.approx(31.0 - 30.29)
+    assert protocol.final_lr_gain(jump, 30, 10) == (pytest.approx(0.0), 9)  # epochs 32-40 vs 1-31
+    assert protocol.final_lr_gain(climb, 30, 10) == (pytest.approx(0.18), 9)
+    long = jump + [31.0] * 20  # 30 epochs after the drop: the last 10, as the end rule
+    assert protocol.final_lr_gain(long, 30, 10) == (pytest.approx(protocol.window_gain(long, 60, 10)), 10)
+    assert protocol.final_lr_gain(jump, float("nan"), 10) == (pytest.approx(0.71), 10)  # no drop: end rule
+    assert np.isnan(protocol.final_lr_gain(jump, 39, 10)[0])  # nothing after the drop's first epoch
+    curves = pd.DataFrame(_curve("kd", "kdmri_kd", 1, jump, 35, lr_step=30)
+                          + _curve("kd", "kdmri_kd", 2, jump, 33, lr_step=30)
+                          + _curve("feature", "kdmri_feature", 1, climb, 40, lr_step=30))
+    table = flatness(curves, 10, 0.05).set_index("model")
+    kd, feature = table.loc["kdmri_kd"], table.loc["kdmri_feature"]
+    assert kd["end_verdict"] == "still rising (2 of 2 seeds)" and kd["final_verdict"] == "flat (< 0.05 dB)"
+    assert kd["final_epochs"] == 9 and feature["final_verdict"] == "still rising (1 of 1 seeds)"
+    text = "\n".join(flatness_markdown(flatness(curves, 10, 0.05), 10))
+    assert "| 0.710 | still rising (2 of 2 seeds) | 0.000 | 9 | flat (< 0.05 dB) |" in text
+    # a table published before the final-rate columns existed still renders (without them)
+    old = flatness(curves, 10, 0.05).drop(columns=["final_gain_max", "final_epochs", "final_verdict"])
+    assert "final lr" not in "\n".join(flatness_markdown(old, 10))
+
+
 def test_study_report_draws_the_findings_checks_flatness_and_states_the_cost(tiny_study):
     import pandas as pd
 
@@ -291,8 +322,9 @@ def test_study_report_draws_the_findings_checks_flatness_and_states_the_cost(tin
     text = out.read_text()
     for name in ("psnr_vs_acc.png", "psnr_per_model_4x.png", "learning_curves.png",
                  "pilot_learning_curves.png"):
-        assert (tmp_path / "results_figures" / name).stat().st_size > 1000
-        assert f"(results_figures/{name})" in text
+        # RESULTS_findings.md keeps its figures apart from RESULTS.md's results_figures/
+        assert (tmp_path / "results_findings_figures" / name).stat().st_size > 1000
+        assert f"(results_findings_figures/{name})" in text
     assert "### Convergence" in text and "| teacher | 4x | kdmri_teacher | 2 |" in text
     assert "| teacher | 4x | pilot | 1 | 2 |" in text
     assert "| 4x core | 2 |" in text and "| 312 | test CPU | 1 | measured |" in text

@@ -87,6 +87,22 @@ def window_gain(scores: Sequence[float], epoch: int, window: int = WINDOW) -> fl
     return max(map(float, scores[:epoch])) - max(map(float, scores[:epoch - window]))
 
 
+def final_lr_gain(scores: Sequence[float], lr_step: float, window: int = WINDOW) -> tuple[float, int]:
+    """``(gain, epochs)`` at the final learning rate, the drop's step left out: the best score
+    of the run minus the best up to epoch ``max(len - window, lr_step + 1)`` (the first epoch
+    at the final rate, or later), and the number of epochs that gain is over (``window``, or
+    fewer when fewer than ``window + 1`` epochs follow the drop). Without a drop (``lr_step``
+    NaN or at or past the run's end, as in the pilot) it is the end rule's gain over
+    ``window`` epochs; ``(NaN, 0)`` when no epoch at the final rate follows its first."""
+    n = len(scores)
+    if lr_step is None or math.isnan(float(lr_step)) or int(lr_step) >= n:
+        return window_gain(scores, n, window), min(window, max(n - 1, 0))
+    start = max(n - window, int(lr_step) + 1)
+    if start >= n:
+        return math.nan, 0
+    return max(map(float, scores)) - max(map(float, scores[:start])), n - start
+
+
 def converged_epoch(scores: Sequence[float], window: int = WINDOW, delta_db: float = DELTA_DB
                     ) -> int | None:
     """The first epoch ``e`` (1-based, ``e > window``) at which the best score so far exceeds
