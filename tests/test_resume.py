@@ -64,12 +64,16 @@ def _prepare(cfg, stage: str):
 def test_killed_and_resumed_equals_uninterrupted(tiny_cfg, stage):
     cfg = _schedule_cfg(tiny_cfg)
     extra = _prepare(cfg, stage)
-    whole = cfg.replace(method="whole", lr=LR[stage], **extra)
-    killed = cfg.replace(method="killed", lr=LR[stage], **extra)
-
-    full = load_checkpoint(train(whole, stage) / LAST)
+    # the premise of the test: the best epoch is not the last one (see the module doc). Where
+    # the validation loss still falls at the third rate on this CPU (an AMD EPYC's KD stage
+    # did: 99.8, 2.85, 1.97), the next tenfold first rate is tried, up to 100x.
+    for i, lr in enumerate(LR[stage] * 10.0**k for k in range(3)):
+        whole = cfg.replace(method=f"whole{i}", lr=lr, **extra)
+        full = load_checkpoint(train(whole, stage) / LAST)
+        if full["best"]["epoch"] < EPOCHS:
+            break
+    killed = cfg.replace(method="killed", lr=lr, **extra)
     best_epoch = full["best"]["epoch"]
-    # the premise of the test: the best epoch is not the last one (see the module doc)
     assert 1 <= best_epoch < EPOCHS, [r["val_loss"] for r in full["history"]]
     assert full["history"][-1]["val_loss"] > full["best"]["val_loss"]
 
@@ -89,7 +93,7 @@ def test_killed_and_resumed_equals_uninterrupted(tiny_cfg, stage):
     drop = ("seconds",)
     _equal([{k: v for k, v in r.items() if k not in drop} for r in full["history"]],
            [{k: v for k, v in r.items() if k not in drop} for r in resumed["history"]], "history")
-    assert [r["lr"] for r in resumed["history"]] == pytest.approx([LR[stage] * 10**e for e in (1, 2, 3)])
+    assert [r["lr"] for r in resumed["history"]] == pytest.approx([lr * 10**e for e in (1, 2, 3)])
     best_full = load_checkpoint(whole.experiment(resumed["role"]) / BEST)
     best_resumed = load_checkpoint(out / BEST)
     assert best_full["epoch"] == best_resumed["epoch"] == best_epoch
