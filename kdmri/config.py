@@ -61,7 +61,7 @@ class Config:
     device: str = "cpu"  # "cpu", "cuda", "cuda:<n>", "mps" or "auto"
     # fast paths (kdmri.training.strategy): bf16 autocast (FFTs and DC stay complex64),
     # channels-last memory format, torch.compile
-    precision: str = "fp32"  # "fp32" or "bf16"
+    precision: str = "fp32"  # "fp32", "bf16" or "auto" (bf16 where it is fast: strategy.resolve_precision)
     channels_last: bool = False
     compile: bool = False
     # experiment layout: experiments/<dataset>/acc_<acc>/<method>_<role>/
@@ -139,8 +139,8 @@ class Config:
         check_device(self.device)
         if self.at_mode not in ("sample", "batch"):
             raise ConfigError(f"at_mode={self.at_mode!r}: expected 'sample' or 'batch'")
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"precision={self.precision!r}: expected 'fp32' or 'bf16'")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ConfigError(f"precision={self.precision!r}: expected 'fp32', 'bf16' or 'auto'")
         for name in ("imitation_reduction", "sft_imitation_reduction"):
             if getattr(self, name) not in ("mean", "reference"):
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected 'mean' or 'reference'")

@@ -154,7 +154,10 @@ def read_fastpath(path: str | Path | None = None) -> dict[str, dict[str, float]]
 
 def fastpath_variant(cfg: Config) -> str:
     """The name of ``cfg``'s fast-path variant as :mod:`kdmri.tools.fastpath` names it."""
-    parts = [p for p, on in (("bf16", cfg.precision == "bf16"), ("channels_last", cfg.channels_last),
+    from kdmri.training.strategy import resolve_precision
+
+    bf16 = resolve_precision(cfg.precision, cfg.torch_device()) == "bf16"
+    parts = [p for p, on in (("bf16", bf16), ("channels_last", cfg.channels_last),
                              ("compile", cfg.compile)) if on]
     return " + ".join(parts) or "fp32"
 

@@ -408,7 +408,8 @@ def _train(runner: StageRunner, stage: str, stop_after: int | None, reuse: bool)
         scheduler.load_state_dict(ckpt["scheduler"])
         state.update(epoch=ckpt["epoch"], history=ckpt["history"], best=ckpt["best"])
     end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
-    meta = {"config": cfg.to_dict(), "stage": stage, "role": spec.role, "task": runner.task.name}
+    meta = {"config": cfg.to_dict(), "stage": stage, "role": spec.role, "task": runner.task.name,
+            "precision_used": strategy.precision}  # precision: auto resolved on this machine
     callbacks = [CheckpointWriter(out_dir, meta), CSVLog(out_dir / "train_log.csv"),
                  ProgressBar(f"{stage} {cfg.dataset} {cfg.acc}", state["epoch"], cfg.epochs,
                              cfg.progress and strategy.progress())]

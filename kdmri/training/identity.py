@@ -75,7 +75,12 @@ def stage_fields(cfg: Config, spec: StageSpec) -> dict:
     if spec.task == "sr" or cfg.mask_source == "kdmri":  # keys made before the field stay valid
         skip.add("mask_source")
     skip |= {f for f in NETWORK_FIELDS if not _network_field_used(f, cfg, spec)}
-    return {k: v for k, v in sorted(cfg.to_dict().items()) if k not in skip}
+    fields = {k: v for k, v in sorted(cfg.to_dict().items()) if k not in skip}
+    if fields.get("precision") == "auto":  # what this machine computes in (bf16 or fp32)
+        from kdmri.training.strategy import resolve_precision
+
+        fields["precision"] = resolve_precision("auto", cfg.torch_device())
+    return fields
 
 
 def stored_key(folder: Path) -> str | None:

@@ -21,6 +21,11 @@ keep the number of training slices a multiple of the global batch for exact agre
 
 Fast paths, all in the configuration: ``precision: bf16`` (autocast; the FFTs and data
 consistency stay in complex64), ``channels_last``, ``compile`` (``torch.compile``).
+``precision: auto`` (:func:`resolve_precision`) takes bf16 only where it is fast: on a GPU
+that supports it, and on a CPU whose oneDNN has bf16 kernels (AVX-512 and later). On an
+AVX2 CPU bf16 is emulated: a DC-CNN training step took 8-11x (with channels-last) to
+14x (without) as long as in fp32 on an AMD EPYC (benchmarks/fastpath_avx2.md), so there
+``auto`` is fp32. The checkpoint records the precision a run used (``precision_used``).
 """
 
 from __future__ import annotations
@@ -39,7 +44,34 @@ from kdmri.errors import ConfigError, WaitTimeout
 
 #: Multiplier of the seed in the per-epoch permutation seed (kept from the first release).
 EPOCH_SEED_STRIDE = 100_003
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
+#: ``ONEDNN_MAX_CPU_ISA`` values (prefixes) under which oneDNN may still use its bf16 kernels;
+#: any other cap (SSE41, AVX, AVX2, ...) makes ``auto`` choose fp32.
+BF16_ISAS = ("ALL", "DEFAULT", "AVX512", "AVX10")
+
+
+def cpu_bf16_fast() -> bool:
+    """Whether bf16 convolutions run on oneDNN's bf16 kernels on this CPU (AVX-512 BW/VL/DQ
+    or later, not capped by ``ONEDNN_MAX_CPU_ISA``/``DNNL_MAX_CPU_ISA``); on AVX2 they are
+    emulated and several times slower than fp32."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        cap = os.environ.get(name, "").strip().upper()
+        if cap and not cap.startswith(BF16_ISAS):
+            return False
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """``fp32`` or ``bf16``: ``precision`` itself, or for ``auto`` bf16 where it is fast
+    (a CUDA device that supports it; a CPU with :func:`cpu_bf16_fast`), else fp32."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if kind == "cpu" and cpu_bf16_fast() else "fp32"
 #: Seconds the processes of a DDP run wait for each other to start (and for any collective),
 #: unless the environment variable :data:`DDP_TIMEOUT_ENV` says otherwise.
 DDP_TIMEOUT_S = 300.0
@@ -64,10 +96,10 @@ class Strategy:
 
     def __init__(self, device: torch.device | str = "cpu", precision: str = "fp32",
                  channels_last: bool = False, compile: bool = False):
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
         self.device = torch.device(device)
-        self.precision, self.channels_last, self.compile = precision, channels_last, compile
+        # what the run uses: ``auto`` resolved for this device (resolve_precision)
+        self.precision = resolve_precision(precision, self.device)
+        self.channels_last, self.compile = channels_last, compile
 
     @property
     def is_writer(self) -> bool:
