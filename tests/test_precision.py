@@ -50,3 +50,14 @@ def test_the_checkpoint_records_the_precision_a_run_used(tiny_cfg, monkeypatch):
         ckpt = load_checkpoint(train(cfg, "teacher") / LAST)
         assert ckpt["config"]["precision"] == "auto"
         assert ckpt["precision_used"] == ("bf16" if fast else "fp32")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_study_plan_says_when_its_bf16_step_costs_do_not_apply(monkeypatch, tmp_path, fast):
+    from kdmri.tools.study import precision_warning
+    from kdmri.training.study import Settings
+
+    monkeypatch.setattr(strategy, "cpu_bf16_fast", lambda: fast)
+    note = precision_warning(tmp_path, Settings())  # the demo's params: precision auto
+    assert (note is None) if fast else ("is fp32 on this machine" in note and "understate" in note)
+    assert precision_warning(tmp_path, Settings(overrides={"precision": "fp32"})) is None

@@ -287,6 +287,23 @@ def epoch_cost(kind: str, batch: int, n_train: int, n_val: int) -> float:
     return math.ceil(n_train / batch) * step + val
 
 
+def precision_warning(root: Path, settings: Settings) -> str | None:
+    """A line for the plan when this machine trains the study's params in fp32 although
+    :data:`STEP_COST` holds bf16 + channels-last figures (``precision: auto`` on a CPU
+    without bf16 kernels): there a step costs 1.8-2.9x as much relative to the calibration
+    (teacher 1.07, student 0.52, KD 0.44 calibration steps with channels-last on an AMD EPYC,
+    AVX2; benchmarks/fastpath_avx2.md), so the plan understates by about that much."""
+    from kdmri.training.strategy import resolve_precision
+
+    cfg = load_config(settings.params.format(acc="4x"), {"progress": False, **settings.overrides})
+    used = resolve_precision(cfg.precision, cfg.torch_device())
+    if used == "bf16" or cfg.precision == "fp32":
+        return None
+    return (f"note: precision {cfg.precision!r} is {used} on this machine; the step costs are bf16 + "
+            "channels-last figures, and here a step costs 1.8-2.9x as much (benchmarks/fastpath_avx2.md): "
+            "the times below understate by about that much")
+
+
 def plan(root: Path, settings: Settings, calibration: float, seeds=None, only=None) -> tuple[str, float]:
     """The cost plan as text and its total in hours (units not yet done, of ``seeds``; of
     ``only``, a collection of unit names, when given)."""
@@ -298,6 +315,8 @@ def plan(root: Path, settings: Settings, calibration: float, seeds=None, only=No
                            "the pilot has not run: every run at its cap (an upper bound)")
              + ("; the other kinds at their caps" if chosen and set(chosen) != set(settings.caps)
                 else ""), ""]
+    warning = precision_warning(root, settings)
+    lines += [warning, ""] if warning else []
     total = 0.0
     for unit in units_of(root, settings):
         if not unit.pilot and seeds is not None and unit.seed not in seeds:
