@@ -45,7 +45,7 @@ SECOND_KERNEL_PATH := ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 
 test: install
 	$(PY) -m ruff check kdmri tests notebooks
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 	env $(SECOND_KERNEL_PATH) $(PY) -m pytest -p no:cacheprovider -m numerics
 	$(MAKE) --no-print-directory nbval
 
