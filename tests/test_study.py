@@ -113,7 +113,7 @@ def test_tiny_study_runs_resumes_and_reports(tiny_study):
 
 
 def test_publish_writes_verified_checkpoints_a_manifest_and_the_summary(tiny_study, tmp_path,
-                                                                        own_manifests_only):
+                                                                        own_manifests_only, monkeypatch):
     """study-publish: every evaluated role of one seed as a verified, loadable checkpoint whose
     manifest figures are what evaluating it again gives; nothing written when a seed is unfinished."""
     import kdmri.pretrained as pretrained
@@ -142,6 +142,25 @@ def test_publish_writes_verified_checkpoints_a_manifest_and_the_summary(tiny_stu
     # a second publish needs --force; a seed that is not a study seed is one clear error
     with pytest.raises(DataError, match="--force"):
         publish(root, 1, out, manifest)
+    # a --force publish that fails partway leaves the published set as it was, no staging folder
+    import kdmri.reporting.published as published
+
+    before, manifest_before = {p.name: p.read_bytes() for p in out.iterdir()}, manifest.read_text()
+    real, calls = published.write_checkpoint, []
+
+    def fails_third(source, dest):
+        calls.append(dest)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(source, dest)
+    monkeypatch.setattr(published, "write_checkpoint", fails_third)
+    with pytest.raises(OSError, match="disk full"):
+        publish(root, 1, out, manifest, commit="abc", force=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert manifest.read_text() == manifest_before and not list(out.parent.glob(".study.publish-*"))
+    monkeypatch.setattr(published, "write_checkpoint", real)
+    assert publish(root, 1, out, manifest, commit="def", force=True) == names  # and --force replaces
+    assert pretrained.read_manifest(manifest)["study-4x-kdmri_kd"].commit == "def"
     with pytest.raises(ConfigError, match="seed 7: not a seed"):
         publish(root, 7, tmp_path / "x", tmp_path / "x.yaml")
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.yaml").exists()

@@ -20,7 +20,9 @@ and the documentation can show the converged results without the study folder.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -198,7 +200,6 @@ def publish(root: Path | str, seed: int, out: Path | str = PUBLISHED, manifest: 
     """Publish seed ``seed`` of the study in ``root`` into ``out`` and ``manifest``; the names."""
     import yaml
 
-    from kdmri.fetch import sha256_of
     from kdmri.training.study import load_settings
 
     root, out, manifest = Path(root).resolve(), Path(out).resolve(), Path(manifest).resolve()
@@ -213,21 +214,44 @@ def publish(root: Path | str, seed: int, out: Path | str = PUBLISHED, manifest: 
     for rec in records:  # every figure first: a missing evaluation leaves nothing half-written
         metrics_of[rec["name"]] = {t: mean_metrics(rec["experiment"] / f"test_{t}")
                                    for t in protocol.TEST_SETS}
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.pt"):
-        old.unlink()
-    base = manifest.parent
+    # everything is written into a staging folder beside ``out`` first; the old checkpoints are
+    # replaced only once every new file exists, so a failure leaves the published set as it was
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.publish-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        entries = _stage(root, records, settings, seed, staging, out, manifest.parent, commit,
+                         metrics_of, min_seeds)
+        out.mkdir(exist_ok=True)
+        for old in out.glob("*.pt"):
+            old.unlink()
+        for path in staging.iterdir():
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    text = MANIFEST_HEAD + yaml.safe_dump({"root": ".", "checkpoints": entries}, sort_keys=False, width=100)
+    atomic_text(manifest, text)
+    return list(entries)
+
+
+def _stage(root: Path, records: list[dict], settings, seed: int, staging: Path, out: Path, base: Path,
+           commit: str, metrics_of: dict, min_seeds: int) -> dict:
+    """Write every checkpoint and ``summary.json`` into ``staging``; the manifest entries, with
+    the addresses the files will have in ``out``."""
+    from kdmri.fetch import sha256_of
+
     entries = {}
     for rec in records:
         unit, run, name = rec["unit"], rec["run"], rec["name"]
-        dest = out / f"{name}.pt"
-        write_checkpoint(rec["experiment"] / "best_model.pt", dest)
+        staged, dest = staging / f"{name}.pt", out / f"{name}.pt"
+        write_checkpoint(rec["experiment"] / "best_model.pt", staged)
         changes = {k: v for k, v in run.changes.items()}
         sets = " ".join(f"--set {k}={v}" for k, v in {**changes, "epochs": run.epochs,
                                                       "lr_step": run.lr_step}.items())
         entries[name] = {
             "url": dest.relative_to(base).as_posix() if dest.is_relative_to(base) else str(dest),
-            "sha256": sha256_of(dest), "size": dest.stat().st_size,
+            "sha256": sha256_of(staged), "size": staged.stat().st_size,
             "description": f"study {unit.acc} {rec['experiment'].name}, seed {unit.seed}",
             "stage": run.stage, "acc": unit.acc, "seed": unit.seed,
             "config": {"params": settings.params.format(acc=unit.acc), "changes": changes,
@@ -237,11 +261,9 @@ def publish(root: Path | str, seed: int, out: Path | str = PUBLISHED, manifest: 
                         f"--params {settings.params.format(acc=unit.acc)} "
                         f"--seed {unit.seed} {sets}, on the study's data split)"),
             "commit": commit, "metrics": metrics_of[name], "card": _card(rec, metrics_of[name])}
-    text = MANIFEST_HEAD + yaml.safe_dump({"root": ".", "checkpoints": entries}, sort_keys=False, width=100)
-    atomic_text(manifest, text)
-    atomic_text(out / "summary.json",
+    atomic_text(staging / "summary.json",
                 json.dumps(summary(root, records, seed, settings, min_seeds), indent=1, default=float))
-    return list(entries)
+    return entries
 
 
 #: Study test set -> the folder ``evaluate`` reads under a demo dataset (the slab is its validation).
