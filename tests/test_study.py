@@ -372,4 +372,6 @@ def test_notebook_08_draws_the_published_findings(tiny_study, tmp_path, capsys):
         assert "| teacher - student | 4x | 2 |" in section and "seed spread |" in section
     assert "| kd | 4x | kdmri_kd | 2 |" in text and "The pilot's flatness" in text
     assert set(found["curves"]["seed"]) == {1}  # the published seed's curves
+    # ... and their flatness at the final learning rate, computed from those curves
+    assert "The published seed's runs (seed 1)" in text and "verdict at the final lr |" in text
     assert show_published_findings(out / "summary.json")["markdown"] == text

@@ -360,6 +360,14 @@ def published_findings(path: Path | str | None = None) -> dict | None:
              f"{summary.get('measured_hours', float('nan')):.2f} h.", ""]
     for test, table in frames["comparisons"].items():
         lines += test_markdown(test, values[values["test"] == test], table, frames["missing"][test])
+    if len(frames["curves"]):  # computed here, so a summary.json of any age gets the final-rate columns
+        from kdmri.reporting.flatness import flatness
+
+        lines += [f"The published seed's runs (seed {summary.get('published_seed')}), with the gain at the "
+                  "final learning rate from its first epoch (the drop's step left out):", ""]
+        lines += flatness_markdown(flatness(frames["curves"], summary.get("window", protocol.WINDOW),
+                                            summary.get("delta_db", protocol.DELTA_DB)),
+                                   summary.get("window", protocol.WINDOW)) + [""]
     for key, pilot in (("flatness", False), ("pilot_flatness", True)):
         if len(frames[key]):
             lines += [("The pilot's" if pilot else "Every run's") + " flatness at its "
