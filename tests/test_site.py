@@ -116,10 +116,11 @@ def test_page_checks_on_a_small_site(tmp_path):
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """Every notebook executed once with the quick profile (the nbval parameters) into a
-    temporary runs folder, with its own experiments folder."""
+    temporary runs folder, with its own experiments folder; two at a time, as the graph
+    allows (7.3 min one at a time on an AVX2 CPU, the longest set-up of the suite)."""
     root = tmp_path_factory.mktemp("site-run")
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "kdmri", "batch", "--params", "ci",
+    done = subprocess.run([sys.executable, "-m", "kdmri", "batch", "--params", "ci", "--jobs", "2",
                            "--out", str(root / "runs"),
                            "--set", f"experiments_root={root / 'experiments'}", "--no-progress"],
                           capture_output=True, text=True, timeout=1800)
