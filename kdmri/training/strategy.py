@@ -72,6 +72,8 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     if kind == "cuda":
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if kind == "cpu" and cpu_bf16_fast() else "fp32"
+
+
 #: Seconds the processes of a DDP run wait for each other to start (and for any collective),
 #: unless the environment variable :data:`DDP_TIMEOUT_ENV` says otherwise.
 DDP_TIMEOUT_S = 300.0
